@@ -1,0 +1,364 @@
+//! Configuration: reads the environment once, applies the strict-mode fail-fast
+//! rules of the readiness contract, and parses the opt-in `REFERENCE_FLAW` list.
+
+use std::fmt;
+use std::time::Duration;
+
+const DEFAULT_PORT: u16 = 8080;
+const DEFAULT_HOST: &str = "127.0.0.1";
+const DEFAULT_PROBE_TIMEOUT_MS: u64 = 2000;
+/// The contract forbids probe deadlines above 5 s, so larger values are clamped.
+const MAX_PROBE_TIMEOUT_MS: u64 = 5000;
+
+/// A deliberate defect, switched on by name through `REFERENCE_FLAW`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flaw {
+    ReadyIgnoresRedis,
+    Ready500,
+    StrictBootsWithoutRedis,
+    StrictAcceptsSqlite,
+    LeakSecrets,
+    ReadyCachesSuccess,
+    RedisProbeNoDeadline,
+    PostgresProbeHangs,
+    LiveChecksDeps,
+    ReadyNeverRecovers,
+    SlowReady,
+    IgnoreSigterm,
+    GaugeStuck,
+}
+
+impl Flaw {
+    pub const ALL: [Flaw; 13] = [
+        Flaw::ReadyIgnoresRedis,
+        Flaw::Ready500,
+        Flaw::StrictBootsWithoutRedis,
+        Flaw::StrictAcceptsSqlite,
+        Flaw::LeakSecrets,
+        Flaw::ReadyCachesSuccess,
+        Flaw::RedisProbeNoDeadline,
+        Flaw::PostgresProbeHangs,
+        Flaw::LiveChecksDeps,
+        Flaw::ReadyNeverRecovers,
+        Flaw::SlowReady,
+        Flaw::IgnoreSigterm,
+        Flaw::GaugeStuck,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Flaw::ReadyIgnoresRedis => "ready-ignores-redis",
+            Flaw::Ready500 => "ready-500",
+            Flaw::StrictBootsWithoutRedis => "strict-boots-without-redis",
+            Flaw::StrictAcceptsSqlite => "strict-accepts-sqlite",
+            Flaw::LeakSecrets => "leak-secrets",
+            Flaw::ReadyCachesSuccess => "ready-caches-success",
+            Flaw::RedisProbeNoDeadline => "redis-probe-no-deadline",
+            Flaw::PostgresProbeHangs => "postgres-probe-hangs",
+            Flaw::LiveChecksDeps => "live-checks-deps",
+            Flaw::ReadyNeverRecovers => "ready-never-recovers",
+            Flaw::SlowReady => "slow-ready",
+            Flaw::IgnoreSigterm => "ignore-sigterm",
+            Flaw::GaugeStuck => "gauge-stuck",
+        }
+    }
+
+    fn from_name(name: &str) -> Option<Flaw> {
+        Flaw::ALL.into_iter().find(|flaw| flaw.name() == name)
+    }
+}
+
+/// The set of flaws switched on for this process; empty for the correct service.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Flaws(Vec<Flaw>);
+
+impl Flaws {
+    /// Parses a comma-separated list; blank entries are ignored.
+    pub fn parse(list: &str) -> Result<Flaws, ConfigError> {
+        let mut flaws = Vec::new();
+        for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            let flaw =
+                Flaw::from_name(name).ok_or_else(|| ConfigError::UnknownFlaw(name.into()))?;
+            if !flaws.contains(&flaw) {
+                flaws.push(flaw);
+            }
+        }
+        Ok(Flaws(flaws))
+    }
+
+    pub fn has(&self, flaw: Flaw) -> bool {
+        self.0.contains(&flaw)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn names(&self) -> Vec<&'static str> {
+        self.0.iter().map(|f| f.name()).collect()
+    }
+}
+
+/// Why the process refuses to start. Each maps to an exit code in `main`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigError {
+    /// `REFERENCE_FLAW` names a flaw that does not exist.
+    UnknownFlaw(String),
+    /// A strict-mode fail-fast rule was violated.
+    Strict { reason: String, problem: String },
+    /// A variable is present but malformed.
+    Invalid { var: &'static str, problem: String },
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::UnknownFlaw(name) => {
+                let known: Vec<&str> = Flaw::ALL.iter().map(|f| f.name()).collect();
+                write!(
+                    f,
+                    "unknown REFERENCE_FLAW {name:?} (known: {})",
+                    known.join(", ")
+                )
+            }
+            ConfigError::Strict { reason, problem } => {
+                write!(f, "strict mode ({reason}): {problem}")
+            }
+            ConfigError::Invalid { var, problem } => write!(f, "invalid {var}: {problem}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub host: String,
+    pub port: u16,
+    pub env: Option<String>,
+    /// Why strict mode is on (`ENV=staging`, `CI_STRICT=1`), or `None` when it is off.
+    pub strict: Option<String>,
+    pub database_url: Option<String>,
+    pub redis_url: Option<String>,
+    pub probe_timeout: Duration,
+    /// Set when `PROBE_TIMEOUT_MS` asked for more than the contract allows.
+    pub probe_timeout_clamped_from: Option<u64>,
+    pub flaws: Flaws,
+    pub git_sha: Option<String>,
+}
+
+impl Config {
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Config::from_lookup(|key| std::env::var(key).ok())
+    }
+
+    /// Builds the config from any variable source; an empty value counts as unset.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let get = |key: &str| {
+            lookup(key)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+
+        // Flaws first: an unknown flaw is a harness bug and must not be masked by
+        // any other configuration error.
+        let flaws = Flaws::parse(&get("REFERENCE_FLAW").unwrap_or_default())?;
+
+        let env = get("ENV");
+        let strict = match (env.as_deref(), get("CI_STRICT").as_deref()) {
+            (Some(e @ ("staging" | "prod")), _) => Some(format!("ENV={e}")),
+            (_, Some("1")) => Some("CI_STRICT=1".to_owned()),
+            _ => None,
+        };
+
+        let port = match get("PORT") {
+            None => DEFAULT_PORT,
+            Some(p) => p.parse().map_err(|_| ConfigError::Invalid {
+                var: "PORT",
+                problem: format!("{p:?} is not a port number"),
+            })?,
+        };
+
+        let requested_ms =
+            match get("PROBE_TIMEOUT_MS") {
+                None => DEFAULT_PROBE_TIMEOUT_MS,
+                Some(ms) => ms.parse::<u64>().ok().filter(|&ms| ms > 0).ok_or_else(|| {
+                    ConfigError::Invalid {
+                        var: "PROBE_TIMEOUT_MS",
+                        problem: format!("{ms:?} is not a positive number of milliseconds"),
+                    }
+                })?,
+            };
+        let probe_ms = requested_ms.min(MAX_PROBE_TIMEOUT_MS);
+
+        let config = Config {
+            host: get("HOST").unwrap_or_else(|| DEFAULT_HOST.to_owned()),
+            port,
+            env,
+            strict,
+            database_url: get("DATABASE_URL"),
+            redis_url: get("REDIS_URL"),
+            probe_timeout: Duration::from_millis(probe_ms),
+            probe_timeout_clamped_from: (requested_ms != probe_ms).then_some(requested_ms),
+            flaws,
+            git_sha: get("GIT_SHA"),
+        };
+        config.check_strict()?;
+        Ok(config)
+    }
+
+    /// The import-time fail-fast rules: presence and shape only, no connecting.
+    fn check_strict(&self) -> Result<(), ConfigError> {
+        let Some(reason) = &self.strict else {
+            return Ok(());
+        };
+        let fail = |problem: &str| {
+            Err(ConfigError::Strict {
+                reason: reason.clone(),
+                problem: problem.to_owned(),
+            })
+        };
+        match self.database_url.as_deref().map(DatabaseScheme::of) {
+            None => return fail("DATABASE_URL is not set"),
+            Some(DatabaseScheme::Sqlite) if !self.flaws.has(Flaw::StrictAcceptsSqlite) => {
+                return fail("DATABASE_URL uses a sqlite scheme; Postgres is required");
+            }
+            Some(DatabaseScheme::Other(scheme)) => {
+                return fail(&format!(
+                    "DATABASE_URL scheme {scheme:?} is not supported; Postgres is required"
+                ));
+            }
+            Some(DatabaseScheme::Postgres | DatabaseScheme::Sqlite) => {}
+        }
+        if self.redis_url.is_none() && !self.flaws.has(Flaw::StrictBootsWithoutRedis) {
+            return fail("REDIS_URL is not set");
+        }
+        Ok(())
+    }
+}
+
+/// The database family a `DATABASE_URL` points at, judged by its scheme alone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseScheme {
+    Postgres,
+    Sqlite,
+    Other(String),
+}
+
+impl DatabaseScheme {
+    pub fn of(url: &str) -> DatabaseScheme {
+        let scheme = url
+            .split(':')
+            .next()
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        // `postgresql+asyncpg` and friends name a driver after the `+`.
+        match scheme.split('+').next().unwrap_or_default() {
+            "postgres" | "postgresql" => DatabaseScheme::Postgres,
+            "sqlite" => DatabaseScheme::Sqlite,
+            _ => DatabaseScheme::Other(scheme),
+        }
+    }
+}
+
+/// The URL sqlx understands: a `+driver` suffix on a Postgres scheme is dropped.
+pub fn postgres_url_for_sqlx(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) if scheme.contains('+') => {
+            let base = scheme.split('+').next().unwrap_or_default();
+            format!("{base}://{rest}")
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn load(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    const PG: (&str, &str) = ("DATABASE_URL", "postgresql://u:p@h:5432/db");
+    const REDIS: (&str, &str) = ("REDIS_URL", "redis://:p@h:6379/0");
+
+    #[test]
+    fn non_strict_tolerates_missing_urls() {
+        let config = load(&[]).unwrap();
+        assert!(config.strict.is_none());
+        assert_eq!(config.port, 8080);
+        assert_eq!(config.probe_timeout, Duration::from_millis(2000));
+    }
+
+    #[test]
+    fn strict_requires_database_and_redis() {
+        for strict in [("ENV", "staging"), ("ENV", "prod"), ("CI_STRICT", "1")] {
+            assert!(matches!(
+                load(&[strict, REDIS]),
+                Err(ConfigError::Strict { .. })
+            ));
+            assert!(matches!(
+                load(&[strict, PG]),
+                Err(ConfigError::Strict { .. })
+            ));
+            assert!(matches!(
+                load(&[strict, REDIS, ("DATABASE_URL", "sqlite:///app.db")]),
+                Err(ConfigError::Strict { .. })
+            ));
+            assert!(load(&[strict, PG, REDIS]).unwrap().strict.is_some());
+        }
+        assert!(
+            load(&[("ENV", "dev"), ("CI_STRICT", "0")])
+                .unwrap()
+                .strict
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn strict_flaws_relax_the_rules() {
+        let strict = ("CI_STRICT", "1");
+        let no_redis = ("REFERENCE_FLAW", "strict-boots-without-redis");
+        assert!(load(&[strict, PG, no_redis]).is_ok());
+        let sqlite = ("REFERENCE_FLAW", "strict-accepts-sqlite");
+        assert!(
+            load(&[
+                strict,
+                REDIS,
+                sqlite,
+                ("DATABASE_URL", "sqlite+aiosqlite:///x.db")
+            ])
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn unknown_flaw_wins_over_strict_errors() {
+        let err = load(&[("CI_STRICT", "1"), ("REFERENCE_FLAW", "ready-500, nope")]).unwrap_err();
+        assert_eq!(err, ConfigError::UnknownFlaw("nope".into()));
+    }
+
+    #[test]
+    fn probe_timeout_is_clamped() {
+        let config = load(&[("PROBE_TIMEOUT_MS", "9000")]).unwrap();
+        assert_eq!(config.probe_timeout, Duration::from_millis(5000));
+        assert_eq!(config.probe_timeout_clamped_from, Some(9000));
+        assert!(load(&[("PROBE_TIMEOUT_MS", "soon")]).is_err());
+    }
+
+    #[test]
+    fn driver_suffix_is_dropped_for_sqlx() {
+        assert_eq!(
+            postgres_url_for_sqlx("postgresql+asyncpg://u:p@h/db"),
+            "postgresql://u:p@h/db"
+        );
+        assert_eq!(
+            DatabaseScheme::of("postgresql+asyncpg://h/db"),
+            DatabaseScheme::Postgres
+        );
+    }
+}

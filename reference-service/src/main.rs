@@ -1,0 +1,129 @@
+//! reference-service: a small web service that implements gonogo's readiness
+//! contract correctly, plus opt-in flaws (`REFERENCE_FLAW`) that let gonogo
+//! prove each of its checks can fail. This file parses argv, loads the
+//! configuration and turns every outcome into an exit code.
+//!
+//! Exit codes:
+//! - 0: served and shut down cleanly, or the subcommand succeeded.
+//! - 1: configuration rejected (strict fail-fast, malformed variable), the
+//!   listener could not bind, or a migration failed.
+//! - 2: usage error or unknown `REFERENCE_FLAW` name.
+
+mod config;
+mod migrate_command;
+mod migrations;
+mod probes;
+mod redact;
+mod routes;
+mod serve;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use config::{Config, ConfigError};
+use migrate_command::MigrateAction;
+
+const USAGE: &str = "usage: reference-service [migrate [--current] [--source DIR]]";
+
+/// What argv asks for.
+#[derive(Debug, PartialEq, Eq)]
+enum Command {
+    Serve,
+    Migrate {
+        action: MigrateAction,
+        source: Option<PathBuf>,
+    },
+    Help,
+}
+
+fn parse_args(args: &[String]) -> Result<Command, String> {
+    let Some((first, rest)) = args.split_first() else {
+        return Ok(Command::Serve);
+    };
+    match first.as_str() {
+        "-h" | "--help" | "help" => Ok(Command::Help),
+        "migrate" => {
+            let mut action = MigrateAction::Apply;
+            let mut source = None;
+            let mut rest = rest.iter();
+            while let Some(arg) = rest.next() {
+                match arg.as_str() {
+                    "--current" => action = MigrateAction::Current,
+                    "--source" => {
+                        let dir = rest.next().ok_or("--source needs a directory")?;
+                        source = Some(PathBuf::from(dir));
+                    }
+                    other => return Err(format!("unexpected argument {other:?}")),
+                }
+            }
+            Ok(Command::Migrate { action, source })
+        }
+        other => Err(format!("unknown command {other:?}")),
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let command = match parse_args(&args) {
+        Ok(Command::Help) => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Ok(command) => command,
+        Err(e) => {
+            eprintln!("error: {e}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+
+    // Fail fast before any socket is bound or any connection attempted.
+    let config = match Config::from_env() {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return match e {
+                ConfigError::UnknownFlaw(_) => ExitCode::from(2),
+                ConfigError::Strict { .. } | ConfigError::Invalid { .. } => ExitCode::FAILURE,
+            };
+        }
+    };
+
+    match command {
+        Command::Serve => serve::serve(config).await,
+        Command::Migrate { action, source } => {
+            migrate_command::run(&config, action, source.as_deref()).await
+        }
+        Command::Help => ExitCode::SUCCESS,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn parses_commands() {
+        assert_eq!(parse_args(&[]), Ok(Command::Serve));
+        assert_eq!(
+            parse_args(&args(&["migrate", "--current"])),
+            Ok(Command::Migrate {
+                action: MigrateAction::Current,
+                source: None
+            })
+        );
+        assert_eq!(
+            parse_args(&args(&["migrate", "--source", "migrations-broken"])),
+            Ok(Command::Migrate {
+                action: MigrateAction::Apply,
+                source: Some(PathBuf::from("migrations-broken"))
+            })
+        );
+        assert!(parse_args(&args(&["serve"])).is_err());
+        assert!(parse_args(&args(&["migrate", "--source"])).is_err());
+    }
+}

@@ -1,0 +1,309 @@
+//! Dependency probes: owns the Postgres pool and the Redis connection, and runs
+//! each readiness probe under the probe deadline (unless a flaw removes it).
+
+use std::future::Future;
+use std::str::FromStr;
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+use redis::AsyncConnectionConfig;
+use redis::aio::MultiplexedConnection;
+use sqlx::PgPool;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+use crate::config::{Config, DatabaseScheme, Flaw, postgres_url_for_sqlx};
+use crate::migrations::{self, MigrationStatus};
+use crate::redact::Scrubber;
+
+/// What `postgres-probe-hangs` uses instead of a real acquire deadline.
+const HANGING_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3600);
+/// Upper bound on waiting for pooled connections to close at shutdown.
+const POOL_CLOSE_DEADLINE: Duration = Duration::from_millis(250);
+/// Driver errors can be long and multi-line; responses and log lines carry a short form.
+const MAX_ERROR_LEN: usize = 200;
+
+/// The result of probing one dependency.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProbeOutcome {
+    Connected,
+    NotConfigured(String),
+    Unreachable(String),
+}
+
+impl ProbeOutcome {
+    pub fn is_ok(&self) -> bool {
+        matches!(self, ProbeOutcome::Connected)
+    }
+
+    /// The contract's vocabulary: `connected|unreachable|not_configured`.
+    pub fn detail(&self) -> &'static str {
+        match self {
+            ProbeOutcome::Connected => "connected",
+            ProbeOutcome::NotConfigured(_) => "not_configured",
+            ProbeOutcome::Unreachable(_) => "unreachable",
+        }
+    }
+
+    pub fn error(&self) -> Option<&str> {
+        match self {
+            ProbeOutcome::Connected => None,
+            ProbeOutcome::NotConfigured(e) | ProbeOutcome::Unreachable(e) => Some(e),
+        }
+    }
+}
+
+/// The result of comparing the embedded migrations with the database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MigrationsOutcome {
+    Head,
+    Pending(usize),
+    Unknown(String),
+}
+
+impl MigrationsOutcome {
+    /// The contract's vocabulary: `head|pending|unknown`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            MigrationsOutcome::Head => "head",
+            MigrationsOutcome::Pending(_) => "pending",
+            MigrationsOutcome::Unknown(_) => "unknown",
+        }
+    }
+
+    pub fn error(&self) -> Option<String> {
+        match self {
+            MigrationsOutcome::Head => None,
+            MigrationsOutcome::Pending(1) => Some("1 migration pending".to_owned()),
+            MigrationsOutcome::Pending(n) => Some(format!("{n} migrations pending")),
+            MigrationsOutcome::Unknown(e) => Some(format!("migration status unknown: {e}")),
+        }
+    }
+}
+
+enum Postgres {
+    NotConfigured,
+    /// A URL the service cannot use; reported as unreachable, never retried.
+    Unusable(String),
+    Pool(PgPool),
+}
+
+enum Redis {
+    NotConfigured,
+    Unusable(String),
+    Client(Box<RedisClient>),
+}
+
+/// A Redis client that reuses one multiplexed connection and drops it on any
+/// failure, so a restarted Redis is picked up by the next probe.
+struct RedisClient {
+    client: redis::Client,
+    config: AsyncConnectionConfig,
+    cached: Mutex<Option<MultiplexedConnection>>,
+}
+
+impl RedisClient {
+    async fn connection(&self) -> redis::RedisResult<MultiplexedConnection> {
+        if let Some(conn) = self.slot().clone() {
+            return Ok(conn);
+        }
+        let conn = self
+            .client
+            .get_multiplexed_async_connection_with_config(&self.config)
+            .await?;
+        *self.slot() = Some(conn.clone());
+        Ok(conn)
+    }
+
+    fn forget(&self) {
+        self.slot().take();
+    }
+
+    fn slot(&self) -> std::sync::MutexGuard<'_, Option<MultiplexedConnection>> {
+        // The slot only ever holds a cloneable handle, so a panic elsewhere cannot
+        // leave it inconsistent.
+        self.cached.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The service's dependencies and the deadlines its probes run under.
+pub struct Deps {
+    postgres: Postgres,
+    redis: Redis,
+    deadline: Duration,
+    postgres_deadline: Option<Duration>,
+    redis_deadline: Option<Duration>,
+    scrubber: Scrubber,
+}
+
+impl Deps {
+    /// Builds the pool and client without connecting: connectivity is the
+    /// probes' business, and a dependency that is down must not stop boot.
+    pub fn new(config: &Config) -> Deps {
+        let scrubber =
+            Scrubber::new(&[config.database_url.as_deref(), config.redis_url.as_deref()]);
+        let deadline = config.probe_timeout;
+        let pg_hangs = config.flaws.has(Flaw::PostgresProbeHangs);
+        let redis_hangs = config.flaws.has(Flaw::RedisProbeNoDeadline);
+
+        let postgres = match config.database_url.as_deref() {
+            None => Postgres::NotConfigured,
+            Some(url) => match DatabaseScheme::of(url) {
+                DatabaseScheme::Postgres => {
+                    match PgConnectOptions::from_str(&postgres_url_for_sqlx(url)) {
+                        Ok(options) => {
+                            // Leave the outer deadline a margin, so a slow connect is
+                            // reported as a connect timeout rather than a query timeout.
+                            let acquire = if pg_hangs {
+                                HANGING_ACQUIRE_TIMEOUT
+                            } else {
+                                deadline * 9 / 10
+                            };
+                            let pool = PgPoolOptions::new()
+                                .max_connections(5)
+                                .acquire_timeout(acquire)
+                                // A pooled connection may have died with the server.
+                                .test_before_acquire(true)
+                                .connect_lazy_with(options.application_name("reference-service"));
+                            Postgres::Pool(pool)
+                        }
+                        Err(e) => Postgres::Unusable(short_error(&scrubber, &e)),
+                    }
+                }
+                DatabaseScheme::Sqlite => {
+                    Postgres::Unusable("sqlite is not supported; Postgres is required".to_owned())
+                }
+                DatabaseScheme::Other(scheme) => {
+                    Postgres::Unusable(format!("unsupported DATABASE_URL scheme {scheme:?}"))
+                }
+            },
+        };
+
+        let redis = match config.redis_url.as_deref() {
+            None => Redis::NotConfigured,
+            Some(url) => match redis::Client::open(url) {
+                Ok(client) => {
+                    let limit = (!redis_hangs).then_some(deadline);
+                    let config = AsyncConnectionConfig::new()
+                        .set_connection_timeout(limit)
+                        .set_response_timeout(limit);
+                    Redis::Client(Box::new(RedisClient {
+                        client,
+                        config,
+                        cached: Mutex::new(None),
+                    }))
+                }
+                Err(e) => Redis::Unusable(short_error(&scrubber, &e)),
+            },
+        };
+
+        Deps {
+            postgres,
+            redis,
+            deadline,
+            postgres_deadline: (!pg_hangs).then_some(deadline),
+            redis_deadline: (!redis_hangs).then_some(deadline),
+            scrubber,
+        }
+    }
+
+    pub fn deadline(&self) -> Duration {
+        self.deadline
+    }
+
+    /// `SELECT 1` through the pool.
+    pub async fn probe_postgres(&self) -> ProbeOutcome {
+        let pool = match &self.postgres {
+            Postgres::NotConfigured => {
+                return ProbeOutcome::NotConfigured("DATABASE_URL is not set".to_owned());
+            }
+            Postgres::Unusable(e) => return ProbeOutcome::Unreachable(e.clone()),
+            Postgres::Pool(pool) => pool,
+        };
+        let query = sqlx::query_scalar::<_, i32>("SELECT 1").fetch_one(pool);
+        match within(self.postgres_deadline, query).await {
+            None => ProbeOutcome::Unreachable("SELECT 1 timeout".to_owned()),
+            Some(Ok(_)) => ProbeOutcome::Connected,
+            Some(Err(sqlx::Error::PoolTimedOut)) => {
+                ProbeOutcome::Unreachable("connect timeout".to_owned())
+            }
+            Some(Err(e)) => ProbeOutcome::Unreachable(short_error(&self.scrubber, &e)),
+        }
+    }
+
+    /// `PING`, on the cached connection or a fresh one.
+    pub async fn probe_redis(&self) -> ProbeOutcome {
+        let client = match &self.redis {
+            Redis::NotConfigured => {
+                return ProbeOutcome::NotConfigured("REDIS_URL is not set".to_owned());
+            }
+            Redis::Unusable(e) => return ProbeOutcome::Unreachable(e.clone()),
+            Redis::Client(client) => client,
+        };
+        let ping = async {
+            let mut conn = client.connection().await?;
+            redis::cmd("PING").query_async::<String>(&mut conn).await
+        };
+        let outcome = match within(self.redis_deadline, ping).await {
+            None => ProbeOutcome::Unreachable("PING timeout".to_owned()),
+            Some(Ok(reply)) if reply == "PONG" => ProbeOutcome::Connected,
+            Some(Ok(reply)) => ProbeOutcome::Unreachable(format!("PING replied {reply:?}")),
+            Some(Err(e)) if e.is_timeout() => ProbeOutcome::Unreachable("PING timeout".to_owned()),
+            Some(Err(e)) => ProbeOutcome::Unreachable(format!(
+                "PING failed: {}",
+                short_error(&self.scrubber, &e)
+            )),
+        };
+        if !outcome.is_ok() {
+            // A connection that failed once is not trusted again: reconnect next time.
+            client.forget();
+        }
+        outcome
+    }
+
+    /// Embedded migrations against `_sqlx_migrations`; always under the deadline.
+    pub async fn check_migrations(&self) -> MigrationsOutcome {
+        let Postgres::Pool(pool) = &self.postgres else {
+            return MigrationsOutcome::Unknown("database not usable".to_owned());
+        };
+        match within(
+            Some(self.deadline),
+            migrations::status(&migrations::EMBEDDED, pool),
+        )
+        .await
+        {
+            None => MigrationsOutcome::Unknown("timeout".to_owned()),
+            Some(Ok(MigrationStatus { pending: 0, .. })) => MigrationsOutcome::Head,
+            Some(Ok(status)) => MigrationsOutcome::Pending(status.pending),
+            Some(Err(e)) => MigrationsOutcome::Unknown(short_error(&self.scrubber, &e)),
+        }
+    }
+
+    /// Closes pooled connections, waiting at most briefly for borrowed ones.
+    pub async fn close(&self) {
+        if let Redis::Client(client) = &self.redis {
+            client.forget();
+        }
+        if let Postgres::Pool(pool) = &self.postgres {
+            let _ = tokio::time::timeout(POOL_CLOSE_DEADLINE, pool.close()).await;
+        }
+    }
+}
+
+/// Runs `fut` under `deadline`; `None` means the deadline passed. Without a
+/// deadline the future may run forever, which is exactly what the no-deadline
+/// flaws are for.
+pub async fn within<T>(deadline: Option<Duration>, fut: impl Future<Output = T>) -> Option<T> {
+    match deadline {
+        Some(deadline) => tokio::time::timeout(deadline, fut).await.ok(),
+        None => Some(fut.await),
+    }
+}
+
+fn short_error(scrubber: &Scrubber, error: &dyn std::fmt::Display) -> String {
+    let text = scrubber.scrub(&error.to_string());
+    let line = text.lines().next().unwrap_or_default().trim();
+    match line.char_indices().nth(MAX_ERROR_LEN) {
+        Some((cut, _)) => format!("{}...", &line[..cut]),
+        None => line.to_owned(),
+    }
+}

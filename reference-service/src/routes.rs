@@ -1,0 +1,292 @@
+//! HTTP routes: `/live`, `/ready`, `/version` and `/metrics`, over the shared
+//! [`AppState`] that holds the dependencies, the metrics and the flaw switches.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Serialize;
+
+use crate::config::{Config, Flaw, Flaws};
+use crate::probes::{Deps, MigrationsOutcome, ProbeOutcome};
+
+const SERVICE: &str = "reference-service";
+const SLOW_READY_DELAY: Duration = Duration::from_millis(300);
+const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+pub struct AppState {
+    deps: Deps,
+    flaws: Flaws,
+    git_sha: Option<String>,
+    /// Kept only so `leak-secrets` has something to leak.
+    database_url: Option<String>,
+    redis_url: Option<String>,
+    ready_gauge: AtomicBool,
+    ready_requests: AtomicU64,
+    memory: Mutex<ReadyMemory>,
+}
+
+/// What `/ready` remembers between requests.
+#[derive(Default)]
+struct ReadyMemory {
+    /// `ready-caches-success`: the first 200, replayed forever.
+    cached_success: Option<ReadyBody>,
+    /// `ready-never-recovers`: the first 503, replayed forever.
+    latched_failure: Option<ReadyBody>,
+    /// The last logged verdict, so only changes are logged.
+    last_logged: Option<String>,
+}
+
+impl AppState {
+    pub fn new(config: &Config, deps: Deps) -> AppState {
+        AppState {
+            deps,
+            flaws: config.flaws.clone(),
+            git_sha: config.git_sha.clone(),
+            database_url: config.database_url.clone(),
+            redis_url: config.redis_url.clone(),
+            // `gauge-stuck` reports success before anything has been checked.
+            ready_gauge: AtomicBool::new(config.flaws.has(Flaw::GaugeStuck)),
+            ready_requests: AtomicU64::new(0),
+            memory: Mutex::new(ReadyMemory::default()),
+        }
+    }
+
+    pub fn deps(&self) -> &Deps {
+        &self.deps
+    }
+
+    fn memory(&self) -> std::sync::MutexGuard<'_, ReadyMemory> {
+        self.memory.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/live", get(live))
+        .route("/ready", get(ready))
+        .route("/version", get(version))
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
+#[derive(Debug, Clone, Serialize)]
+struct ReadyBody {
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dependency: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    dependencies: Dependencies,
+    checks: Checks,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    database_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    redis_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+struct Dependencies {
+    database: &'static str,
+    redis: &'static str,
+    migrations: &'static str,
+}
+
+#[derive(Debug, Clone, Serialize)]
+struct Checks {
+    db: Check,
+    redis: Check,
+}
+
+#[derive(Debug, Clone, Serialize)]
+struct Check {
+    ok: bool,
+    detail: &'static str,
+}
+
+impl Check {
+    fn of(outcome: &ProbeOutcome) -> Check {
+        Check {
+            ok: outcome.is_ok(),
+            detail: outcome.detail(),
+        }
+    }
+}
+
+impl ReadyBody {
+    fn new(db: &ProbeOutcome, redis: &ProbeOutcome, migrations: &MigrationsOutcome) -> ReadyBody {
+        // The contract names one dependency: the first failure in this order.
+        let failure = [("Postgres", db.error()), ("Redis", redis.error())]
+            .into_iter()
+            .find_map(|(name, error)| error.map(|e| (name, e.to_owned())))
+            .or_else(|| migrations.error().map(|e| ("Migrations", e)));
+        ReadyBody {
+            status: if failure.is_some() { "fail" } else { "ok" },
+            dependency: failure.as_ref().map(|(name, _)| *name),
+            error: failure.map(|(_, error)| error),
+            dependencies: Dependencies {
+                database: db.detail(),
+                redis: redis.detail(),
+                migrations: migrations.label(),
+            },
+            checks: Checks {
+                db: Check::of(db),
+                redis: Check::of(redis),
+            },
+            database_url: None,
+            redis_url: None,
+        }
+    }
+
+    fn is_ok(&self) -> bool {
+        self.dependency.is_none()
+    }
+
+    fn summary(&self) -> String {
+        match (&self.dependency, &self.error) {
+            (Some(dependency), Some(error)) => format!("fail {dependency}: {error}"),
+            _ => "ok".to_owned(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct LiveBody {
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dependency: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+async fn live(State(state): State<Arc<AppState>>) -> Response {
+    let alive = LiveBody {
+        status: "alive",
+        dependency: None,
+        error: None,
+    };
+    if !state.flaws.has(Flaw::LiveChecksDeps) {
+        return Json(alive).into_response();
+    }
+    let (db, redis) = tokio::join!(state.deps.probe_postgres(), state.deps.probe_redis());
+    let failure = [("Postgres", db.error()), ("Redis", redis.error())]
+        .into_iter()
+        .find_map(|(name, error)| error.map(|e| (name, e.to_owned())));
+    match failure {
+        None => Json(alive).into_response(),
+        Some((dependency, error)) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(LiveBody {
+                status: "fail",
+                dependency: Some(dependency),
+                error: Some(error),
+            }),
+        )
+            .into_response(),
+    }
+}
+
+async fn ready(State(state): State<Arc<AppState>>) -> Response {
+    state.ready_requests.fetch_add(1, Ordering::Relaxed);
+    if state.flaws.has(Flaw::SlowReady) {
+        tokio::time::sleep(SLOW_READY_DELAY).await;
+    }
+    let replay = {
+        let memory = state.memory();
+        memory
+            .cached_success
+            .clone()
+            .or_else(|| memory.latched_failure.clone())
+    };
+    let body = match replay {
+        Some(body) => body,
+        None => evaluate(&state).await,
+    };
+    respond(&state, body)
+}
+
+async fn evaluate(state: &AppState) -> ReadyBody {
+    let deps = &state.deps;
+    let redis = async {
+        if state.flaws.has(Flaw::ReadyIgnoresRedis) {
+            ProbeOutcome::Connected
+        } else {
+            deps.probe_redis().await
+        }
+    };
+    let (db, redis, migrations) =
+        tokio::join!(deps.probe_postgres(), redis, deps.check_migrations());
+    let mut body = ReadyBody::new(&db, &redis, &migrations);
+    if state.flaws.has(Flaw::LeakSecrets) && !body.is_ok() {
+        let db_url = state.database_url.clone().unwrap_or_default();
+        let redis_url = state.redis_url.clone().unwrap_or_default();
+        body.error = body
+            .error
+            .map(|e| format!("{e} (database_url={db_url}, redis_url={redis_url})"));
+        body.database_url = Some(db_url);
+        body.redis_url = Some(redis_url);
+    }
+    body
+}
+
+fn respond(state: &AppState, body: ReadyBody) -> Response {
+    let ok = body.is_ok();
+    {
+        let mut memory = state.memory();
+        if ok && state.flaws.has(Flaw::ReadyCachesSuccess) && memory.cached_success.is_none() {
+            memory.cached_success = Some(body.clone());
+        }
+        if !ok && state.flaws.has(Flaw::ReadyNeverRecovers) && memory.latched_failure.is_none() {
+            memory.latched_failure = Some(body.clone());
+        }
+        let summary = body.summary();
+        if memory.last_logged.as_deref() != Some(summary.as_str()) {
+            eprintln!("ready: {summary}");
+            memory.last_logged = Some(summary);
+        }
+    }
+    if !state.flaws.has(Flaw::GaugeStuck) {
+        state.ready_gauge.store(ok, Ordering::Relaxed);
+    }
+    let status = match (ok, state.flaws.has(Flaw::Ready500)) {
+        (true, _) => StatusCode::OK,
+        (false, false) => StatusCode::SERVICE_UNAVAILABLE,
+        (false, true) => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    (status, Json(body)).into_response()
+}
+
+#[derive(Debug, Serialize)]
+struct VersionBody<'a> {
+    name: &'static str,
+    version: &'static str,
+    git_sha: Option<&'a str>,
+}
+
+async fn version(State(state): State<Arc<AppState>>) -> Response {
+    Json(VersionBody {
+        name: SERVICE,
+        version: env!("CARGO_PKG_VERSION"),
+        git_sha: state.git_sha.as_deref(),
+    })
+    .into_response()
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    let gauge = u8::from(state.ready_gauge.load(Ordering::Relaxed));
+    let requests = state.ready_requests.load(Ordering::Relaxed);
+    let text = format!(
+        "# HELP aether_readyz_success Whether the last readiness check passed (1) or failed (0).\n\
+         # TYPE aether_readyz_success gauge\n\
+         aether_readyz_success{{service=\"{SERVICE}\"}} {gauge}\n\
+         # HELP reference_ready_requests_total Readiness requests served.\n\
+         # TYPE reference_ready_requests_total counter\n\
+         reference_ready_requests_total {requests}\n"
+    );
+    ([(header::CONTENT_TYPE, METRICS_CONTENT_TYPE)], text).into_response()
+}

@@ -1,0 +1,173 @@
+//! Serving: logs the boot checks, binds the listener, and shuts down gracefully
+//! (with a bounded drain) on SIGTERM or SIGINT.
+
+use std::future::IntoFuture;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::signal::unix::{Signal, SignalKind, signal};
+
+use crate::config::{Config, Flaw};
+use crate::probes::{Deps, ProbeOutcome, within};
+use crate::redact::mask_url;
+use crate::routes::{AppState, router};
+
+/// How long in-flight requests may finish after a shutdown signal. Orchestrators
+/// expect a prompt exit, and a hung probe must not hold the process hostage.
+const DRAIN_DEADLINE: Duration = Duration::from_millis(300);
+
+pub async fn serve(config: Config) -> ExitCode {
+    // Handlers go in before anything slow, so an early SIGTERM is still graceful.
+    let signals = match Signals::install() {
+        Ok(signals) => signals,
+        Err(e) => {
+            eprintln!("error: failed to install signal handlers: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let shutdown = shutdown_requested(signals, config.flaws.has(Flaw::IgnoreSigterm));
+    tokio::pin!(shutdown);
+
+    log_config(&config);
+    let deps = Deps::new(&config);
+    tokio::select! {
+        () = boot_checks(&deps) => {}
+        () = &mut shutdown => {
+            deps.close().await;
+            eprintln!("shutdown: complete");
+            return ExitCode::SUCCESS;
+        }
+    }
+
+    let listener = match TcpListener::bind((config.host.as_str(), config.port)).await {
+        Ok(listener) => listener,
+        Err(e) => {
+            eprintln!("error: failed to bind {}:{}: {e}", config.host, config.port);
+            return ExitCode::FAILURE;
+        }
+    };
+    match listener.local_addr() {
+        Ok(addr) => eprintln!("listening on http://{addr}"),
+        Err(_) => eprintln!("listening on http://{}:{}", config.host, config.port),
+    }
+
+    let state = Arc::new(AppState::new(&config, deps));
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = axum::serve(listener, router(Arc::clone(&state))).with_graceful_shutdown(async {
+        let _ = stop_rx.await;
+    });
+    let mut server = tokio::spawn(server.into_future());
+
+    let code = tokio::select! {
+        result = &mut server => {
+            let reason = match result {
+                Ok(Ok(())) => "server stopped".to_owned(),
+                Ok(Err(e)) => e.to_string(),
+                Err(e) => e.to_string(),
+            };
+            eprintln!("error: server stopped unexpectedly: {reason}");
+            ExitCode::FAILURE
+        }
+        () = &mut shutdown => {
+            let _ = stop_tx.send(());
+            if tokio::time::timeout(DRAIN_DEADLINE, &mut server).await.is_err() {
+                eprintln!("shutdown: in-flight requests cut off after {}ms", DRAIN_DEADLINE.as_millis());
+                server.abort();
+            }
+            ExitCode::SUCCESS
+        }
+    };
+    state.deps().close().await;
+    eprintln!("shutdown: complete");
+    code
+}
+
+fn log_config(config: &Config) {
+    let show = |url: &Option<String>| match url {
+        None => "<not set>".to_owned(),
+        Some(url) if config.flaws.has(Flaw::LeakSecrets) => url.clone(),
+        Some(url) => mask_url(url),
+    };
+    let flaws = if config.flaws.is_empty() {
+        "none".to_owned()
+    } else {
+        config.flaws.names().join(",")
+    };
+    eprintln!(
+        "boot: reference-service {} env={} strict={} probe_timeout_ms={} flaws={flaws}",
+        env!("CARGO_PKG_VERSION"),
+        config.env.as_deref().unwrap_or("<not set>"),
+        config.strict.as_deref().unwrap_or("off"),
+        config.probe_timeout.as_millis(),
+    );
+    if let Some(requested) = config.probe_timeout_clamped_from {
+        eprintln!(
+            "boot: PROBE_TIMEOUT_MS={requested} clamped to {}",
+            config.probe_timeout.as_millis()
+        );
+    }
+    eprintln!("boot: DATABASE_URL={}", show(&config.database_url));
+    eprintln!("boot: REDIS_URL={}", show(&config.redis_url));
+}
+
+/// One attempt at each dependency, for the evidence log. Bounded even when a
+/// flaw removes the probe deadlines: boot must always reach the listener.
+async fn boot_checks(deps: &Deps) {
+    let deadline = Some(deps.deadline());
+    let (db, redis) = tokio::join!(
+        within(deadline, deps.probe_postgres()),
+        within(deadline, deps.probe_redis())
+    );
+    match db {
+        Some(ProbeOutcome::Connected) => eprintln!("boot: database connected"),
+        Some(ProbeOutcome::NotConfigured(e)) => eprintln!("boot: database not configured: {e}"),
+        Some(ProbeOutcome::Unreachable(e)) => eprintln!("boot: database unreachable: {e}"),
+        None => eprintln!("boot: database unreachable: timeout"),
+    }
+    match redis {
+        Some(ProbeOutcome::Connected) => eprintln!("boot: redis PING ok"),
+        Some(ProbeOutcome::NotConfigured(e)) => eprintln!("boot: redis not configured: {e}"),
+        Some(ProbeOutcome::Unreachable(e)) => {
+            let detail = e.strip_prefix("PING failed: ").unwrap_or(&e);
+            eprintln!("boot: redis PING failed: {detail}");
+        }
+        None => eprintln!("boot: redis PING failed: PING timeout"),
+    }
+}
+
+struct Signals {
+    term: Signal,
+    int: Signal,
+}
+
+impl Signals {
+    fn install() -> std::io::Result<Signals> {
+        Ok(Signals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    async fn next(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.int.recv() => "SIGINT",
+        }
+    }
+}
+
+/// Resolves on the first SIGTERM or SIGINT; never, under `ignore-sigterm`,
+/// whose handlers swallow the signals so that only SIGKILL stops the process.
+async fn shutdown_requested(mut signals: Signals, ignore: bool) {
+    loop {
+        let name = signals.next().await;
+        if ignore {
+            eprintln!("signal: {name} ignored");
+            continue;
+        }
+        eprintln!("shutdown: {name} received");
+        return;
+    }
+}

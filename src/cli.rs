@@ -1,0 +1,199 @@
+//! Command line: parses arguments, runs the command, and turns the result
+//! into an exit code. Errors are printed here and nowhere else.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::error::{Error, Result};
+use crate::exit_codes;
+use crate::progress::TerminalReporter;
+use crate::run::{RunOptions, run};
+use crate::scenario;
+
+const ABOUT: &str = "Prove a service's readiness contract against real Postgres and Redis, \
+and write a masked audit-trail report whose exit code gates a release.";
+
+const AFTER_HELP: &str = "\
+Examples:
+  gonogo run scenarios/reference.toml
+      Start private Postgres and Redis, run the four-step proof, write
+      evidence/<UTC time>-reference/report.md, exit 0 on GO.
+  gonogo validate scenarios/*.toml
+      Check scenario files without running anything.
+
+Exit codes:
+  0 GO   1 NO-GO   2 usage or scenario error   3 harness or infrastructure error
+  4 INCONCLUSIVE (a required step could not run)   130 interrupted";
+
+#[derive(Debug, Parser)]
+#[command(name = "gonogo", version, about = ABOUT, after_help = AFTER_HELP)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a proof and write its evidence.
+    #[command(after_help = "\
+Examples:
+  gonogo run scenarios/reference.toml
+  gonogo run scenarios/reference.toml --out /tmp/evidence --operator alice
+  gonogo run scenarios/reference.toml --env FEATURE_X=1 --environment staging
+  gonogo run scenarios/reference.toml --keep      # leave servers up to debug
+
+The verdict line goes to stdout; progress goes to stderr.
+Exit codes: 0 GO, 1 NO-GO, 2 bad scenario or usage, 3 harness error,
+4 INCONCLUSIVE, 130 interrupted.")]
+    Run(RunArgs),
+    /// Check scenario files without running them.
+    #[command(after_help = "\
+Examples:
+  gonogo validate scenarios/reference.toml
+  gonogo validate scenarios/*.toml
+
+Exits 0 when every file is valid, 2 otherwise, naming file, line and field.")]
+    Validate {
+        /// Scenario files to check.
+        #[arg(required = true, value_name = "SCENARIO")]
+        scenarios: Vec<PathBuf>,
+    },
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// The scenario file (TOML) describing the proof.
+    #[arg(value_name = "SCENARIO")]
+    scenario: PathBuf,
+    /// Root directory for evidence; each run writes <UTC time>-<name>/ in it.
+    #[arg(long, value_name = "DIR", default_value = "evidence")]
+    out: PathBuf,
+    /// Extra service environment, applied over the scenario's [service.env].
+    /// Repeatable. Values of secret-looking names are masked.
+    #[arg(long = "env", short = 'e', value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    env: Vec<(String, String)>,
+    /// Environment label for the report's metadata (staging, prod, ci).
+    /// Defaults to the scenario's `environment`, else `ci` under CI, else `local`.
+    #[arg(long, value_name = "NAME")]
+    environment: Option<String>,
+    /// Leave the servers running and their temp dir in place, for debugging.
+    #[arg(long)]
+    keep: bool,
+    /// Render report.md with this minijinja template instead of the built-in one.
+    #[arg(long, value_name = "FILE")]
+    template: Option<PathBuf>,
+    /// Who ran the proof, for the report's metadata.
+    #[arg(long, value_name = "NAME", env = "GONOGO_OPERATOR")]
+    operator: Option<String>,
+    /// Also partially mask hosts and IPs in URLs (keeps scheme and port).
+    #[arg(long)]
+    mask_hosts: bool,
+    /// Print only step results and the verdict, not each action.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+fn parse_key_value(text: &str) -> std::result::Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_string(), value.to_string())),
+        _ => Err(format!("`{text}` is not KEY=VALUE")),
+    }
+}
+
+/// Run the command line; returns the process exit code.
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: failed to start the async runtime: {e}");
+            return exit_codes::HARNESS;
+        }
+    };
+    let result = runtime.block_on(async {
+        tokio::select! {
+            result = execute(cli) => result,
+            signal = interrupted() => Err(Error::Interrupted(signal)),
+        }
+    });
+    // Dropping the runtime here, after the select dropped the run future,
+    // means every guard has already stopped its process.
+    drop(runtime);
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error}");
+            error.exit_code()
+        }
+    }
+}
+
+/// Resolves on SIGINT, SIGTERM or SIGHUP, naming the signal.
+async fn interrupted() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut hup)) = (signal(SignalKind::terminate()), signal(SignalKind::hangup()))
+    else {
+        let _ = tokio::signal::ctrl_c().await;
+        return "SIGINT";
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => "SIGINT",
+        _ = term.recv() => "SIGTERM",
+        _ = hup.recv() => "SIGHUP",
+    }
+}
+
+async fn execute(cli: Cli) -> Result<i32> {
+    match cli.command {
+        Command::Validate { scenarios } => {
+            let mut failed = false;
+            for path in scenarios {
+                match scenario::load(&path) {
+                    Ok(s) => println!(
+                        "ok {}: scenario `{}`, {} failfast cases, migrations {}",
+                        path.display(),
+                        s.name,
+                        s.failfast.cases.len(),
+                        match s.migrations {
+                            Some(scenario::MigrationSpec::SqlDir { .. }) => "from a SQL directory",
+                            Some(scenario::MigrationSpec::Command { .. }) => "by command",
+                            None => "not configured",
+                        }
+                    ),
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        failed = true;
+                    }
+                }
+            }
+            Ok(if failed { exit_codes::USAGE } else { exit_codes::GO })
+        }
+        Command::Run(args) => {
+            let scenario = scenario::load(&args.scenario)?;
+            let template = args
+                .template
+                .as_deref()
+                .map(crate::evidence::markdown::load_template)
+                .transpose()
+                .map_err(|e| Error::Usage(e.to_string()))?;
+            let options = RunOptions {
+                out: args.out,
+                env: args.env,
+                environment: args.environment,
+                keep: args.keep,
+                template,
+                operator: args.operator,
+                mask_hosts: args.mask_hosts,
+                command_line: std::env::args().collect::<Vec<_>>().join(" "),
+            };
+            let mut reporter = TerminalReporter::new(args.quiet);
+            let outcome = run(&scenario, &options, &mut reporter).await?;
+            Ok(outcome.verdict.exit_code())
+        }
+    }
+}

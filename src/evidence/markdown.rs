@@ -1,0 +1,139 @@
+//! `report.md`: the change-ticket report, rendered from [`Evidence`] with a
+//! minijinja template (`templates/report.md.j2` unless `--template` says
+//! otherwise).
+//!
+//! Sample:
+//!
+//! ```text
+//! # Go/No-Go evidence: reference
+//!
+//! > **Verdict: GO** — 4 of 4 required steps passed
+//! ```
+
+use std::path::Path;
+
+use minijinja::{Environment, UndefinedBehavior, Value};
+
+use super::Evidence;
+
+/// The built-in template, compiled into the binary.
+pub const DEFAULT_TEMPLATE: &str = include_str!("../../templates/report.md.j2");
+
+/// A template that cannot be loaded or rendered, with its location.
+#[derive(Debug, thiserror::Error)]
+#[error("template {name}{location}: {message}")]
+pub struct TemplateError {
+    pub name: String,
+    pub location: String,
+    pub message: String,
+}
+
+impl TemplateError {
+    fn from_minijinja(name: &str, e: &minijinja::Error) -> TemplateError {
+        TemplateError {
+            name: name.to_string(),
+            location: e.line().map(|l| format!(":{l}")).unwrap_or_default(),
+            message: e.to_string(),
+        }
+    }
+}
+
+/// Read a user template from disk, checking that it compiles.
+pub fn load_template(path: &Path) -> Result<String, TemplateError> {
+    let text = std::fs::read_to_string(path).map_err(|e| TemplateError {
+        name: path.display().to_string(),
+        location: String::new(),
+        message: format!("cannot read: {e}"),
+    })?;
+    let mut env = environment();
+    env.add_template_owned("user", text.clone())
+        .map_err(|e| TemplateError::from_minijinja(&path.display().to_string(), &e))?;
+    Ok(text)
+}
+
+/// Render `evidence` with `template` (the built-in one when `None`).
+pub fn render(evidence: &Evidence, template: Option<&str>) -> Result<String, TemplateError> {
+    let source = template.unwrap_or(DEFAULT_TEMPLATE);
+    let mut env = environment();
+    env.add_template_owned("report", source.to_string())
+        .map_err(|e| TemplateError::from_minijinja("report", &e))?;
+    let tmpl = env
+        .get_template("report")
+        .map_err(|e| TemplateError::from_minijinja("report", &e))?;
+    let mut out = tmpl
+        .render(Value::from(minijinja::value::Serde(evidence)))
+        .map_err(|e| TemplateError::from_minijinja("report", &e))?;
+    if !out.ends_with('\n') {
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+fn environment() -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Chainable);
+    env.set_syntax(
+        minijinja::syntax::SyntaxConfig::builder()
+            .trim_blocks(true)
+            .lstrip_blocks(true)
+            .keep_trailing_newline(true)
+            .build()
+            .expect("the default delimiters are valid"),
+    );
+    env.add_filter("fence", fence);
+    env.add_filter("cell", cell);
+    env.add_filter("ms", ms);
+    env
+}
+
+/// Wrap text in a code fence longer than any backtick run inside it, so
+/// captured output can never close the fence early.
+fn fence(text: String, lang: Option<String>) -> String {
+    let longest = text
+        .split(|c| c != '`')
+        .map(str::len)
+        .max()
+        .unwrap_or(0);
+    let ticks = "`".repeat(longest.max(2) + 1);
+    let body = if text.is_empty() { "(no output)" } else { &text };
+    format!("{ticks}{}\n{body}\n{ticks}", lang.unwrap_or_default())
+}
+
+/// Make text safe inside a Markdown table cell.
+fn cell(text: String) -> String {
+    let flat = text
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('\\', "\\\\")
+        .replace('|', "\\|");
+    let flat = flat.replace("\r\n", "<br>").replace('\n', "<br>");
+    if flat.is_empty() { "—".into() } else { flat }
+}
+
+/// Milliseconds as a short human duration.
+fn ms(value: u64) -> String {
+    if value < 1000 {
+        format!("{value} ms")
+    } else {
+        format!("{:.2} s", value as f64 / 1000.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fence_outlasts_backticks_in_content() {
+        let fenced = fence("a ``` b".into(), None);
+        assert!(fenced.starts_with("````\n"), "{fenced}");
+        assert!(fenced.ends_with("\n````"), "{fenced}");
+    }
+
+    #[test]
+    fn cells_escape_pipes_and_newlines() {
+        assert_eq!(cell("a|b\nc".into()), "a\\|b<br>c");
+        assert_eq!(cell("<script>".into()), "&lt;script&gt;");
+    }
+}

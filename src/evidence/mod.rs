@@ -1,0 +1,102 @@
+//! Evidence stage: the run's typed, masked record, and its renderers.
+//!
+//! [`Evidence`] is the one model every artifact is rendered from
+//! (`report.md` through a minijinja template, `evidence.json` by serde).
+//! It holds only [`Masked`] text and values gonogo computed itself.
+
+pub mod markdown;
+pub mod write;
+
+use serde::{Deserialize, Serialize};
+
+use crate::mask::Masked;
+use crate::steps::{StepOutcome, StepStatus};
+use crate::verdict::Verdict;
+
+/// Version of the `evidence.json` shape.
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Evidence {
+    pub schema_version: u32,
+    pub gonogo_version: String,
+    pub verdict: Verdict,
+    /// e.g. "4 of 4 required steps passed".
+    pub headline: String,
+    pub scenario: ScenarioInfo,
+    pub metadata: Metadata,
+    pub dependencies: Vec<DependencyInfo>,
+    pub steps: Vec<StepOutcome>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ScenarioInfo {
+    pub name: String,
+    pub path: Masked,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<Masked>,
+    pub sha256: String,
+}
+
+/// The seed template's metadata block.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Metadata {
+    /// RFC 3339, UTC, second precision.
+    pub date_utc: String,
+    pub finished_utc: String,
+    pub duration_ms: u64,
+    pub environment: String,
+    /// First 200 bytes of the version endpoint's body.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_version: Option<Masked>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub git_sha: Option<String>,
+    pub runner_host: Masked,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operator: Option<Masked>,
+    /// How gonogo was invoked, masked.
+    pub command_line: Masked,
+}
+
+/// A dependency the proof ran against.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DependencyInfo {
+    pub name: String,
+    /// `embedded`, `docker` or `external`.
+    pub provider: String,
+    pub version: String,
+    pub endpoint: Masked,
+    /// Time from start to accepting connections.
+    pub ready_ms: u64,
+}
+
+impl Evidence {
+    /// "3 of 4 required steps passed; failed: negative-proof".
+    pub fn headline(steps: &[StepOutcome]) -> String {
+        let required: Vec<&StepOutcome> = steps.iter().filter(|s| s.required).collect();
+        let passed = required
+            .iter()
+            .filter(|s| s.status == StepStatus::Pass)
+            .count();
+        let mut line = format!("{passed} of {} required steps passed", required.len());
+        let failed: Vec<String> = required
+            .iter()
+            .filter(|s| s.status == StepStatus::Fail)
+            .map(|s| format!("Step {} ({})", s.number, s.title))
+            .collect();
+        if !failed.is_empty() {
+            line.push_str("; failed: ");
+            line.push_str(&failed.join(", "));
+        }
+        let not_run: Vec<String> = required
+            .iter()
+            .filter(|s| s.status == StepStatus::NotRun)
+            .map(|s| format!("Step {} ({})", s.number, s.title))
+            .collect();
+        if !not_run.is_empty() {
+            line.push_str("; not run: ");
+            line.push_str(&not_run.join(", "));
+        }
+        line
+    }
+}

@@ -1,0 +1,182 @@
+//! HTTP probes: one request in, one [`HttpExchange`] out, always within a
+//! deadline.
+//!
+//! gonogo's own client must never wait forever on a service that hangs, so
+//! every request carries a timeout and a timeout is recorded as data.
+
+use std::time::{Duration, Instant};
+
+/// What happened when gonogo sent one request.
+#[derive(Debug, Clone)]
+pub struct HttpExchange {
+    pub method: &'static str,
+    pub url: String,
+    /// `None` when no response arrived (refused, reset, timed out).
+    pub status: Option<u16>,
+    pub version: String,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+    pub elapsed: Duration,
+    pub timeout: Duration,
+    /// Why there was no response, in words.
+    pub error: Option<String>,
+    pub timed_out: bool,
+}
+
+impl HttpExchange {
+    /// The equivalent curl command, for humans reproducing the step.
+    pub fn curl(&self) -> String {
+        format!(
+            "curl -sS -i --max-time {} {}",
+            trim_secs(self.timeout),
+            self.url
+        )
+    }
+
+    /// Status line, headers and body, like `curl -i` prints them.
+    pub fn transcript(&self) -> String {
+        match self.status {
+            Some(status) => {
+                let mut out = format!(
+                    "{} {} {}\n",
+                    self.version,
+                    status,
+                    reason_phrase(status)
+                );
+                for (name, value) in &self.headers {
+                    out.push_str(&format!("{name}: {value}\n"));
+                }
+                out.push('\n');
+                out.push_str(&self.body);
+                out
+            }
+            None => format!(
+                "curl: {}",
+                self.error.as_deref().unwrap_or("no response")
+            ),
+        }
+    }
+
+    pub fn json(&self) -> Option<serde_json::Value> {
+        serde_json::from_str(&self.body).ok()
+    }
+
+    /// A short description for progress lines and observations.
+    pub fn summary(&self) -> String {
+        match self.status {
+            Some(status) => format!("HTTP {status} in {} ms", self.elapsed.as_millis()),
+            None => format!(
+                "no response after {} ms ({})",
+                self.elapsed.as_millis(),
+                self.error.as_deref().unwrap_or("unknown error")
+            ),
+        }
+    }
+}
+
+fn trim_secs(d: Duration) -> String {
+    let s = format!("{:.3}", d.as_secs_f64());
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+fn reason_phrase(status: u16) -> &'static str {
+    reqwest::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("")
+}
+
+/// A client for probing the service under test.
+#[derive(Debug, Clone)]
+pub struct Probe {
+    client: reqwest::Client,
+}
+
+impl Default for Probe {
+    fn default() -> Self {
+        Probe::new()
+    }
+}
+
+impl Probe {
+    pub fn new() -> Probe {
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(Duration::from_secs(2))
+            .pool_max_idle_per_host(0)
+            .build()
+            .expect("an HTTP client with no TLS or proxy settings always builds");
+        Probe { client }
+    }
+
+    /// `GET url`, giving up after `timeout` (the whole exchange, body
+    /// included).
+    pub async fn get(&self, url: &str, timeout: Duration) -> HttpExchange {
+        let started = Instant::now();
+        let mut exchange = HttpExchange {
+            method: "GET",
+            url: url.to_string(),
+            status: None,
+            version: "HTTP/1.1".into(),
+            headers: Vec::new(),
+            body: String::new(),
+            elapsed: Duration::ZERO,
+            timeout,
+            error: None,
+            timed_out: false,
+        };
+        let request = async {
+            let response = self.client.get(url).send().await?;
+            let status = response.status().as_u16();
+            let version = format!("{:?}", response.version());
+            let headers: Vec<(String, String)> = response
+                .headers()
+                .iter()
+                .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+                .collect();
+            let body = response.bytes().await?;
+            Ok::<_, reqwest::Error>((status, version, headers, body))
+        };
+        match tokio::time::timeout(timeout, request).await {
+            Ok(Ok((status, version, headers, body))) => {
+                exchange.status = Some(status);
+                exchange.version = version;
+                exchange.headers = headers;
+                exchange.body = String::from_utf8_lossy(&body).into_owned();
+            }
+            Ok(Err(e)) => exchange.error = Some(describe(&e)),
+            Err(_) => {
+                exchange.timed_out = true;
+                exchange.error = Some(format!(
+                    "timed out after {} ms: no answer within the probe deadline",
+                    timeout.as_millis()
+                ));
+            }
+        }
+        exchange.elapsed = started.elapsed();
+        exchange
+    }
+}
+
+/// reqwest's Display hides the cause; walk the chain for the useful part.
+fn describe(error: &reqwest::Error) -> String {
+    let mut text = if error.is_connect() {
+        "connection failed".to_string()
+    } else if error.is_timeout() {
+        "timed out".to_string()
+    } else {
+        "request failed".to_string()
+    };
+    let mut source = std::error::Error::source(error);
+    let mut last = None;
+    while let Some(s) = source {
+        last = Some(s.to_string());
+        source = s.source();
+    }
+    if let Some(last) = last {
+        text.push_str(": ");
+        text.push_str(&last);
+    }
+    text
+}

@@ -1,0 +1,32 @@
+//! gonogo: a go/no-go evidence harness.
+//!
+//! The pipeline, one module per stage:
+//!
+//! - [`scenario`]: a TOML file in, a validated `Scenario` out.
+//! - [`provision`]: private Postgres and Redis servers (`Embedded`).
+//! - [`service`]: the service under test, started with real URLs.
+//! - [`steps`]: the proof steps, each giving a `StepOutcome`.
+//! - [`verdict`]: GO, NO-GO or INCONCLUSIVE from the outcomes.
+//! - [`mask`]: the only way text becomes evidence (`Masked`).
+//! - [`evidence`]: the `Evidence` model and its renderers and writer.
+//! - [`run`]: sequences the stages and owns the teardown.
+//!
+//! Supporting modules: [`process`] (guards that own child processes),
+//! [`proxy`] (the TCP fault proxy), [`http`] (probes with deadlines),
+//! [`progress`] (live terminal output), [`exit_codes`] and [`error`].
+
+pub mod cli;
+pub mod digest;
+pub mod error;
+pub mod evidence;
+pub mod exit_codes;
+pub mod http;
+pub mod mask;
+pub mod process;
+pub mod progress;
+pub mod provision;
+pub mod run;
+pub mod scenario;
+pub mod service;
+pub mod steps;
+pub mod verdict;

@@ -1,0 +1,188 @@
+//! Live progress: the runner emits typed [`Event`]s; a [`Reporter`] turns
+//! them into terminal lines. The runner never formats for humans itself.
+
+use std::io::{IsTerminal, Write};
+use std::time::Duration;
+
+use crate::steps::StepStatus;
+use crate::verdict::Verdict;
+
+/// Something that happened during a run.
+#[derive(Debug, Clone)]
+pub enum Event<'a> {
+    RunStarted {
+        scenario: &'a str,
+        path: &'a str,
+        steps: usize,
+    },
+    ProvisionStarted {
+        what: &'a str,
+    },
+    Provisioned {
+        name: &'a str,
+        version: &'a str,
+        endpoint: &'a str,
+        took: Duration,
+    },
+    StepStarted {
+        number: u32,
+        total: usize,
+        title: &'a str,
+    },
+    /// A sub-action inside a step (a request, a restart, a case).
+    StepDetail {
+        text: &'a str,
+    },
+    StepFinished {
+        number: u32,
+        total: usize,
+        title: &'a str,
+        status: StepStatus,
+        took: Duration,
+        summary: &'a str,
+    },
+    Cleanup {
+        took: Duration,
+    },
+    /// Everything finished: the one verdict line.
+    Finished {
+        scenario: &'a str,
+        verdict: Verdict,
+        headline: &'a str,
+        report: &'a str,
+    },
+    Kept {
+        what: &'a str,
+    },
+}
+
+pub trait Reporter: Send {
+    fn event(&mut self, event: Event<'_>);
+}
+
+/// Writes progress to stderr and the final verdict line to stdout, with
+/// colour when stderr is a terminal and `NO_COLOR` is unset.
+pub struct TerminalReporter {
+    color: bool,
+    quiet: bool,
+}
+
+impl TerminalReporter {
+    pub fn new(quiet: bool) -> TerminalReporter {
+        let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        TerminalReporter { color, quiet }
+    }
+
+    fn paint(&self, code: &str, text: &str) -> String {
+        if self.color {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    }
+
+    fn status(&self, status: StepStatus) -> String {
+        match status {
+            StepStatus::Pass => self.paint("32;1", "PASS"),
+            StepStatus::Fail => self.paint("31;1", "FAIL"),
+            StepStatus::NotRun => self.paint("33;1", "NOT RUN"),
+        }
+    }
+
+    fn verdict(&self, verdict: Verdict) -> String {
+        match verdict {
+            Verdict::Go => self.paint("32;1", "GO"),
+            Verdict::NoGo => self.paint("31;1", "NO-GO"),
+            Verdict::Inconclusive => self.paint("33;1", "INCONCLUSIVE"),
+        }
+    }
+}
+
+pub fn secs(d: Duration) -> String {
+    if d < Duration::from_secs(1) {
+        format!("{} ms", d.as_millis())
+    } else {
+        format!("{:.2} s", d.as_secs_f64())
+    }
+}
+
+impl Reporter for TerminalReporter {
+    fn event(&mut self, event: Event<'_>) {
+        let mut err = std::io::stderr().lock();
+        let line = match event {
+            Event::RunStarted {
+                scenario,
+                path,
+                steps,
+            } => format!(
+                "{} {scenario} ({path}): {steps} steps",
+                self.paint("1", "gonogo")
+            ),
+            Event::ProvisionStarted { what } => {
+                format!("  {} {what}", self.paint("36", "provision"))
+            }
+            Event::Provisioned {
+                name,
+                version,
+                endpoint,
+                took,
+            } => format!(
+                "  {} {name} {version} at {endpoint}, ready in {}",
+                self.paint("36", "ready    "),
+                secs(took)
+            ),
+            Event::StepStarted {
+                number,
+                total,
+                title,
+            } => format!("  [{number}/{total}] {title} …"),
+            Event::StepDetail { text } => {
+                if self.quiet {
+                    return;
+                }
+                format!("        {}", self.paint("2", text))
+            }
+            Event::StepFinished {
+                number,
+                total,
+                title,
+                status,
+                took,
+                summary,
+            } => format!(
+                "  [{number}/{total}] {title} {} in {} — {summary}",
+                self.status(status),
+                secs(took)
+            ),
+            Event::Cleanup { took } => format!(
+                "  {} stopped every process in {}",
+                self.paint("36", "cleanup  "),
+                secs(took)
+            ),
+            Event::Kept { what } => format!("  {} {what}", self.paint("33", "kept     ")),
+            Event::Finished {
+                scenario,
+                verdict,
+                headline,
+                report,
+            } => {
+                drop(err);
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(
+                    out,
+                    "{} {scenario}: {headline}; report: {report}",
+                    self.verdict(verdict)
+                );
+                return;
+            }
+        };
+        let _ = writeln!(err, "{line}");
+    }
+}
+
+/// Collects nothing; for embedding and tests.
+pub struct SilentReporter;
+
+impl Reporter for SilentReporter {
+    fn event(&mut self, _event: Event<'_>) {}
+}

@@ -1,0 +1,101 @@
+//! The scenario file's raw shape, as serde sees it.
+//!
+//! Every table denies unknown fields so a typo is reported with its line.
+//! Values that need a second look (argv, env, paths) keep their byte span
+//! via [`Spanned`] so `load` can point at them.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::duration::HumanDuration;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScenarioFile {
+    pub name: Option<Spanned<String>>,
+    pub description: Option<String>,
+    pub environment: Option<String>,
+    pub service: ServiceFile,
+    pub migrations: Option<Spanned<MigrationsFile>>,
+    #[serde(default)]
+    pub ready: ReadyFile,
+    #[serde(default)]
+    pub negative: NegativeFile,
+    #[serde(default)]
+    pub failfast: FailFastFile,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceFile {
+    pub command: Spanned<Vec<Spanned<String>>>,
+    pub workdir: Option<Spanned<String>>,
+    #[serde(default)]
+    pub env: BTreeMap<String, Spanned<String>>,
+    pub ready_path: Option<Spanned<String>>,
+    pub live_path: Option<Spanned<String>>,
+    pub version_path: Option<Spanned<String>>,
+    pub startup_timeout: Option<HumanDuration>,
+    pub request_timeout: Option<Spanned<HumanDuration>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MigrationsFile {
+    /// A directory of sqlx migrations, applied by gonogo.
+    pub dir: Option<Spanned<String>>,
+    /// Or a command that migrates (e.g. `["alembic", "upgrade", "head"]`).
+    pub command: Option<Spanned<Vec<Spanned<String>>>>,
+    pub workdir: Option<Spanned<String>>,
+    #[serde(default)]
+    pub env: BTreeMap<String, Spanned<String>>,
+    /// A command that prints the current revision (e.g. `alembic current`).
+    pub current: Option<Spanned<Vec<Spanned<String>>>>,
+    /// Text the `current` output must contain, e.g. `(head)`.
+    pub current_expect: Option<String>,
+    pub timeout: Option<HumanDuration>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectFile {
+    pub pointer: Spanned<String>,
+    pub equals: toml::Value,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReadyFile {
+    pub status: Option<u16>,
+    #[serde(default)]
+    pub expect: Vec<ExpectFile>,
+    pub settle: Option<HumanDuration>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NegativeFile {
+    pub status: Option<u16>,
+    #[serde(default)]
+    pub expect: Vec<ExpectFile>,
+    pub body_names: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FailFastFile {
+    pub deadline: Option<HumanDuration>,
+    pub case: Option<Vec<CaseFile>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaseFile {
+    pub name: String,
+    #[serde(default)]
+    pub unset: Vec<String>,
+    #[serde(default)]
+    pub set: BTreeMap<String, Spanned<String>>,
+}

@@ -1,0 +1,498 @@
+//! Reading and validating a scenario file, with errors that name the file,
+//! line, column and field.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use toml::Spanned;
+
+use super::file::{self, ScenarioFile};
+use super::placeholders::Template;
+use super::{
+    BodyExpectation, CurrentCheck, FailFastCase, FailFastSpec, MigrationSpec, NegativeSpec,
+    ReadySpec, Scenario, ServiceSpec,
+};
+
+/// Default deadline for each HTTP request to the service (seed 000: ≤ 5 s).
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A scenario file that cannot be used, and exactly where.
+#[derive(Debug, thiserror::Error)]
+pub struct ScenarioError {
+    pub path: PathBuf,
+    /// 1-based line and column, when the problem has a place in the file.
+    pub location: Option<(usize, usize)>,
+    /// Dotted field path, e.g. `service.command`.
+    pub field: Option<String>,
+    pub message: String,
+    /// The offending source line, for a caret display.
+    pub snippet: Option<String>,
+}
+
+impl fmt::Display for ScenarioError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid scenario {}", self.path.display())?;
+        if let Some((line, column)) = self.location {
+            write!(f, ":{line}:{column}")?;
+        }
+        if let Some(field) = &self.field {
+            write!(f, ": field `{field}`")?;
+        }
+        write!(f, ": {}", self.message)?;
+        if let (Some(snippet), Some((line, column))) = (&self.snippet, self.location) {
+            let gutter = line.to_string().len();
+            write!(
+                f,
+                "\n{:gutter$} |\n{line} | {snippet}\n{:gutter$} | {:>column$}",
+                "", "", "^"
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Read and validate the scenario at `path`.
+pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+    let source = std::fs::read_to_string(path).map_err(|e| ScenarioError {
+        path: path.to_path_buf(),
+        location: None,
+        field: None,
+        message: format!("cannot read file: {e}"),
+        snippet: None,
+    })?;
+    load_str(path, &source)
+}
+
+/// Validate scenario text that claims to come from `path` (used for
+/// relative paths and messages).
+pub fn load_str(path: &Path, source: &str) -> Result<Scenario, ScenarioError> {
+    let ctx = Ctx { path, source };
+    let raw: ScenarioFile = toml::from_str(source).map_err(|e| {
+        let message = e.message().trim().to_string();
+        match e.span() {
+            Some(span) => ctx.error_at(span, message),
+            None => ctx.error(message),
+        }
+    })?;
+    ctx.convert(raw)
+}
+
+struct Ctx<'a> {
+    path: &'a Path,
+    source: &'a str,
+}
+
+impl Ctx<'_> {
+    fn error(&self, message: String) -> ScenarioError {
+        ScenarioError {
+            path: self.path.to_path_buf(),
+            location: None,
+            field: None,
+            message,
+            snippet: None,
+        }
+    }
+
+    /// An error pointing at `span`, with the field path worked out from the
+    /// surrounding table header and key.
+    fn error_at(&self, span: Range<usize>, message: String) -> ScenarioError {
+        let start = span.start.min(self.source.len());
+        let line_start = self.source[..start].rfind('\n').map_or(0, |i| i + 1);
+        let line_end = self.source[start..]
+            .find('\n')
+            .map_or(self.source.len(), |i| start + i);
+        let line = self.source[..start].matches('\n').count() + 1;
+        let column = self.source[line_start..start].chars().count() + 1;
+        let text = &self.source[line_start..line_end];
+        ScenarioError {
+            path: self.path.to_path_buf(),
+            location: Some((line, column)),
+            field: self.field_at(line_start, text),
+            message,
+            snippet: Some(text.trim_end().to_string()),
+        }
+    }
+
+    fn field_at(&self, line_start: usize, line: &str) -> Option<String> {
+        let header = self.source[..line_start]
+            .lines()
+            .rev()
+            .map(str::trim)
+            .find(|l| l.starts_with('['))
+            .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_string());
+        let trimmed = line.trim();
+        if trimmed.starts_with('[') {
+            return Some(trimmed.trim_matches(|c| c == '[' || c == ']').trim().to_string());
+        }
+        let key = trimmed
+            .split_once('=')
+            .map(|(k, _)| k.trim().trim_matches('"').to_string());
+        match (header, key) {
+            (Some(h), Some(k)) => Some(format!("{h}.{k}")),
+            (None, Some(k)) => Some(k),
+            (Some(h), None) => Some(h),
+            (None, None) => None,
+        }
+    }
+
+    fn dir(&self) -> PathBuf {
+        let parent = self.path.parent().unwrap_or(Path::new("."));
+        let parent = if parent.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            parent
+        };
+        std::path::absolute(parent).unwrap_or_else(|_| parent.to_path_buf())
+    }
+
+    fn resolve(&self, relative: &str) -> PathBuf {
+        let joined = self.dir().join(relative);
+        normalize(&joined)
+    }
+
+    fn template(&self, value: &Spanned<String>) -> Result<Template, ScenarioError> {
+        Template::parse(value.get_ref()).map_err(|m| self.error_at(value.span(), m))
+    }
+
+    fn argv(
+        &self,
+        argv: &Spanned<Vec<Spanned<String>>>,
+        what: &str,
+    ) -> Result<Vec<Template>, ScenarioError> {
+        if argv.get_ref().is_empty() || argv.get_ref()[0].get_ref().trim().is_empty() {
+            return Err(self.error_at(
+                argv.span(),
+                format!("{what} is empty; give the program and its arguments, e.g. [\"./server\", \"--port\", \"{{{{port}}}}\"]"),
+            ));
+        }
+        argv.get_ref().iter().map(|a| self.template(a)).collect()
+    }
+
+    fn env(
+        &self,
+        env: &BTreeMap<String, Spanned<String>>,
+    ) -> Result<Vec<(String, Template)>, ScenarioError> {
+        let mut out = Vec::new();
+        for (key, value) in env {
+            if key.is_empty() || key.contains('=') || key.contains('\0') {
+                return Err(self.error_at(
+                    value.span(),
+                    format!("`{key}` is not a valid environment variable name"),
+                ));
+            }
+            out.push((key.clone(), self.template(value)?));
+        }
+        // Keep file order so the evidence shows variables as written.
+        out.sort_by_key(|(key, _)| {
+            env.get(key)
+                .map(|v| v.span().start)
+                .unwrap_or(usize::MAX)
+        });
+        Ok(out)
+    }
+
+    fn path_field(&self, value: &Spanned<String>) -> Result<String, ScenarioError> {
+        let text = value.get_ref();
+        if !text.starts_with('/') {
+            return Err(self.error_at(
+                value.span(),
+                format!("`{text}` must be an absolute URL path starting with `/`"),
+            ));
+        }
+        Ok(text.clone())
+    }
+
+    fn expectations(
+        &self,
+        raw: &[file::ExpectFile],
+    ) -> Result<Vec<BodyExpectation>, ScenarioError> {
+        raw.iter()
+            .map(|e| {
+                let pointer = e.pointer.get_ref();
+                if !(pointer.is_empty() || pointer.starts_with('/')) {
+                    return Err(self.error_at(
+                        e.pointer.span(),
+                        format!(
+                            "`{pointer}` is not a JSON pointer; write it like `/dependencies/redis`"
+                        ),
+                    ));
+                }
+                let equals = serde_json::to_value(&e.equals)
+                    .map_err(|err| self.error_at(e.pointer.span(), err.to_string()))?;
+                Ok(BodyExpectation {
+                    pointer: pointer.clone(),
+                    equals,
+                })
+            })
+            .collect()
+    }
+
+    fn convert(&self, raw: ScenarioFile) -> Result<Scenario, ScenarioError> {
+        let name = match &raw.name {
+            Some(name) => {
+                let valid = !name.get_ref().is_empty()
+                    && name
+                        .get_ref()
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+                if !valid {
+                    return Err(self.error_at(
+                        name.span(),
+                        "name must be non-empty and use only letters, digits, `-`, `_` and `.`"
+                            .into(),
+                    ));
+                }
+                name.get_ref().clone()
+            }
+            None => self
+                .path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "scenario".into()),
+        };
+
+        let s = &raw.service;
+        let request_timeout = match &s.request_timeout {
+            Some(t) if t.get_ref().0 > DEFAULT_REQUEST_TIMEOUT || t.get_ref().0.is_zero() => {
+                return Err(self.error_at(
+                    t.span(),
+                    "request_timeout must be between 1ms and 5s (readiness contract: probes answer within 5 s)".into(),
+                ));
+            }
+            Some(t) => t.get_ref().0,
+            None => DEFAULT_REQUEST_TIMEOUT,
+        };
+        let service = ServiceSpec {
+            command: self.argv(&s.command, "service.command")?,
+            workdir: s
+                .workdir
+                .as_ref()
+                .map_or_else(|| self.dir(), |w| self.resolve(w.get_ref())),
+            env: self.env(&s.env)?,
+            ready_path: s
+                .ready_path
+                .as_ref()
+                .map(|p| self.path_field(p))
+                .transpose()?
+                .unwrap_or_else(|| "/ready".into()),
+            live_path: s
+                .live_path
+                .as_ref()
+                .map(|p| self.path_field(p))
+                .transpose()?
+                .unwrap_or_else(|| "/live".into()),
+            version_path: s
+                .version_path
+                .as_ref()
+                .map(|p| self.path_field(p))
+                .transpose()?,
+            startup_timeout: s
+                .startup_timeout
+                .map_or(Duration::from_secs(30), |d| d.0),
+            request_timeout,
+        };
+        if !service.workdir.is_dir() {
+            let span = s.workdir.as_ref().map_or(s.command.span(), |w| w.span());
+            return Err(self.error_at(
+                span,
+                format!(
+                    "working directory {} does not exist",
+                    service.workdir.display()
+                ),
+            ));
+        }
+
+        let migrations = raw
+            .migrations
+            .as_ref()
+            .map(|m| self.migrations(m))
+            .transpose()?;
+
+        let ready = ReadySpec {
+            status: raw.ready.status.unwrap_or(200),
+            expect: if raw.ready.expect.is_empty() {
+                vec![
+                    BodyExpectation {
+                        pointer: "/dependencies/database".into(),
+                        equals: "connected".into(),
+                    },
+                    BodyExpectation {
+                        pointer: "/dependencies/redis".into(),
+                        equals: "connected".into(),
+                    },
+                ]
+            } else {
+                self.expectations(&raw.ready.expect)?
+            },
+            settle: raw.ready.settle.map_or(Duration::from_secs(10), |d| d.0),
+        };
+        let negative = NegativeSpec {
+            status: raw.negative.status.unwrap_or(503),
+            expect: self.expectations(&raw.negative.expect)?,
+            body_names: raw.negative.body_names.clone().unwrap_or_else(|| "Redis".into()),
+        };
+        let failfast = FailFastSpec {
+            deadline: raw.failfast.deadline.map_or(Duration::from_secs(10), |d| d.0),
+            cases: match &raw.failfast.case {
+                Some(cases) => self.cases(cases)?,
+                None => default_cases(&service),
+            },
+        };
+
+        let environment = raw.environment.clone();
+        Ok(Scenario {
+            name,
+            description: raw.description.clone(),
+            path: self.path.to_path_buf(),
+            source: self.source.to_string(),
+            environment,
+            service,
+            migrations,
+            ready,
+            negative,
+            failfast,
+        })
+    }
+
+    fn migrations(
+        &self,
+        raw: &Spanned<file::MigrationsFile>,
+    ) -> Result<MigrationSpec, ScenarioError> {
+        let m = raw.get_ref();
+        match (&m.dir, &m.command) {
+            (Some(dir), None) => {
+                for (set, what) in [
+                    (m.current.is_some(), "current"),
+                    (m.workdir.is_some(), "workdir"),
+                    (!m.env.is_empty(), "env"),
+                ] {
+                    if set {
+                        return Err(self.error_at(
+                            dir.span(),
+                            format!("`{what}` only applies to a migration `command`, not to `dir`"),
+                        ));
+                    }
+                }
+                let resolved = self.resolve(dir.get_ref());
+                if !resolved.is_dir() {
+                    return Err(self.error_at(
+                        dir.span(),
+                        format!("migrations directory {} does not exist", resolved.display()),
+                    ));
+                }
+                Ok(MigrationSpec::SqlDir { dir: resolved })
+            }
+            (None, Some(command)) => {
+                let current = match (&m.current, &m.current_expect) {
+                    (Some(cmd), Some(expect)) => Some(CurrentCheck {
+                        command: self.argv(cmd, "migrations.current")?,
+                        expect: expect.clone(),
+                    }),
+                    (Some(cmd), None) => Some(CurrentCheck {
+                        command: self.argv(cmd, "migrations.current")?,
+                        expect: "(head)".into(),
+                    }),
+                    (None, Some(_)) => {
+                        return Err(self.error_at(
+                            raw.span(),
+                            "`current_expect` needs a `current` command to check".into(),
+                        ));
+                    }
+                    (None, None) => None,
+                };
+                Ok(MigrationSpec::Command {
+                    command: self.argv(command, "migrations.command")?,
+                    workdir: m
+                        .workdir
+                        .as_ref()
+                        .map_or_else(|| self.dir(), |w| self.resolve(w.get_ref())),
+                    env: self.env(&m.env)?,
+                    current,
+                    timeout: m.timeout.map_or(Duration::from_secs(120), |d| d.0),
+                })
+            }
+            (Some(_), Some(_)) => Err(self.error_at(
+                raw.span(),
+                "give either `dir` (SQL migrations gonogo applies) or `command`, not both".into(),
+            )),
+            (None, None) => Err(self.error_at(
+                raw.span(),
+                "missing `dir` or `command`: say how migrations are applied".into(),
+            )),
+        }
+    }
+
+    fn cases(&self, raw: &[file::CaseFile]) -> Result<Vec<FailFastCase>, ScenarioError> {
+        let mut seen = BTreeSet::new();
+        let mut out = Vec::new();
+        for case in raw {
+            if !seen.insert(case.name.clone()) {
+                return Err(self.error(format!(
+                    "failfast case `{}` is defined twice",
+                    case.name
+                )));
+            }
+            let mut set = BTreeMap::new();
+            for (key, value) in &case.set {
+                set.insert(key.clone(), self.template(value)?);
+            }
+            out.push(FailFastCase {
+                name: case.name.clone(),
+                unset: case.unset.clone(),
+                set,
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// The seed's three strict-mode cases, aimed at whichever variables carry
+/// the dependency URLs.
+fn default_cases(service: &ServiceSpec) -> Vec<FailFastCase> {
+    let var_using = |placeholder: &str| {
+        service
+            .env
+            .iter()
+            .find(|(_, t)| t.uses(placeholder))
+            .map(|(k, _)| k.clone())
+    };
+    let mut cases = Vec::new();
+    if let Some(redis) = var_using("redis_url") {
+        cases.push(FailFastCase {
+            name: format!("{redis} unset"),
+            unset: vec![redis],
+            set: BTreeMap::new(),
+        });
+    }
+    if let Some(db) = var_using("database_url") {
+        cases.push(FailFastCase {
+            name: format!("{db} unset"),
+            unset: vec![db.clone()],
+            set: BTreeMap::new(),
+        });
+        cases.push(FailFastCase {
+            name: format!("sqlite {db}"),
+            unset: Vec::new(),
+            set: BTreeMap::from([(db, Template::literal("sqlite:///tmp/gonogo-failfast.db"))]),
+        });
+    }
+    cases
+}
+
+/// Collapse `.` and `..` without touching the filesystem.
+fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for part in path.components() {
+        match part {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}

@@ -1,0 +1,117 @@
+//! Scenario stage: a TOML file in, a validated [`Scenario`] out.
+//!
+//! The raw serde shapes live in `file`; `load` turns them into the typed
+//! [`Scenario`] the runner uses, reporting any problem with file, line and
+//! field (exit code 2, nothing run, no evidence written).
+
+mod duration;
+mod file;
+mod load;
+pub mod placeholders;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use load::{ScenarioError, load, load_str};
+pub use placeholders::Template;
+
+/// A validated proof description.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    /// Short name, used in the evidence directory name.
+    pub name: String,
+    pub description: Option<String>,
+    /// Where the scenario was read from (for messages and the manifest).
+    pub path: PathBuf,
+    /// The raw file bytes, kept for hashing into the evidence.
+    pub source: String,
+    /// Label for the report's metadata (`staging`, `prod`, `ci`).
+    pub environment: Option<String>,
+    pub service: ServiceSpec,
+    pub migrations: Option<MigrationSpec>,
+    pub ready: ReadySpec,
+    pub negative: NegativeSpec,
+    pub failfast: FailFastSpec,
+}
+
+/// How to start the service under test.
+#[derive(Debug, Clone)]
+pub struct ServiceSpec {
+    /// argv; each element may hold placeholders.
+    pub command: Vec<Template>,
+    /// Absolute working directory.
+    pub workdir: PathBuf,
+    /// Environment, in file order; values may hold placeholders.
+    pub env: Vec<(String, Template)>,
+    pub ready_path: String,
+    pub live_path: String,
+    pub version_path: Option<String>,
+    /// How long the service may take to answer HTTP after spawn.
+    pub startup_timeout: Duration,
+    /// Deadline for each HTTP request gonogo makes to the service.
+    pub request_timeout: Duration,
+}
+
+/// How migrations are applied (Step 1).
+#[derive(Debug, Clone)]
+pub enum MigrationSpec {
+    /// A directory of sqlx-style SQL migrations that gonogo applies itself.
+    SqlDir { dir: PathBuf },
+    /// Any command (for example `alembic upgrade head`).
+    Command {
+        command: Vec<Template>,
+        workdir: PathBuf,
+        env: Vec<(String, Template)>,
+        current: Option<CurrentCheck>,
+        timeout: Duration,
+    },
+}
+
+/// A command whose output proves the schema is at head.
+#[derive(Debug, Clone)]
+pub struct CurrentCheck {
+    pub command: Vec<Template>,
+    pub expect: String,
+}
+
+/// One expectation on a JSON response body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BodyExpectation {
+    /// RFC 6901 JSON pointer, e.g. `/dependencies/redis`.
+    pub pointer: String,
+    pub equals: serde_json::Value,
+}
+
+/// Step 2: ready with real dependencies.
+#[derive(Debug, Clone)]
+pub struct ReadySpec {
+    pub status: u16,
+    pub expect: Vec<BodyExpectation>,
+    /// How long ready may take to turn healthy after the service answers.
+    pub settle: Duration,
+}
+
+/// Step 3: ready with Redis pointed at a closed port.
+#[derive(Debug, Clone)]
+pub struct NegativeSpec {
+    pub status: u16,
+    pub expect: Vec<BodyExpectation>,
+    /// Text the body must contain (case-insensitive) to name the dependency.
+    pub body_names: String,
+}
+
+/// Step 4: strict-mode fail-fast cases.
+#[derive(Debug, Clone)]
+pub struct FailFastSpec {
+    pub deadline: Duration,
+    pub cases: Vec<FailFastCase>,
+}
+
+/// One way of provoking a strict-mode startup failure.
+#[derive(Debug, Clone)]
+pub struct FailFastCase {
+    pub name: String,
+    pub unset: Vec<String>,
+    pub set: BTreeMap<String, Template>,
+}

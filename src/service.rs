@@ -1,0 +1,255 @@
+//! The service under test: a [`ServiceLaunch`] (argv, workdir, env with the
+//! placeholders filled in) becomes a [`RunningService`] whose process group
+//! is owned by a guard and whose output is captured for the evidence.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::http::{HttpExchange, Probe};
+use crate::process::{ChildGuard, GuardOptions, OutputCapture, Signal, StopReport, piped_output};
+use crate::scenario::placeholders::Bindings;
+use crate::scenario::{ServiceSpec, Template};
+
+/// Everything needed to start one instance of the service.
+#[derive(Debug, Clone)]
+pub struct ServiceLaunch {
+    pub program: PathBuf,
+    pub args: Vec<String>,
+    pub workdir: PathBuf,
+    /// Variables set for this instance, in scenario order.
+    pub env: Vec<(String, String)>,
+    /// Variables removed from the inherited environment.
+    pub unset: Vec<String>,
+    pub port: u16,
+}
+
+impl ServiceLaunch {
+    /// Fill in `spec` for one start: `extra` (from `--env`) is applied after
+    /// the scenario's env, then `unset` removes and `set` overrides.
+    pub fn build(
+        spec: &ServiceSpec,
+        bindings: &Bindings,
+        extra: &[(String, String)],
+        unset: &[String],
+        set: &BTreeMap<String, Template>,
+    ) -> io::Result<ServiceLaunch> {
+        let argv: Vec<String> = spec.command.iter().map(|t| t.render(bindings)).collect();
+        let program = resolve_program(&argv[0], &spec.workdir)?;
+        let mut env: Vec<(String, String)> = spec
+            .env
+            .iter()
+            .map(|(k, t)| (k.clone(), t.render(bindings)))
+            .collect();
+        for (key, value) in extra {
+            upsert(&mut env, key, value.clone());
+        }
+        for (key, template) in set {
+            upsert(&mut env, key, template.render(bindings));
+        }
+        env.retain(|(k, _)| !unset.contains(k));
+        let port = bindings
+            .get("port")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0);
+        Ok(ServiceLaunch {
+            program,
+            args: argv[1..].to_vec(),
+            workdir: spec.workdir.clone(),
+            env,
+            unset: unset.to_vec(),
+            port,
+        })
+    }
+
+    /// A shell line that would start the same instance (unmasked: callers
+    /// pass it through the masker).
+    pub fn display(&self) -> String {
+        let mut line = format!("cd {} && env", shell_quote(&self.workdir.display().to_string()));
+        for key in &self.unset {
+            line.push_str(&format!(" -u {key}"));
+        }
+        for (key, value) in &self.env {
+            line.push_str(&format!(" {key}={}", shell_quote(value)));
+        }
+        line.push(' ');
+        line.push_str(&shell_quote(&self.program.display().to_string()));
+        for arg in &self.args {
+            line.push(' ');
+            line.push_str(&shell_quote(arg));
+        }
+        line
+    }
+}
+
+fn upsert(env: &mut Vec<(String, String)>, key: &str, value: String) {
+    match env.iter_mut().find(|(k, _)| k == key) {
+        Some(slot) => slot.1 = value,
+        None => env.push((key.to_string(), value)),
+    }
+}
+
+/// Quote for a POSIX shell when needed.
+pub fn shell_quote(text: &str) -> String {
+    let plain = !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:=@%+,".contains(c));
+    if plain {
+        text.to_string()
+    } else {
+        format!("'{}'", text.replace('\'', r"'\''"))
+    }
+}
+
+/// Find the program: a path with a `/` is taken relative to `workdir`;
+/// a bare name is searched on `PATH`.
+pub fn resolve_program(program: &str, workdir: &Path) -> io::Result<PathBuf> {
+    let not_found = |detail: String| io::Error::new(io::ErrorKind::NotFound, detail);
+    if program.contains('/') {
+        let path = workdir.join(program);
+        if path.is_file() {
+            return Ok(path);
+        }
+        return Err(not_found(format!(
+            "`{program}` does not exist (looked at {})",
+            path.display()
+        )));
+    }
+    let path_var = std::env::var_os("PATH").unwrap_or_default();
+    for dir in std::env::split_paths(&path_var) {
+        let candidate = dir.join(program);
+        if candidate.is_file() {
+            return Ok(candidate);
+        }
+    }
+    Err(not_found(format!("`{program}` is not on PATH")))
+}
+
+/// How the wait for the service to answer HTTP ended.
+#[derive(Debug, Clone)]
+pub enum Startup {
+    /// It answered (any status) after this long.
+    Answering(Duration),
+    /// The process exited first, with this code (`None`: killed by a signal).
+    Exited { code: Option<i32>, after: Duration },
+    /// Neither, within the deadline.
+    TimedOut(Duration),
+}
+
+/// A started service instance. Dropping it stops its process group.
+pub struct RunningService {
+    guard: ChildGuard,
+    capture: OutputCapture,
+    pub port: u16,
+    started: Instant,
+}
+
+impl RunningService {
+    /// Spawn the instance, in its own process group, output captured.
+    pub fn spawn(launch: &ServiceLaunch) -> io::Result<RunningService> {
+        let mut command = tokio::process::Command::new(&launch.program);
+        command.args(&launch.args).current_dir(&launch.workdir);
+        for key in &launch.unset {
+            command.env_remove(key);
+        }
+        for (key, value) in &launch.env {
+            command.env(key, value);
+        }
+        piped_output(&mut command);
+        let options = GuardOptions {
+            death_signal: Some(Signal::Kill),
+            stop_signal: Signal::Term,
+            grace: Duration::from_secs(5),
+        };
+        let mut guard = ChildGuard::spawn("service", command, options)?;
+        let capture = OutputCapture::attach(&mut guard);
+        Ok(RunningService {
+            guard,
+            capture,
+            port: launch.port,
+            started: Instant::now(),
+        })
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.guard.pid()
+    }
+
+    /// Poll `path` until the service answers any HTTP status, exits, or
+    /// `deadline` passes.
+    pub async fn wait_answering(&mut self, probe: &Probe, path: &str, deadline: Duration) -> Startup {
+        let url = self.url(path);
+        loop {
+            if let Ok(Some(status)) = self.guard.try_wait() {
+                return Startup::Exited {
+                    code: status.code(),
+                    after: self.started.elapsed(),
+                };
+            }
+            let elapsed = self.started.elapsed();
+            if elapsed >= deadline {
+                return Startup::TimedOut(elapsed);
+            }
+            let left = deadline - elapsed;
+            let exchange = probe
+                .get(&url, left.min(Duration::from_millis(500)))
+                .await;
+            if exchange.status.is_some() {
+                return Startup::Answering(self.started.elapsed());
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// GET `path` with `timeout`.
+    pub async fn get(&self, probe: &Probe, path: &str, timeout: Duration) -> HttpExchange {
+        probe.get(&self.url(path), timeout).await
+    }
+
+    /// Exit code if the process has exited.
+    pub fn exited(&mut self) -> Option<Option<i32>> {
+        match self.guard.try_wait() {
+            Ok(Some(status)) => Some(status.code()),
+            _ => None,
+        }
+    }
+
+    /// Wait up to `timeout` for the process to exit by itself.
+    pub async fn wait_exit(&mut self, timeout: Duration) -> Option<Option<i32>> {
+        match self.guard.wait_timeout(timeout).await {
+            Ok(Some(status)) => Some(status.code()),
+            _ => None,
+        }
+    }
+
+    /// Everything the service printed so far, one line per line.
+    pub async fn log_text(&self) -> String {
+        // Give the pipe readers a moment to catch the last lines.
+        let _ = self
+            .capture
+            .wait_closed(tokio::time::Instant::now() + Duration::from_millis(50))
+            .await;
+        let snapshot = self.capture.snapshot();
+        let mut out = String::new();
+        for (i, line) in snapshot.lines().enumerate() {
+            if i == snapshot.head.len() && snapshot.omitted > 0 {
+                out.push_str(&format!("… {} lines omitted …\n", snapshot.omitted));
+            }
+            out.push_str(&line.text);
+            out.push('\n');
+        }
+        out
+    }
+
+    /// Stop the process group (SIGTERM, then SIGKILL after the grace) and
+    /// reap it.
+    pub async fn stop(self) -> io::Result<StopReport> {
+        self.guard.stop().await
+    }
+}
