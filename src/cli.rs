@@ -1,6 +1,7 @@
 //! Command line: parses arguments, runs the command, and turns the result
 //! into an exit code. Errors are printed here and nowhere else.
 
+use std::io::Write;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
@@ -127,7 +128,8 @@ pub fn main() -> i32 {
     match result {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("error: {error}");
+            // A closed stderr must not turn an error into a panic.
+            let _ = writeln!(std::io::stderr(), "error: {error}");
             error.exit_code()
         }
     }
@@ -136,8 +138,10 @@ pub fn main() -> i32 {
 /// Resolves on SIGINT, SIGTERM or SIGHUP, naming the signal.
 async fn interrupted() -> &'static str {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut hup)) = (signal(SignalKind::terminate()), signal(SignalKind::hangup()))
-    else {
+    let (Ok(mut term), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+    ) else {
         let _ = tokio::signal::ctrl_c().await;
         return "SIGINT";
     };
@@ -166,12 +170,16 @@ async fn execute(cli: Cli) -> Result<i32> {
                         }
                     ),
                     Err(e) => {
-                        eprintln!("error: {e}");
+                        let _ = writeln!(std::io::stderr(), "error: {e}");
                         failed = true;
                     }
                 }
             }
-            Ok(if failed { exit_codes::USAGE } else { exit_codes::GO })
+            Ok(if failed {
+                exit_codes::USAGE
+            } else {
+                exit_codes::GO
+            })
         }
         Command::Run(args) => {
             let scenario = scenario::load(&args.scenario)?;

@@ -37,12 +37,7 @@ impl HttpExchange {
     pub fn transcript(&self) -> String {
         match self.status {
             Some(status) => {
-                let mut out = format!(
-                    "{} {} {}\n",
-                    self.version,
-                    status,
-                    reason_phrase(status)
-                );
+                let mut out = format!("{} {} {}\n", self.version, status, reason_phrase(status));
                 for (name, value) in &self.headers {
                     out.push_str(&format!("{name}: {value}\n"));
                 }
@@ -50,10 +45,7 @@ impl HttpExchange {
                 out.push_str(&self.body);
                 out
             }
-            None => format!(
-                "curl: {}",
-                self.error.as_deref().unwrap_or("no response")
-            ),
+            None => format!("curl: {}", self.error.as_deref().unwrap_or("no response")),
         }
     }
 
@@ -133,7 +125,12 @@ impl Probe {
             let headers: Vec<(String, String)> = response
                 .headers()
                 .iter()
-                .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+                .map(|(k, v)| {
+                    (
+                        k.to_string(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
                 .collect();
             let body = response.bytes().await?;
             Ok::<_, reqwest::Error>((status, version, headers, body))

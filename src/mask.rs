@@ -141,7 +141,9 @@ impl Masker {
             }
         }
         out = URL_CREDENTIALS
-            .replace_all(&out, |c: &regex::Captures| format!("{}{}:{MASK}@", &c[1], &c[2]))
+            .replace_all(&out, |c: &regex::Captures| {
+                format!("{}{}:{MASK}@", &c[1], &c[2])
+            })
             .into_owned();
         out = AUTHORIZATION
             .replace_all(&out, |c: &regex::Captures| format!("{}{MASK}", &c[1]))
@@ -229,7 +231,8 @@ mod tests {
     fn masks_seed_examples() {
         let m = Masker::new();
         assert_eq!(
-            m.mask("postgresql+asyncpg://user:PASS@host:5432/db").as_str(),
+            m.mask("postgresql+asyncpg://user:PASS@host:5432/db")
+                .as_str(),
             "postgresql+asyncpg://user:***@host:5432/db"
         );
         assert_eq!(
@@ -275,7 +278,8 @@ mod tests {
             "redis://:***@10.20.*.*:6379/0"
         );
         assert_eq!(
-            m.mask("postgresql://app@db.internal.example.com:5432/x").as_str(),
+            m.mask("postgresql://app@db.internal.example.com:5432/x")
+                .as_str(),
             "postgresql://app@db.***.com:5432/x"
         );
         assert_eq!(m.mask_host("build-runner-7").as_str(), "bui***");

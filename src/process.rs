@@ -3,26 +3,31 @@
 //! reaps it. Takes a `tokio::process::Command`; gives a guard, its captured
 //! output ([`OutputCapture`]) and, when stopped, a [`StopReport`].
 //!
-//! Three layers make sure nothing outlives the harness:
+//! Two layers make sure nothing outlives the harness:
 //!
 //! 1. [`ChildGuard::stop`] and `Drop` signal the child's whole process group
 //!    (each child leads its own group, so helpers it forks go too), wait a
 //!    grace period, then `SIGKILL` the group and reap.
 //! 2. If the harness is killed outright, the kernel sends each child its
-//!    `PR_SET_PDEATHSIG` signal (set in `pre_exec`, after std's
-//!    `setgid`/`setuid`, which would otherwise clear it).
-//! 3. Children that leave their process group (`setsid`, double fork) escape
-//!    layer 1; PDEATHSIG only covers direct children. Neither is worth more
-//!    machinery for the servers gonogo runs.
+//!    `PR_SET_PDEATHSIG` signal. It is set in `pre_exec`, which std runs
+//!    after `setgid`/`setuid` (a credential change clears the setting), so
+//!    it holds for servers that run as another user; a test proves it.
+//!
+//! Grandchildren that leave the group (`setsid`, double fork) escape the
+//! group signal, and PDEATHSIG covers direct children only. Postgres is
+//! such a case and needs nothing more: each of its helper processes calls
+//! `setsid()`, the postmaster stops them itself on `SIGINT`/`SIGQUIT`, and
+//! they notice the postmaster's death and exit when it is killed.
 //!
 //! # Caveat: PDEATHSIG follows the spawning *thread*
 //!
 //! Linux delivers the death signal when the thread that forked the child
-//! exits, not when the process does. Spawn only from long-lived threads: the
-//! thread driving `#[tokio::main]`'s future or a runtime worker (a task from
-//! `tokio::spawn`). Never spawn inside `spawn_blocking` or `block_in_place`:
-//! tokio retires idle blocking threads after a few seconds, which would kill
-//! a healthy child.
+//! exits, not when the process does. Spawn only from long-lived threads:
+//! best the thread driving `#[tokio::main]`'s future, else a runtime worker
+//! (a task from `tokio::spawn`). Never spawn inside `spawn_blocking`, whose
+//! threads tokio retires after a few idle seconds, killing a healthy child;
+//! and avoid `block_in_place` anywhere, since it turns a worker thread (that
+//! may have spawned children) into such a retirable blocking thread.
 
 use std::collections::VecDeque;
 use std::io;
@@ -278,8 +283,7 @@ impl ChildGuard {
             }
         };
         self.finished = true;
-        // Whatever the leader left behind in its group goes too.
-        signal_group(self.pid, Signal::Kill);
+        sweep_group(self.pid);
         Ok(StopReport {
             name: self.name.clone(),
             pid: self.pid,
@@ -300,17 +304,15 @@ impl ChildGuard {
     /// `Drop`'s synchronous version of [`stop`](ChildGuard::stop): blocks the
     /// calling thread for at most the grace period plus [`DROP_KILL_WAIT`].
     fn stop_blocking(&mut self) {
-        if !matches!(self.child.try_wait(), Ok(None)) {
-            signal_group(self.pid, Signal::Kill);
-            return;
+        if matches!(self.child.try_wait(), Ok(None)) {
+            signal_group(self.pid, self.options.stop_signal);
+            if !self.poll_exit(self.options.grace) {
+                signal_group(self.pid, Signal::Kill);
+                // If it is still not reaped, tokio's orphan queue reaps it later.
+                self.poll_exit(DROP_KILL_WAIT);
+            }
         }
-        signal_group(self.pid, self.options.stop_signal);
-        if !self.poll_exit(self.options.grace) {
-            signal_group(self.pid, Signal::Kill);
-            // If it is still not reaped, tokio's orphan queue reaps it later.
-            self.poll_exit(DROP_KILL_WAIT);
-        }
-        signal_group(self.pid, Signal::Kill);
+        sweep_group(self.pid);
     }
 
     /// Polls `try_wait` until the child exits or `limit` passes.
@@ -335,13 +337,10 @@ impl Drop for ChildGuard {
     }
 }
 
-/// Sends `signal` to the process group led by `pgid`. Failures (typically
+/// Sends `signal` to the process group led by `pgid`, whose leader must not
+/// be reaped yet (so the id cannot have been recycled). Failures (typically
 /// `ESRCH`: the group is already gone) are ignored: every caller follows up
 /// by waiting, which tells the truth.
-///
-/// Signalling after the leader is reaped is safe in practice: Linux keeps a
-/// pid reserved while any process still uses it as its process group id, so
-/// the id can only be recycled once the group is empty.
 fn signal_group(pgid: u32, signal: Signal) {
     let Ok(pgid) = libc::pid_t::try_from(pgid) else {
         return;
@@ -350,6 +349,24 @@ fn signal_group(pgid: u32, signal: Signal) {
     // addresses the process group.
     unsafe {
         libc::kill(-pgid, signal.as_raw());
+    }
+}
+
+/// `SIGKILL`s whatever a reaped leader left behind in its process group.
+///
+/// Linux keeps a pid reserved while any process still has it as its process
+/// group id. So if something now has the leader's pid, the group is empty
+/// and the pid was recycled for an unrelated process: leave it alone.
+/// Otherwise any member left is ours.
+fn sweep_group(pgid: u32) {
+    let Ok(pid) = libc::pid_t::try_from(pgid) else {
+        return;
+    };
+    // SAFETY: kill has no memory-safety preconditions; signal 0 only probes.
+    let vacant = unsafe { libc::kill(pid, 0) } != 0
+        && io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
+    if vacant {
+        signal_group(pgid, Signal::Kill);
     }
 }
 
@@ -690,6 +707,17 @@ mod tests {
         let report = guard.stop().await.expect("stop");
         use std::os::unix::process::ExitStatusExt;
         assert_eq!(report.status.signal(), Some(libc::SIGINT));
+    }
+
+    #[tokio::test]
+    async fn stop_sweeps_what_an_exited_leader_left_behind() {
+        let (mut guard, straggler) = spawn_reporting("sleep 1000 & echo $!", quick(100)).await;
+        let exited = guard.wait_timeout(Duration::from_secs(5)).await;
+        assert!(exited.expect("wait").expect("leader exited").success());
+        assert!(!is_gone(straggler), "the sleep outlives its leader");
+        let report = guard.stop().await.expect("stop");
+        assert_eq!(report.outcome, StopOutcome::ExitedBefore);
+        assert!(wait_gone(straggler), "the sweep killed the sleep");
     }
 
     #[tokio::test]

@@ -99,7 +99,7 @@ struct Control {
 }
 
 /// What the accept loop reports back after acting on a switch.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 struct Applied {
     generation: u64,
     listening: bool,
@@ -318,6 +318,8 @@ impl Acceptor {
                 // would against a stopped server; merely not accepting would
                 // leave them completing in the backlog and hanging.
                 listener = None;
+                // A pause after a failed accept was for that listener.
+                paused_until = None;
             } else if listener.is_none() && paused_until.is_none() {
                 match TcpListener::bind(self.local_addr).await {
                     Ok(bound) => {
@@ -445,9 +447,11 @@ async fn relay(
     pass(&mut control, None).await;
     // The client already holds a connection, so a reset is the closest it can
     // get to the refusal the dependency gave.
-    let Ok(server) = TcpStream::connect(upstream).await.map(|s| server.insert(s)) else {
-        return Cut::Reset;
+    let dialed = match TcpStream::connect(upstream).await {
+        Ok(dialed) => dialed,
+        Err(_) => return Cut::Reset,
     };
+    let server = server.insert(dialed);
     match forward(client, server, control).await {
         Ok(()) => Cut::Close,
         // Pass a reset on to the other side, as the network would.
@@ -505,7 +509,8 @@ async fn pass(control: &mut watch::Receiver<Control>, read_at: Option<Instant>) 
             (Fault::Latency(delay), Some(read_at)) => match read_at.checked_add(delay) {
                 Some(due) if due <= Instant::now() => return,
                 // Re-evaluated on a switch, so shortening the delay or
-                // clearing it frees the chunk at once.
+                // clearing it frees the chunk at once. A delay too long to
+                // add to a clock reading holds like a blackhole.
                 due => due,
             },
             (Fault::Blackhole | Fault::Down | Fault::Reset, _) => None,
@@ -730,6 +735,9 @@ mod tests {
     /// its listener and accepted sockets (local port `port`) and its dials to
     /// the dependency (remote port `upstream`). Counting only these keeps
     /// tests running in parallel in the same process from adding noise.
+    ///
+    /// The kernel's socket tables are not read as one snapshot, so a socket
+    /// can show twice while others come and go: sockets are counted by inode.
     fn proxy_fds(port: u16, upstream: u16) -> usize {
         let inodes: HashSet<String> = std::fs::read_dir("/proc/self/fd")
             .expect("list /proc/self/fd")
@@ -763,7 +771,9 @@ mod tests {
                     && inodes.contains(&fields[9])
                     && (port_of(&fields[1]) == Some(port) || port_of(&fields[2]) == Some(upstream))
             })
-            .count()
+            .map(|fields| fields[9].clone())
+            .collect::<HashSet<_>>()
+            .len()
     }
 
     /// A proxy holding two flowing connections and one made during a
@@ -786,8 +796,10 @@ mod tests {
         );
         // Listener, three accepted sockets, two dials to the upstream.
         let port = proxy.local_addr().port();
-        let seen = proxy_fds(port, echo.addr.port());
-        assert_eq!(seen, 6, "DIAG {seen}");
+        eventually("the proxy's six sockets are counted", || {
+            proxy_fds(port, echo.addr.port()) == 6
+        })
+        .await;
         Ok((proxy, clients))
     }
 

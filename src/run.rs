@@ -256,7 +256,11 @@ fn bindings(embedded: &Embedded) -> Bindings {
 }
 
 fn environment(scenario: &Scenario, options: &RunOptions) -> String {
-    if let Some(env) = options.environment.as_ref().or(scenario.environment.as_ref()) {
+    if let Some(env) = options
+        .environment
+        .as_ref()
+        .or(scenario.environment.as_ref())
+    {
         return env.clone();
     }
     if std::env::var_os("CI").is_some() {
@@ -281,9 +285,7 @@ fn write_evidence(evidence: &Evidence, options: &RunOptions, masker: &Masker) ->
     ];
     let name = dir_name(evidence);
     write_bundle(&options.out, &name, &artifacts, masker.secrets()).map_err(|e| match e {
-        crate::evidence::write::WriteError::SecretLeak(_) => {
-            Error::Harness(anyhow::anyhow!("{e}"))
-        }
+        crate::evidence::write::WriteError::SecretLeak(_) => Error::Harness(anyhow::anyhow!("{e}")),
         crate::evidence::write::WriteError::Io(io) => Error::Harness(io.context("write evidence")),
     })
 }

@@ -66,7 +66,10 @@ impl ServiceLaunch {
     /// A shell line that would start the same instance (unmasked: callers
     /// pass it through the masker).
     pub fn display(&self) -> String {
-        let mut line = format!("cd {} && env", shell_quote(&self.workdir.display().to_string()));
+        let mut line = format!(
+            "cd {} && env",
+            shell_quote(&self.workdir.display().to_string())
+        );
         for key in &self.unset {
             line.push_str(&format!(" -u {key}"));
         }
@@ -183,7 +186,12 @@ impl RunningService {
 
     /// Poll `path` until the service answers any HTTP status, exits, or
     /// `deadline` passes.
-    pub async fn wait_answering(&mut self, probe: &Probe, path: &str, deadline: Duration) -> Startup {
+    pub async fn wait_answering(
+        &mut self,
+        probe: &Probe,
+        path: &str,
+        deadline: Duration,
+    ) -> Startup {
         let url = self.url(path);
         loop {
             if let Ok(Some(status)) = self.guard.try_wait() {
@@ -197,9 +205,7 @@ impl RunningService {
                 return Startup::TimedOut(elapsed);
             }
             let left = deadline - elapsed;
-            let exchange = probe
-                .get(&url, left.min(Duration::from_millis(500)))
-                .await;
+            let exchange = probe.get(&url, left.min(Duration::from_millis(500))).await;
             if exchange.status.is_some() {
                 return Startup::Answering(self.started.elapsed());
             }

@@ -89,13 +89,13 @@ fn environment() -> Environment<'static> {
 /// Wrap text in a code fence longer than any backtick run inside it, so
 /// captured output can never close the fence early.
 fn fence(text: String, lang: Option<String>) -> String {
-    let longest = text
-        .split(|c| c != '`')
-        .map(str::len)
-        .max()
-        .unwrap_or(0);
+    let longest = text.split(|c| c != '`').map(str::len).max().unwrap_or(0);
     let ticks = "`".repeat(longest.max(2) + 1);
-    let body = if text.is_empty() { "(no output)" } else { &text };
+    let body = if text.is_empty() {
+        "(no output)"
+    } else {
+        &text
+    };
     format!("{ticks}{}\n{body}\n{ticks}", lang.unwrap_or_default())
 }
 

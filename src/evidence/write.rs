@@ -96,7 +96,11 @@ pub fn write_bundle(
             n += 1;
         }
         fs::rename(&staging, &target).with_context(|| {
-            format!("move {} into place at {}", staging.display(), target.display())
+            format!(
+                "move {} into place at {}",
+                staging.display(),
+                target.display()
+            )
         })?;
         Ok(Written {
             report: target.join("report.md"),
@@ -139,7 +143,9 @@ pub fn scan_for_secrets(dir: &Path, secrets: &[String]) -> anyhow::Result<Vec<Le
     let mut leaks = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(current) = stack.pop() {
-        for entry in fs::read_dir(&current).with_context(|| format!("scan {}", current.display()))? {
+        for entry in
+            fs::read_dir(&current).with_context(|| format!("scan {}", current.display()))?
+        {
             let entry = entry?;
             let path = entry.path();
             if entry.file_type()?.is_dir() {
@@ -154,7 +160,10 @@ pub fn scan_for_secrets(dir: &Path, secrets: &[String]) -> anyhow::Result<Vec<Le
                 .display()
                 .to_string();
             for (index, line) in text.lines().enumerate() {
-                if secrets.iter().any(|s| !s.is_empty() && line.contains(s.as_str())) {
+                if secrets
+                    .iter()
+                    .any(|s| !s.is_empty() && line.contains(s.as_str()))
+                {
                     leaks.push(LeakLocation {
                         file: relative.clone(),
                         line: index + 1,

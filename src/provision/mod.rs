@@ -43,6 +43,9 @@ pub struct EmbeddedOptions {
     pub postgres: PostgresOptions,
     /// Options for Redis.
     pub redis: RedisOptions,
+    /// Who runs both servers (overriding the per-server options); `None`
+    /// chooses with [`ServerUser::choose`].
+    pub user: Option<ServerUser>,
     /// The directory the temp root is created in.
     pub temp_base: PathBuf,
     /// Whether the servers may outlive the harness (`--keep`): they are
@@ -56,6 +59,7 @@ impl Default for EmbeddedOptions {
         EmbeddedOptions {
             postgres: PostgresOptions::default(),
             redis: RedisOptions::default(),
+            user: None,
             temp_base: PathBuf::from("/tmp"),
             keep: false,
         }
@@ -144,7 +148,7 @@ impl Embedded {
     /// If either fails, the other is stopped and the root removed.
     pub async fn start(options: &EmbeddedOptions) -> anyhow::Result<Embedded> {
         let root = TempRoot::create_in(&options.temp_base).context("create temp root")?;
-        let user = match &options.postgres.user {
+        let user = match &options.user {
             Some(user) => user.clone(),
             None => ServerUser::choose()?,
         };

@@ -40,7 +40,7 @@ pub struct PostgresOptions {
     /// Who runs the server; `None` chooses with [`ServerUser::choose`].
     pub user: Option<ServerUser>,
     /// The database created for the app (when `createdb` is installed;
-    /// otherwise the app gets `postgres`).
+    /// otherwise the app gets `postgres`): letters, digits and `_` only.
     pub database: String,
     /// The limit for each of `initdb`, the server start and `createdb`.
     pub ready_timeout: Duration,
@@ -165,6 +165,14 @@ async fn start_on_ports(
     mut next_port: impl FnMut() -> std::io::Result<u16>,
 ) -> anyhow::Result<EmbeddedPostgres> {
     let begun = Instant::now();
+    let plain_name = |name: &str| {
+        !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    };
+    anyhow::ensure!(
+        plain_name(&options.database),
+        "use `{}` as the app database name (only letters, digits and `_`, so the URL needs no escaping)",
+        options.database
+    );
     let binaries = PostgresBinaries::find(&options.binaries)?;
     let user = match &options.user {
         Some(user) => user.clone(),
@@ -219,7 +227,8 @@ async fn start_on_ports(
                 let ready = guard.started_at().elapsed();
                 break (guard, log, port, ready);
             }
-            Err(error) if error.port_in_use() && attempt < PORT_ATTEMPTS => continue,
+            // Another process took the port first: try the next one.
+            Err(error) if error.port_in_use() && attempt < PORT_ATTEMPTS => {}
             Err(error) => return Err(error.into()),
         }
     };

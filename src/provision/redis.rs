@@ -161,7 +161,8 @@ async fn start_on_ports(
                 let ready = guard.started_at().elapsed();
                 break (guard, log, port, ready);
             }
-            Err(error) if error.port_in_use() && attempt < PORT_ATTEMPTS => continue,
+            // Another process took the port first: try the next one.
+            Err(error) if error.port_in_use() && attempt < PORT_ATTEMPTS => {}
             Err(error) => return Err(error.into()),
         }
     };
@@ -323,5 +324,22 @@ mod tests {
             "{message}"
         );
         assert!(message.contains("Address already in use"), "{message}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn reports_a_missed_deadline_with_the_log() {
+        let root = TempRoot::create().expect("temp root");
+        let options = RedisOptions {
+            ready_timeout: std::time::Duration::from_millis(1),
+            ..RedisOptions::default()
+        };
+        let error = start_on_ports(root.path(), &options, free_port)
+            .await
+            .expect_err("1 ms is too short");
+        let message = format!("{error:#}");
+        assert!(
+            message.contains("redis-server was not ready within 1ms"),
+            "{message}"
+        );
     }
 }

@@ -108,10 +108,10 @@ pub fn lookup(name: &str) -> io::Result<Option<ServerUser>> {
         let code = unsafe {
             libc::getpwnam_r(
                 c_name.as_ptr(),
-                &mut entry,
+                &raw mut entry,
                 scratch.as_mut_ptr().cast(),
                 scratch.len(),
-                &mut result,
+                &raw mut result,
             )
         };
         if code == libc::ERANGE && scratch.len() < 1 << 20 {

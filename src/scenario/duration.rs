@@ -16,9 +16,9 @@ pub fn parse(text: &str) -> Result<Duration, String> {
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration; write e.g. \"500ms\", \"10s\" or \"2m\""))?;
+    let value: f64 = number.parse().map_err(|_| {
+        format!("`{text}` is not a duration; write e.g. \"500ms\", \"10s\" or \"2m\"")
+    })?;
     let seconds = match unit.trim() {
         "ms" => value / 1000.0,
         "" | "s" => value,

@@ -125,7 +125,12 @@ impl Ctx<'_> {
             .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_string());
         let trimmed = line.trim();
         if trimmed.starts_with('[') {
-            return Some(trimmed.trim_matches(|c| c == '[' || c == ']').trim().to_string());
+            return Some(
+                trimmed
+                    .trim_matches(|c| c == '[' || c == ']')
+                    .trim()
+                    .to_string(),
+            );
         }
         let key = trimmed
             .split_once('=')
@@ -186,11 +191,7 @@ impl Ctx<'_> {
             out.push((key.clone(), self.template(value)?));
         }
         // Keep file order so the evidence shows variables as written.
-        out.sort_by_key(|(key, _)| {
-            env.get(key)
-                .map(|v| v.span().start)
-                .unwrap_or(usize::MAX)
-        });
+        out.sort_by_key(|(key, _)| env.get(key).map(|v| v.span().start).unwrap_or(usize::MAX));
         Ok(out)
     }
 
@@ -289,9 +290,7 @@ impl Ctx<'_> {
                 .as_ref()
                 .map(|p| self.path_field(p))
                 .transpose()?,
-            startup_timeout: s
-                .startup_timeout
-                .map_or(Duration::from_secs(30), |d| d.0),
+            startup_timeout: s.startup_timeout.map_or(Duration::from_secs(30), |d| d.0),
             request_timeout,
         };
         if !service.workdir.is_dir() {
@@ -332,10 +331,17 @@ impl Ctx<'_> {
         let negative = NegativeSpec {
             status: raw.negative.status.unwrap_or(503),
             expect: self.expectations(&raw.negative.expect)?,
-            body_names: raw.negative.body_names.clone().unwrap_or_else(|| "Redis".into()),
+            body_names: raw
+                .negative
+                .body_names
+                .clone()
+                .unwrap_or_else(|| "Redis".into()),
         };
         let failfast = FailFastSpec {
-            deadline: raw.failfast.deadline.map_or(Duration::from_secs(10), |d| d.0),
+            deadline: raw
+                .failfast
+                .deadline
+                .map_or(Duration::from_secs(10), |d| d.0),
             cases: match &raw.failfast.case {
                 Some(cases) => self.cases(cases)?,
                 None => default_cases(&service),
@@ -430,10 +436,7 @@ impl Ctx<'_> {
         let mut out = Vec::new();
         for case in raw {
             if !seen.insert(case.name.clone()) {
-                return Err(self.error(format!(
-                    "failfast case `{}` is defined twice",
-                    case.name
-                )));
+                return Err(self.error(format!("failfast case `{}` is defined twice", case.name)));
             }
             let mut set = BTreeMap::new();
             for (key, value) in &case.set {

@@ -17,7 +17,10 @@ pub const KNOWN: &[(&str, &str)] = &[
     ("database_host", "the Postgres host"),
     ("database_port", "the Postgres port"),
     ("database_user", "the Postgres user"),
-    ("database_password", "the Postgres password (masked in evidence)"),
+    (
+        "database_password",
+        "the Postgres password (masked in evidence)",
+    ),
     ("database_name", "the Postgres database name"),
     (
         "redis_url",

@@ -78,7 +78,9 @@ pub async fn failfast(ctx: &mut StepContext<'_>, number: u32) -> anyhow::Result<
             format!("{}: never answers HTTP", case.name),
             answered
                 .as_ref()
-                .map_or("no HTTP answer seen".to_string(), |a| format!("answered: {a}")),
+                .map_or("no HTTP answer seen".to_string(), |a| {
+                    format!("answered: {a}")
+                }),
             answered.is_none(),
         );
     }

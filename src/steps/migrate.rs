@@ -40,7 +40,13 @@ pub async fn migrate(ctx: &mut StepContext<'_>, number: u32) -> StepOutcome {
             ctx.detail(&format!("run {}", argv.join(" ")));
             let run = run_command(&argv, workdir, &vars, *timeout).await;
             let label = argv.join(" ");
-            step.command(&label, &run.invocation, run.exit_code, &run.output, run.duration);
+            step.command(
+                &label,
+                &run.invocation,
+                run.exit_code,
+                &run.output,
+                run.duration,
+            );
             step.check(
                 format!("`{label}` exits 0"),
                 observed_exit(&run.exit_code, run.timed_out, &run.spawn_error),
@@ -51,7 +57,13 @@ pub async fn migrate(ctx: &mut StepContext<'_>, number: u32) -> StepOutcome {
                 let label = argv.join(" ");
                 ctx.detail(&format!("run {label}"));
                 let run = run_command(&argv, workdir, &vars, *timeout).await;
-                step.command(&label, &run.invocation, run.exit_code, &run.output, run.duration);
+                step.command(
+                    &label,
+                    &run.invocation,
+                    run.exit_code,
+                    &run.output,
+                    run.duration,
+                );
                 step.check(
                     format!("`{label}` exits 0"),
                     observed_exit(&run.exit_code, run.timed_out, &run.spawn_error),
@@ -93,7 +105,11 @@ fn observed_exit(code: &Option<i32>, timed_out: bool, spawn_error: &Option<Strin
 /// Apply a directory of SQL migrations with sqlx's migrator, then read
 /// `_sqlx_migrations` back as the "current" proof.
 async fn sql_dir(ctx: &mut StepContext<'_>, step: &mut StepRecorder<'_>, dir: &Path) {
-    let url = ctx.bindings.get("database_url").cloned().unwrap_or_default();
+    let url = ctx
+        .bindings
+        .get("database_url")
+        .cloned()
+        .unwrap_or_default();
     let invocation = format!(
         "sqlx migrate run --source {} --database-url {url}",
         dir.display()
@@ -142,7 +158,11 @@ async fn sql_dir(ctx: &mut StepContext<'_>, step: &mut StepRecorder<'_>, dir: &P
         .as_ref()
         .is_ok_and(|rows| !rows.is_empty() && rows.iter().all(|r| r.2));
     let at_head = all_ok && head.is_some() && latest == head;
-    let shown = format!("{text}\ncurrent: {} {}", latest.map_or("none".into(), |v| v.to_string()), if at_head { "(head)" } else { "(not head)" });
+    let shown = format!(
+        "{text}\ncurrent: {} {}",
+        latest.map_or("none".into(), |v| v.to_string()),
+        if at_head { "(head)" } else { "(not head)" }
+    );
     step.command(
         "current",
         &format!("psql {url} -c '{query}'"),
@@ -177,7 +197,14 @@ async fn apply(dir: &Path, url: &str) -> Result<(Vec<String>, Option<i64>), Stri
     let result = migrator.run(&mut conn).await;
     let lines: Vec<String> = migrator
         .iter()
-        .map(|m| format!("{}/{} {}", m.version, m.migration_type.label(), m.description))
+        .map(|m| {
+            format!(
+                "{}/{} {}",
+                m.version,
+                m.migration_type.label(),
+                m.description
+            )
+        })
         .collect();
     let head = migrator.iter().map(|m| m.version).max();
     let _ = conn.close().await;

@@ -130,10 +130,7 @@ pub async fn run_command(
         .wait_closed(tokio::time::Instant::now() + Duration::from_millis(500))
         .await;
     let snapshot = capture.snapshot();
-    let mut output: String = snapshot
-        .lines()
-        .map(|l| format!("{}\n", l.text))
-        .collect();
+    let mut output: String = snapshot.lines().map(|l| format!("{}\n", l.text)).collect();
     if timed_out {
         output.push_str(&format!(
             "gonogo: killed after the {} s deadline\n",
@@ -151,7 +148,10 @@ pub async fn run_command(
 }
 
 /// The value at a JSON pointer, as text for display.
-pub fn pointer_text(body: &Option<serde_json::Value>, pointer: &str) -> (Option<serde_json::Value>, String) {
+pub fn pointer_text(
+    body: &Option<serde_json::Value>,
+    pointer: &str,
+) -> (Option<serde_json::Value>, String) {
     match body {
         None => (None, "body is not JSON".into()),
         Some(json) => match json.pointer(pointer) {

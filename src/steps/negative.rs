@@ -33,7 +33,11 @@ pub async fn negative(ctx: &mut StepContext<'_>, number: u32) -> anyhow::Result<
     .is_ok_and(|c| c.is_err());
     step.check(
         format!("{closed} refuses connections (so Redis is really unreachable)"),
-        if closed_now { "connection refused" } else { "something accepted a connection" },
+        if closed_now {
+            "connection refused"
+        } else {
+            "something accepted a connection"
+        },
         closed_now,
     );
     let url = if password.is_empty() {
@@ -45,7 +49,10 @@ pub async fn negative(ctx: &mut StepContext<'_>, number: u32) -> anyhow::Result<
     broken.insert("redis_host", "127.0.0.1".into());
     broken.insert("redis_port", CLOSED_PORT.to_string());
     let launch = ServiceLaunch::build(spec, &broken, &ctx.extra_env, &[], &BTreeMap::new())?;
-    ctx.detail(&format!("restart service with Redis at {closed} on port {}", launch.port));
+    ctx.detail(&format!(
+        "restart service with Redis at {closed} on port {}",
+        launch.port
+    ));
     let mut service = RunningService::spawn(&launch)?;
     let startup = service
         .wait_answering(&ctx.probe, &spec.live_path, spec.startup_timeout)
@@ -90,11 +97,19 @@ pub async fn negative(ctx: &mut StepContext<'_>, number: u32) -> anyhow::Result<
             .get(&ctx.probe, &spec.ready_path, spec.request_timeout)
             .await;
         step.request(
-            &format!("GET {} again after {} s", spec.ready_path, OBSERVE.as_secs()),
+            &format!(
+                "GET {} again after {} s",
+                spec.ready_path,
+                OBSERVE.as_secs()
+            ),
             &again,
         );
         step.check(
-            format!("still HTTP {} {} s later", negative.status, OBSERVE.as_secs()),
+            format!(
+                "still HTTP {} {} s later",
+                negative.status,
+                OBSERVE.as_secs()
+            ),
             again.summary(),
             again.status == Some(negative.status),
         );

@@ -157,7 +157,12 @@ impl<'m> StepRecorder<'m> {
         self.masker
     }
 
-    pub fn check(&mut self, expected: impl AsRef<str>, observed: impl AsRef<str>, passed: bool) -> bool {
+    pub fn check(
+        &mut self,
+        expected: impl AsRef<str>,
+        observed: impl AsRef<str>,
+        passed: bool,
+    ) -> bool {
         self.checks.push(Check {
             expected: self.masker.mask(expected.as_ref()),
             observed: self.masker.mask(observed.as_ref()),
@@ -197,7 +202,14 @@ impl<'m> StepRecorder<'m> {
         });
     }
 
-    pub fn process(&mut self, label: &str, invocation: &str, exit_code: Option<i32>, output: &str, duration: Duration) {
+    pub fn process(
+        &mut self,
+        label: &str,
+        invocation: &str,
+        exit_code: Option<i32>,
+        output: &str,
+        duration: Duration,
+    ) {
         self.actions.push(Action {
             kind: ActionKind::Process,
             label: self.masker.mask(label),
@@ -241,8 +253,11 @@ impl<'m> StepRecorder<'m> {
         } else {
             (
                 StepStatus::Pass,
-                self.masker
-                    .mask(&format!("{} of {} checks passed", self.checks.len(), self.checks.len())),
+                self.masker.mask(&format!(
+                    "{} of {} checks passed",
+                    self.checks.len(),
+                    self.checks.len()
+                )),
             )
         };
         StepOutcome {
@@ -272,7 +287,10 @@ mod tests {
         assert_eq!(e.omitted_lines, 5);
         assert!(e.head.as_str().starts_with("line 1\n"));
         assert!(e.head.as_str().ends_with("line 10"));
-        assert_eq!(e.tail.as_ref().unwrap().as_str().lines().next(), Some("line 16"));
+        assert_eq!(
+            e.tail.as_ref().unwrap().as_str().lines().next(),
+            Some("line 16")
+        );
     }
 
     #[test]

@@ -1,0 +1,102 @@
+//! Nothing leaks: after a passing run, a failing run and a run interrupted
+//! with SIGINT, no process gonogo started remains and no temp dir is left.
+
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use crate::support::{
+    gonogo, leftovers, marker, reference_service, run_with_limit, wait_with_limit,
+};
+
+fn temp_roots() -> Vec<String> {
+    std::fs::read_dir("/tmp")
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("gonogo-"))
+        .collect()
+}
+
+#[test]
+fn passing_and_failing_runs_leave_no_process() {
+    reference_service();
+    for flaw in ["none", "ready-500"] {
+        let out = tempfile::tempdir().unwrap();
+        let marker = marker(&format!("cleanup-{flaw}"));
+        let mut command = gonogo(&marker);
+        command
+            .args(["run", "scenarios/reference.toml", "--env"])
+            .arg(format!(
+                "REFERENCE_FLAW={}",
+                if flaw == "none" { "" } else { flaw }
+            ))
+            .arg("--out")
+            .arg(out.path());
+        let output = run_with_limit(command, Duration::from_secs(120));
+        assert!(output.status.code().is_some());
+        assert_eq!(leftovers(&marker), Vec::new(), "after the {flaw} run");
+    }
+}
+
+#[test]
+fn sigint_mid_run_stops_everything_and_writes_no_evidence() {
+    reference_service();
+    let out = tempfile::tempdir().unwrap();
+    let marker = marker("sigint");
+    let before = temp_roots();
+    let mut command = gonogo(&marker);
+    command
+        .args(["run", "scenarios/reference.toml", "--out"])
+        .arg(out.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    // Interrupt during the negative proof, while a service, Postgres and
+    // Redis are all running.
+    let mut seen = String::new();
+    let started = Instant::now();
+    let mut lines = BufReader::new(stderr).lines();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.contains("[3/4]") {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "{seen}");
+    }
+    // Keep draining stderr so gonogo never writes into a closed pipe.
+    std::thread::spawn(move || for _ in lines {});
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        !super::support::processes_with_marker(&marker).is_empty(),
+        "nothing was running to interrupt:\n{seen}"
+    );
+    // SAFETY: plain kill(2) on our own child.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let output = wait_with_limit(child, Duration::from_secs(30));
+    assert_eq!(output.status.code(), Some(130), "{seen}");
+    assert_eq!(leftovers(&marker), Vec::new());
+    let evidence: Vec<_> = std::fs::read_dir(out.path()).unwrap().flatten().collect();
+    assert!(
+        evidence.is_empty(),
+        "an interrupted run wrote evidence: {evidence:?}"
+    );
+    let new_roots: Vec<String> = temp_roots()
+        .into_iter()
+        .filter(|r| !before.contains(r))
+        .collect();
+    // Other tests run in parallel and have their own roots; ours is gone if
+    // no root outlives its processes. Check no root belongs to a dead run.
+    for root in new_roots {
+        let path = std::path::Path::new("/tmp").join(&root);
+        if path.exists() {
+            let users = super::support::processes_with_marker(&marker);
+            assert!(users.is_empty(), "{root} left behind");
+        }
+    }
+}

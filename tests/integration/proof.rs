@@ -1,0 +1,223 @@
+//! The four-step proof against the real reference service: GO when it is
+//! correct, NO-GO at the right step for each deliberate flaw.
+
+use std::collections::BTreeSet;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::support::{
+    all_files, evidence_dir, gonogo, leftovers, marker, processes_with_marker, reference_service,
+    run_with_limit, scenario, stderr, stdout, wait_with_limit,
+};
+
+const LIMIT: Duration = Duration::from_secs(120);
+
+/// Run the reference scenario with `REFERENCE_FLAW=flaw` (or none).
+fn run_reference(
+    test: &str,
+    scenario_file: &str,
+    flaw: Option<&str>,
+) -> (i32, String, Value, String) {
+    reference_service();
+    let out = tempfile::tempdir().unwrap();
+    let marker = marker(test);
+    let mut command = gonogo(&marker);
+    command
+        .arg("run")
+        .arg(scenario(scenario_file))
+        .arg("--out")
+        .arg(out.path());
+    if let Some(flaw) = flaw {
+        command.arg("--env").arg(format!("REFERENCE_FLAW={flaw}"));
+    }
+    let output = run_with_limit(command, LIMIT);
+    let code = output.status.code().unwrap_or(-1);
+    assert!(
+        leftovers(&marker).is_empty(),
+        "processes left behind: {:?}",
+        leftovers(&marker)
+    );
+    let dir = evidence_dir(out.path());
+    let json: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("evidence.json")).unwrap()).unwrap();
+    let report = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    let transcript = format!("{}{}", stdout(&output), stderr(&output));
+    (code, transcript, json, report)
+}
+
+fn status_of(json: &Value, id: &str) -> String {
+    json["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == id)
+        .unwrap_or_else(|| panic!("no step {id}"))["status"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+fn assert_no_go_at(flaw: Option<&str>, scenario_file: &str, failing: &str) {
+    let test = flaw.unwrap_or(failing);
+    let (code, transcript, json, report) = run_reference(test, scenario_file, flaw);
+    assert_eq!(code, 1, "expected NO-GO exit 1 for {test}\n{transcript}");
+    assert_eq!(json["verdict"], "NO-GO");
+    assert_eq!(status_of(&json, failing), "FAIL", "{transcript}");
+    assert!(transcript.contains("NO-GO"), "{transcript}");
+    let title = json["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == failing)
+        .unwrap()["title"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let verdict_line = transcript.lines().find(|l| l.starts_with("NO-GO")).unwrap();
+    assert!(
+        verdict_line.contains(&title),
+        "verdict line should name the failed step `{title}`: {verdict_line}"
+    );
+    assert!(report.contains("**Verdict: NO-GO**"), "{report}");
+}
+
+#[test]
+fn reference_service_is_go_with_four_passing_steps() {
+    let (code, transcript, json, report) = run_reference("go", "scenarios/reference.toml", None);
+    assert_eq!(code, 0, "{transcript}");
+    assert!(transcript.contains("GO reference"), "{transcript}");
+    assert_eq!(json["verdict"], "GO");
+    for id in [
+        "migration-gate",
+        "ready-gate",
+        "negative-proof",
+        "fail-fast",
+    ] {
+        assert_eq!(status_of(&json, id), "PASS", "{id}: {transcript}");
+    }
+    assert!(
+        json["metadata"]["service_version"]
+            .as_str()
+            .unwrap()
+            .contains("reference-service")
+    );
+    insta::with_settings!({filters => crate::redactions()}, {
+        insta::assert_snapshot!("reference_report", report);
+    });
+}
+
+#[test]
+fn ready_that_ignores_redis_fails_the_negative_proof() {
+    assert_no_go_at(
+        Some("ready-ignores-redis"),
+        "scenarios/reference.toml",
+        "negative-proof",
+    );
+}
+
+#[test]
+fn ready_500_instead_of_503_fails_the_negative_proof() {
+    assert_no_go_at(
+        Some("ready-500"),
+        "scenarios/reference.toml",
+        "negative-proof",
+    );
+}
+
+#[test]
+fn strict_mode_booting_without_redis_fails_fail_fast() {
+    assert_no_go_at(
+        Some("strict-boots-without-redis"),
+        "scenarios/reference.toml",
+        "fail-fast",
+    );
+}
+
+#[test]
+fn strict_mode_accepting_sqlite_fails_fail_fast() {
+    assert_no_go_at(
+        Some("strict-accepts-sqlite"),
+        "scenarios/reference.toml",
+        "fail-fast",
+    );
+}
+
+#[test]
+fn a_failing_migration_fails_the_migration_gate() {
+    assert_no_go_at(
+        None,
+        "tests/fixtures/broken-migration.toml",
+        "migration-gate",
+    );
+}
+
+#[test]
+fn leaked_urls_never_reach_the_evidence() {
+    // The leak-secrets flaw prints both URLs, passwords included, to its log
+    // and into its 503 body. The passwords are generated per run, so read
+    // them from the live service's environment while gonogo runs.
+    reference_service();
+    let out = tempfile::tempdir().unwrap();
+    let marker = marker("leak");
+    let mut command = gonogo(&marker);
+    command
+        .args([
+            "run",
+            "scenarios/reference.toml",
+            "--env",
+            "REFERENCE_FLAW=leak-secrets",
+            "--out",
+        ])
+        .arg(out.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().unwrap();
+    let mut passwords = BTreeSet::new();
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        assert!(started.elapsed() < LIMIT, "gonogo did not finish");
+        for (pid, _) in processes_with_marker(&marker) {
+            let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+            for var in environ.split(|b| *b == 0) {
+                let var = String::from_utf8_lossy(var);
+                for prefix in ["DATABASE_URL=", "REDIS_URL="] {
+                    if let Some(url) = var.strip_prefix(prefix)
+                        && let Some(password) = password_in(url)
+                    {
+                        passwords.insert(password);
+                    }
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let output = wait_with_limit(child, LIMIT);
+    let transcript = format!("{}{}", stdout(&output), stderr(&output));
+    assert_eq!(passwords.len(), 2, "expected both passwords: {passwords:?}");
+    let dir = evidence_dir(out.path());
+    let files = all_files(dir.parent().unwrap());
+    assert!(files.len() >= 2, "{files:?}");
+    let mut saw_masked_leak = false;
+    for (name, text) in &files {
+        for password in &passwords {
+            assert!(!text.contains(password.as_str()), "{name} holds a password");
+        }
+        saw_masked_leak |= text.contains("redis://:***@");
+    }
+    assert!(saw_masked_leak, "the leaked URL should appear, masked");
+    for password in &passwords {
+        assert!(
+            !transcript.contains(password.as_str()),
+            "terminal output holds a password"
+        );
+    }
+}
+
+fn password_in(url: &str) -> Option<String> {
+    let rest = url.split_once("://")?.1;
+    let userinfo = rest.split_once('@')?.0;
+    let password = userinfo.split_once(':')?.1;
+    (!password.is_empty()).then(|| password.to_string())
+}

@@ -1,0 +1,173 @@
+//! Shared helpers: the real gonogo binary, the real reference service, and
+//! process accounting through an environment marker every child inherits.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Build the reference service once per test run (cargo test only builds
+/// this package's binaries).
+pub fn reference_service() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let status = Command::new(cargo)
+                .args(["build", "-p", "reference-service"])
+                .current_dir(repo())
+                .status()
+                .expect("run cargo build -p reference-service");
+            assert!(status.success(), "building the reference service failed");
+            let binary = repo().join("target/debug/reference-service");
+            assert!(binary.is_file(), "{} missing", binary.display());
+            binary
+        })
+        .clone()
+}
+
+pub fn scenario(relative: &str) -> PathBuf {
+    repo().join(relative)
+}
+
+/// A marker unique to one test, put in gonogo's environment; every process
+/// gonogo starts inherits it, so leftovers can be found in /proc.
+pub fn marker(test: &str) -> String {
+    format!("gonogo-test-{test}-{}", std::process::id())
+}
+
+/// A `gonogo` command carrying `marker` in its environment.
+pub fn gonogo(marker: &str) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_gonogo"));
+    command
+        .current_dir(repo())
+        .env("GONOGO_TEST_MARKER", marker)
+        .env("NO_COLOR", "1")
+        .env_remove("GITHUB_STEP_SUMMARY");
+    command
+}
+
+/// Run to completion, killing it after `limit` so a test never hangs.
+pub fn run_with_limit(mut command: Command, limit: Duration) -> Output {
+    command.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let child = command.spawn().expect("spawn gonogo");
+    wait_with_limit(child, limit)
+}
+
+pub fn wait_with_limit(mut child: Child, limit: Duration) -> Output {
+    let started = Instant::now();
+    loop {
+        if child.try_wait().expect("poll child").is_some() {
+            return child.wait_with_output().expect("collect output");
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let output = child.wait_with_output().expect("collect output");
+            panic!(
+                "gonogo did not finish within {limit:?}\nstdout:\n{}\nstderr:\n{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Live processes whose environment holds `marker`, as (pid, cmdline).
+pub fn processes_with_marker(marker: &str) -> Vec<(u32, String)> {
+    let needle = format!("GONOGO_TEST_MARKER={marker}");
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return found;
+    };
+    for entry in entries.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if pid == std::process::id() {
+            continue;
+        }
+        let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
+            continue;
+        };
+        let has = environ
+            .split(|b| *b == 0)
+            .any(|var| var == needle.as_bytes());
+        if has {
+            // Zombies have exited; only the reaper is missing.
+            let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+            if stat
+                .rsplit(')')
+                .next()
+                .is_some_and(|s| s.trim_start().starts_with('Z'))
+            {
+                continue;
+            }
+            let cmdline = std::fs::read(entry.path().join("cmdline"))
+                .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+                .unwrap_or_default();
+            found.push((pid, cmdline));
+        }
+    }
+    found
+}
+
+/// Wait briefly for marked processes to disappear; returns the leftovers.
+pub fn leftovers(marker: &str) -> Vec<(u32, String)> {
+    let started = Instant::now();
+    loop {
+        let found = processes_with_marker(marker);
+        if found.is_empty() || started.elapsed() > Duration::from_secs(3) {
+            return found;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The single evidence directory under `out`.
+pub fn evidence_dir(out: &Path) -> PathBuf {
+    let dirs: Vec<PathBuf> = std::fs::read_dir(out)
+        .expect("read evidence root")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect();
+    assert_eq!(
+        dirs.len(),
+        1,
+        "expected one evidence dir in {}: {dirs:?}",
+        out.display()
+    );
+    dirs[0].clone()
+}
+
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Read every file under `dir`, as (relative path, text).
+pub fn all_files(dir: &Path) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(current) = stack.pop() {
+        for entry in std::fs::read_dir(&current).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let text = String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned();
+                out.push((path.strip_prefix(dir).unwrap().display().to_string(), text));
+            }
+        }
+    }
+    out
+}
