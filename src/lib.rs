@@ -25,6 +25,7 @@ pub mod mask;
 pub mod process;
 pub mod progress;
 pub mod provision;
+pub mod proxy;
 pub mod run;
 pub mod scenario;
 pub mod service;

@@ -9,8 +9,9 @@ use anyhow::Context;
 use chrono::{SecondsFormat, Utc};
 
 use crate::error::{Error, Result};
-use crate::evidence::write::{Artifact, Written, dir_name, write_bundle};
-use crate::evidence::{DependencyInfo, Evidence, Metadata, SCHEMA_VERSION, ScenarioInfo, markdown};
+use crate::evidence::bundle::{self, BundleError, BundleOptions};
+use crate::evidence::write::{WriteError, Written, dir_name, write_bundle};
+use crate::evidence::{DependencyInfo, Evidence, Metadata, SCHEMA_VERSION, ScenarioInfo};
 use crate::http::Probe;
 use crate::mask::Masker;
 use crate::progress::{Event, Reporter};
@@ -270,23 +271,17 @@ fn environment(scenario: &Scenario, options: &RunOptions) -> String {
 }
 
 fn write_evidence(evidence: &Evidence, options: &RunOptions, masker: &Masker) -> Result<Written> {
-    let report = markdown::render(evidence, options.template.as_deref())
-        .map_err(|e| Error::Usage(e.to_string()))?;
-    let json = serde_json::to_vec_pretty(evidence).context("serialize evidence.json")?;
-    let artifacts = vec![
-        Artifact {
-            name: "report.md".into(),
-            contents: report.into_bytes(),
-        },
-        Artifact {
-            name: "evidence.json".into(),
-            contents: json,
-        },
-    ];
+    let bundle = BundleOptions {
+        template: options.template.clone(),
+    };
+    let artifacts = bundle::artifacts(evidence, &bundle).map_err(|e| match e {
+        BundleError::Template(t) => Error::Usage(t.to_string()),
+        other => Error::Harness(anyhow::anyhow!("{other}")),
+    })?;
     let name = dir_name(evidence);
     write_bundle(&options.out, &name, &artifacts, masker.secrets()).map_err(|e| match e {
-        crate::evidence::write::WriteError::SecretLeak(_) => Error::Harness(anyhow::anyhow!("{e}")),
-        crate::evidence::write::WriteError::Io(io) => Error::Harness(io.context("write evidence")),
+        WriteError::SecretLeak(_) => Error::Harness(anyhow::anyhow!("{e}")),
+        WriteError::Io(io) => Error::Harness(io.context("write evidence")),
     })
 }
 

@@ -4,6 +4,7 @@
 //! (`report.md` through a minijinja template, `evidence.json` by serde).
 //! It holds only [`Masked`] text and values gonogo computed itself.
 
+pub mod bundle;
 pub mod markdown;
 pub mod write;
 
