@@ -1,5 +1,6 @@
 //! Configuration: reads the environment once, applies the strict-mode fail-fast
-//! rules of the readiness contract, and parses the opt-in `REFERENCE_FLAW` list.
+//! rules of the readiness contract, and parses the opt-in `REFERENCE_FLAW` list
+//! and the `EXTRA_TCP_DEPS` list of further dependencies to probe.
 
 use std::fmt;
 use std::time::Duration;
@@ -143,6 +144,8 @@ pub struct Config {
     pub probe_timeout_clamped_from: Option<u64>,
     pub flaws: Flaws,
     pub git_sha: Option<String>,
+    /// Further TCP dependencies for `/ready`, in the order they were listed.
+    pub extra_tcp_deps: Vec<ExtraTcpDep>,
 }
 
 impl Config {
@@ -188,6 +191,11 @@ impl Config {
                 })?,
             };
         let probe_ms = requested_ms.min(MAX_PROBE_TIMEOUT_MS);
+        let extra_tcp_deps = ExtraTcpDep::parse_list(&get("EXTRA_TCP_DEPS").unwrap_or_default())
+            .map_err(|problem| ConfigError::Invalid {
+                var: "EXTRA_TCP_DEPS",
+                problem,
+            })?;
 
         let config = Config {
             host: get("HOST").unwrap_or_else(|| DEFAULT_HOST.to_owned()),
@@ -200,6 +208,7 @@ impl Config {
             probe_timeout_clamped_from: (requested_ms != probe_ms).then_some(requested_ms),
             flaws,
             git_sha: get("GIT_SHA"),
+            extra_tcp_deps,
         };
         config.check_strict()?;
         Ok(config)
@@ -232,6 +241,92 @@ impl Config {
             return fail("REDIS_URL is not set");
         }
         Ok(())
+    }
+}
+
+/// Names an extra dependency may not take: they are already keys of the ready
+/// body (`dependencies`, `checks`) or values of its `dependency` field, and a
+/// second meaning would make the answer ambiguous. Compared case-insensitively.
+const RESERVED_DEP_NAMES: [&str; 6] = [
+    "database",
+    "db",
+    "redis",
+    "migrations",
+    "postgres",
+    "status",
+];
+
+/// A dependency gonogo can break at the TCP level without speaking its
+/// protocol (Kafka, a feature store, a third-party API), from `EXTRA_TCP_DEPS`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtraTcpDep {
+    /// Used verbatim as a JSON key and as the `dependency` of a 503.
+    pub name: String,
+    /// `host:port`, resolved on every probe so a moved host is picked up.
+    pub addr: String,
+}
+
+impl ExtraTcpDep {
+    /// Parses comma-separated `Name=host:port` entries; blank entries are ignored,
+    /// like in `REFERENCE_FLAW`. The error is the problem, without the variable name.
+    pub fn parse_list(list: &str) -> Result<Vec<ExtraTcpDep>, String> {
+        let mut deps: Vec<ExtraTcpDep> = Vec::new();
+        for entry in list.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            let dep = ExtraTcpDep::parse(entry)?;
+            if deps.iter().any(|d| d.name.eq_ignore_ascii_case(&dep.name)) {
+                return Err(format!("dependency name {:?} is listed twice", dep.name));
+            }
+            deps.push(dep);
+        }
+        Ok(deps)
+    }
+
+    fn parse(entry: &str) -> Result<ExtraTcpDep, String> {
+        let malformed = |why: &str| format!("entry {entry:?} is not Name=host:port ({why})");
+        let (name, addr) = entry
+            .split_once('=')
+            .map(|(n, a)| (n.trim(), a.trim()))
+            .ok_or_else(|| malformed("no '='"))?;
+        // The name becomes a JSON key that gonogo addresses as
+        // `dependencies.<name>`, so dots, spaces and quotes are kept out.
+        if name.is_empty() {
+            return Err(malformed("empty name"));
+        }
+        if !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            return Err(malformed(
+                "the name may only use letters, digits, '_' and '-'",
+            ));
+        }
+        if RESERVED_DEP_NAMES
+            .iter()
+            .any(|r| r.eq_ignore_ascii_case(name))
+        {
+            return Err(format!(
+                "dependency name {name:?} is reserved (reserved: {})",
+                RESERVED_DEP_NAMES.join(", ")
+            ));
+        }
+        let (host, port) = addr
+            .rsplit_once(':')
+            .ok_or_else(|| malformed("no ':port'"))?;
+        if host.is_empty() {
+            return Err(malformed("empty host"));
+        }
+        // An unbracketed IPv6 address cannot be split from its port reliably.
+        if host.contains(':') && !(host.starts_with('[') && host.ends_with(']')) {
+            return Err(malformed("an IPv6 host needs brackets, e.g. [::1]:6390"));
+        }
+        match port.parse::<u16>() {
+            Ok(p) if p > 0 => {}
+            _ => return Err(malformed(&format!("{port:?} is not a port number"))),
+        }
+        Ok(ExtraTcpDep {
+            name: name.to_owned(),
+            addr: addr.to_owned(),
+        })
     }
 }
 
@@ -348,6 +443,64 @@ mod tests {
         assert_eq!(config.probe_timeout, Duration::from_millis(5000));
         assert_eq!(config.probe_timeout_clamped_from, Some(9000));
         assert!(load(&[("PROBE_TIMEOUT_MS", "soon")]).is_err());
+    }
+
+    #[test]
+    fn extra_tcp_deps_are_parsed_in_order() {
+        assert!(load(&[]).unwrap().extra_tcp_deps.is_empty());
+        assert!(
+            load(&[("EXTRA_TCP_DEPS", " , ")])
+                .unwrap()
+                .extra_tcp_deps
+                .is_empty()
+        );
+        let config = load(&[(
+            "EXTRA_TCP_DEPS",
+            "FeatureStore=127.0.0.1:6390, kafka_1 = broker.local:9092,V6=[::1]:1,",
+        )])
+        .unwrap();
+        let deps: Vec<(&str, &str)> = config
+            .extra_tcp_deps
+            .iter()
+            .map(|d| (d.name.as_str(), d.addr.as_str()))
+            .collect();
+        assert_eq!(
+            deps,
+            [
+                ("FeatureStore", "127.0.0.1:6390"),
+                ("kafka_1", "broker.local:9092"),
+                ("V6", "[::1]:1"),
+            ]
+        );
+    }
+
+    #[test]
+    fn malformed_extra_tcp_deps_are_rejected() {
+        for bad in [
+            "FeatureStore",
+            "FeatureStore=127.0.0.1",
+            "=127.0.0.1:6390",
+            "Feature.Store=127.0.0.1:6390",
+            "FeatureStore=:6390",
+            "FeatureStore=127.0.0.1:0",
+            "FeatureStore=127.0.0.1:http",
+            "FeatureStore=127.0.0.1:70000",
+            "FeatureStore=::1:6390",
+            "Redis=127.0.0.1:6390",
+            "A=h:1,a=h:2",
+        ] {
+            let err = load(&[("EXTRA_TCP_DEPS", bad)]).unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    ConfigError::Invalid {
+                        var: "EXTRA_TCP_DEPS",
+                        ..
+                    }
+                ),
+                "{bad:?} gave {err:?}"
+            );
+        }
     }
 
     #[test]

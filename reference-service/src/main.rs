@@ -16,6 +16,7 @@ mod probes;
 mod redact;
 mod routes;
 mod serve;
+mod tcp_probe;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

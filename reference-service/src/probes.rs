@@ -1,5 +1,6 @@
-//! Dependency probes: owns the Postgres pool and the Redis connection, and runs
-//! each readiness probe under the probe deadline (unless a flaw removes it).
+//! Dependency probes: owns the Postgres pool, the Redis connection and the list
+//! of extra TCP dependencies, and runs each readiness probe under the probe
+//! deadline (unless a flaw removes it).
 
 use std::future::Future;
 use std::str::FromStr;
@@ -11,9 +12,10 @@ use redis::aio::MultiplexedConnection;
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
-use crate::config::{Config, DatabaseScheme, Flaw, postgres_url_for_sqlx};
+use crate::config::{Config, DatabaseScheme, ExtraTcpDep, Flaw, postgres_url_for_sqlx};
 use crate::migrations::{self, MigrationStatus};
 use crate::redact::Scrubber;
+use crate::tcp_probe;
 
 /// What `postgres-probe-hangs` uses instead of a real acquire deadline.
 const HANGING_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3600);
@@ -129,6 +131,7 @@ impl RedisClient {
 pub struct Deps {
     postgres: Postgres,
     redis: Redis,
+    extras: Vec<ExtraTcpDep>,
     deadline: Duration,
     postgres_deadline: Option<Duration>,
     redis_deadline: Option<Duration>,
@@ -199,6 +202,7 @@ impl Deps {
         Deps {
             postgres,
             redis,
+            extras: config.extra_tcp_deps.clone(),
             deadline,
             postgres_deadline: (!pg_hangs).then_some(deadline),
             redis_deadline: (!redis_hangs).then_some(deadline),
@@ -258,6 +262,17 @@ impl Deps {
             client.forget();
         }
         outcome
+    }
+
+    /// The extra TCP dependencies, in the order `EXTRA_TCP_DEPS` listed them.
+    pub fn extras(&self) -> &[ExtraTcpDep] {
+        &self.extras
+    }
+
+    /// Every extra TCP dependency, concurrently, each under the deadline; the
+    /// outcomes are in [`Deps::extras`] order. No flaw removes this deadline.
+    pub async fn probe_extras(&self) -> Vec<ProbeOutcome> {
+        tcp_probe::probe_all(&self.extras, self.deadline).await
     }
 
     /// Embedded migrations against `_sqlx_migrations`; always under the deadline.

@@ -10,7 +10,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 
 use crate::config::{Config, Flaw, Flaws};
 use crate::probes::{Deps, MigrationsOutcome, ProbeOutcome};
@@ -78,8 +78,9 @@ pub fn router(state: Arc<AppState>) -> Router {
 #[derive(Debug, Clone, Serialize)]
 struct ReadyBody {
     status: &'static str,
+    /// `Postgres`, `Redis`, `Migrations` or the name of an extra TCP dependency.
     #[serde(skip_serializing_if = "Option::is_none")]
-    dependency: Option<&'static str>,
+    dependency: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
     dependencies: Dependencies,
@@ -95,12 +96,39 @@ struct Dependencies {
     database: &'static str,
     redis: &'static str,
     migrations: &'static str,
+    #[serde(flatten)]
+    extras: Extras<&'static str>,
 }
 
 #[derive(Debug, Clone, Serialize)]
 struct Checks {
     db: Check,
     redis: Check,
+    #[serde(flatten)]
+    extras: Extras<Check>,
+}
+
+/// Per-extra-dependency entries, flattened into their parent object as
+/// `<name>: value` in the order `EXTRA_TCP_DEPS` listed them (a map type would
+/// sort them, and the evidence reads better in the operator's order).
+#[derive(Debug, Clone)]
+struct Extras<T>(Vec<(String, T)>);
+
+impl<T> Extras<T> {
+    fn of(extras: &[(&str, ProbeOutcome)], value: impl Fn(&ProbeOutcome) -> T) -> Extras<T> {
+        Extras(
+            extras
+                .iter()
+                .map(|(name, outcome)| ((*name).to_owned(), value(outcome)))
+                .collect(),
+        )
+    }
+}
+
+impl<T: Serialize> Serialize for Extras<T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.0.iter().map(|(name, value)| (name, value)))
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -118,25 +146,51 @@ impl Check {
     }
 }
 
+/// The contract names one dependency: the first failure in the given order.
+fn first_failure<'a>(
+    results: impl IntoIterator<Item = (&'a str, Option<String>)>,
+) -> Option<(String, String)> {
+    results
+        .into_iter()
+        .find_map(|(name, error)| error.map(|e| (name.to_owned(), e)))
+}
+
 impl ReadyBody {
-    fn new(db: &ProbeOutcome, redis: &ProbeOutcome, migrations: &MigrationsOutcome) -> ReadyBody {
-        // The contract names one dependency: the first failure in this order.
-        let failure = [("Postgres", db.error()), ("Redis", redis.error())]
+    /// `extras` pairs each extra TCP dependency's name with its outcome, in listed order.
+    fn new(
+        db: &ProbeOutcome,
+        redis: &ProbeOutcome,
+        migrations: &MigrationsOutcome,
+        extras: &[(&str, ProbeOutcome)],
+    ) -> ReadyBody {
+        // Extras come last: the service's own stores and schema explain more.
+        let failure = first_failure(
+            [
+                ("Postgres", db.error().map(str::to_owned)),
+                ("Redis", redis.error().map(str::to_owned)),
+                ("Migrations", migrations.error()),
+            ]
             .into_iter()
-            .find_map(|(name, error)| error.map(|e| (name, e.to_owned())))
-            .or_else(|| migrations.error().map(|e| ("Migrations", e)));
+            .chain(
+                extras
+                    .iter()
+                    .map(|(name, outcome)| (*name, outcome.error().map(str::to_owned))),
+            ),
+        );
         ReadyBody {
             status: if failure.is_some() { "fail" } else { "ok" },
-            dependency: failure.as_ref().map(|(name, _)| *name),
+            dependency: failure.as_ref().map(|(name, _)| name.clone()),
             error: failure.map(|(_, error)| error),
             dependencies: Dependencies {
                 database: db.detail(),
                 redis: redis.detail(),
                 migrations: migrations.label(),
+                extras: Extras::of(extras, ProbeOutcome::detail),
             },
             checks: Checks {
                 db: Check::of(db),
                 redis: Check::of(redis),
+                extras: Extras::of(extras, Check::of),
             },
             database_url: None,
             redis_url: None,
@@ -159,7 +213,7 @@ impl ReadyBody {
 struct LiveBody {
     status: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    dependency: Option<&'static str>,
+    dependency: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
 }
@@ -173,10 +227,23 @@ async fn live(State(state): State<Arc<AppState>>) -> Response {
     if !state.flaws.has(Flaw::LiveChecksDeps) {
         return Json(alive).into_response();
     }
-    let (db, redis) = tokio::join!(state.deps.probe_postgres(), state.deps.probe_redis());
-    let failure = [("Postgres", db.error()), ("Redis", redis.error())]
-        .into_iter()
-        .find_map(|(name, error)| error.map(|e| (name, e.to_owned())));
+    let deps = &state.deps;
+    let (db, redis, extras) = tokio::join!(
+        deps.probe_postgres(),
+        deps.probe_redis(),
+        deps.probe_extras()
+    );
+    let failure = first_failure(
+        [("Postgres", db.error()), ("Redis", redis.error())]
+            .into_iter()
+            .chain(
+                deps.extras()
+                    .iter()
+                    .zip(&extras)
+                    .map(|(dep, outcome)| (dep.name.as_str(), outcome.error())),
+            )
+            .map(|(name, error)| (name, error.map(str::to_owned))),
+    );
     match failure {
         None => Json(alive).into_response(),
         Some((dependency, error)) => (
@@ -219,9 +286,19 @@ async fn evaluate(state: &AppState) -> ReadyBody {
             deps.probe_redis().await
         }
     };
-    let (db, redis, migrations) =
-        tokio::join!(deps.probe_postgres(), redis, deps.check_migrations());
-    let mut body = ReadyBody::new(&db, &redis, &migrations);
+    let (db, redis, migrations, extras) = tokio::join!(
+        deps.probe_postgres(),
+        redis,
+        deps.check_migrations(),
+        deps.probe_extras()
+    );
+    let extras: Vec<(&str, ProbeOutcome)> = deps
+        .extras()
+        .iter()
+        .map(|dep| dep.name.as_str())
+        .zip(extras)
+        .collect();
+    let mut body = ReadyBody::new(&db, &redis, &migrations, &extras);
     if state.flaws.has(Flaw::LeakSecrets) && !body.is_ok() {
         let db_url = state.database_url.clone().unwrap_or_default();
         let redis_url = state.redis_url.clone().unwrap_or_default();
@@ -289,4 +366,48 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
          reference_ready_requests_total {requests}\n"
     );
     ([(header::CONTENT_TYPE, METRICS_CONTENT_TYPE)], text).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extras_are_keyed_by_name_and_fail_after_migrations() {
+        let up = ProbeOutcome::Connected;
+        let down = |e: &str| ProbeOutcome::Unreachable(e.to_owned());
+        let extras = [
+            ("FeatureStore", down("connect refused")),
+            ("Kafka", ProbeOutcome::Connected),
+        ];
+        let body = ReadyBody::new(&up, &up, &MigrationsOutcome::Head, &extras);
+        let json = serde_json::to_value(&body).unwrap();
+        assert_eq!(json["status"], "fail");
+        assert_eq!(json["dependency"], "FeatureStore");
+        assert_eq!(json["error"], "connect refused");
+        assert_eq!(json["dependencies"]["FeatureStore"], "unreachable");
+        assert_eq!(json["dependencies"]["Kafka"], "connected");
+        assert_eq!(json["dependencies"]["database"], "connected");
+        assert_eq!(json["checks"]["FeatureStore"]["ok"], false);
+        assert_eq!(json["checks"]["Kafka"]["detail"], "connected");
+
+        // The service's own dependencies and schema are named before any extra.
+        let body = ReadyBody::new(
+            &up,
+            &down("PING timeout"),
+            &MigrationsOutcome::Head,
+            &extras,
+        );
+        assert_eq!(body.dependency.as_deref(), Some("Redis"));
+        let body = ReadyBody::new(&up, &up, &MigrationsOutcome::Pending(1), &extras);
+        assert_eq!(body.dependency.as_deref(), Some("Migrations"));
+
+        let body = ReadyBody::new(&up, &up, &MigrationsOutcome::Head, &extras[1..]);
+        assert!(body.is_ok());
+        let text = serde_json::to_string(&body).unwrap();
+        assert!(
+            text.contains(r#""migrations":"head","Kafka":"connected"}"#),
+            "{text}"
+        );
+    }
 }

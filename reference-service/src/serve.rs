@@ -110,15 +110,25 @@ fn log_config(config: &Config) {
     }
     eprintln!("boot: DATABASE_URL={}", show(&config.database_url));
     eprintln!("boot: REDIS_URL={}", show(&config.redis_url));
+    // Only host:port, which carries no secret, so it is shown as configured.
+    if !config.extra_tcp_deps.is_empty() {
+        let listed: Vec<String> = config
+            .extra_tcp_deps
+            .iter()
+            .map(|dep| format!("{}={}", dep.name, dep.addr))
+            .collect();
+        eprintln!("boot: EXTRA_TCP_DEPS={}", listed.join(","));
+    }
 }
 
 /// One attempt at each dependency, for the evidence log. Bounded even when a
 /// flaw removes the probe deadlines: boot must always reach the listener.
 async fn boot_checks(deps: &Deps) {
     let deadline = Some(deps.deadline());
-    let (db, redis) = tokio::join!(
+    let (db, redis, extras) = tokio::join!(
         within(deadline, deps.probe_postgres()),
-        within(deadline, deps.probe_redis())
+        within(deadline, deps.probe_redis()),
+        within(deadline, deps.probe_extras())
     );
     match db {
         Some(ProbeOutcome::Connected) => eprintln!("boot: database connected"),
@@ -134,6 +144,20 @@ async fn boot_checks(deps: &Deps) {
             eprintln!("boot: redis PING failed: {detail}");
         }
         None => eprintln!("boot: redis PING failed: PING timeout"),
+    }
+    let ms = deps.deadline().as_millis();
+    for (index, dep) in deps.extras().iter().enumerate() {
+        // The extra probes carry the same deadline, so the outer one should never
+        // fire; if it does, every extra is reported, not silently skipped.
+        match extras.as_ref().and_then(|outcomes| outcomes.get(index)) {
+            Some(ProbeOutcome::Connected) => eprintln!("boot: {} reachable", dep.name),
+            Some(outcome) => eprintln!(
+                "boot: {} unreachable: {}",
+                dep.name,
+                outcome.error().unwrap_or_default()
+            ),
+            None => eprintln!("boot: {} unreachable: no answer within {ms} ms", dep.name),
+        }
     }
 }
 
