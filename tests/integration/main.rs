@@ -2,6 +2,7 @@
 //! real reference service, the real `gonogo` executable.
 
 mod cleanup;
+mod fastapi;
 mod proof;
 mod scenario_errors;
 mod support;
