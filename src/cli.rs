@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::error::{Error, Result};
+use crate::evidence::bundle::Format;
 use crate::exit_codes;
 use crate::progress::TerminalReporter;
 use crate::run::{RunOptions, run};
@@ -22,10 +23,13 @@ Examples:
       evidence/<UTC time>-reference/report.md, exit 0 on GO.
   gonogo validate scenarios/*.toml
       Check scenario files without running anything.
+  gonogo verify evidence/20260301T100000Z-reference
+      Check that an evidence bundle still matches its manifest.json.
 
 Exit codes:
   0 GO   1 NO-GO   2 usage or scenario error   3 harness or infrastructure error
-  4 INCONCLUSIVE (a required step could not run)   130 interrupted";
+  4 INCONCLUSIVE (a required step could not run)   5 TAMPERED (verify)
+  130 interrupted";
 
 #[derive(Debug, Parser)]
 #[command(name = "gonogo", version, about = ABOUT, after_help = AFTER_HELP)]
@@ -60,6 +64,39 @@ Exits 0 when every file is valid, 2 otherwise, naming file, line and field.")]
         #[arg(required = true, value_name = "SCENARIO")]
         scenarios: Vec<PathBuf>,
     },
+    /// Check an evidence directory against its manifest.json.
+    #[command(after_help = "\
+Examples:
+  gonogo verify evidence/20260301T100000Z-reference
+
+Recomputes the SHA-256 of every file and compares it with manifest.json.
+Prints the manifest's own SHA-256: compare it with the one the CI step
+summary recorded. Exits 0 when intact, 5 naming each file that changed,
+disappeared or appeared, 2 when the directory has no manifest.json.")]
+    Verify {
+        /// The evidence directory (the one holding manifest.json).
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
+    /// Re-render a report from a stored evidence.json, without re-running.
+    #[command(after_help = "\
+Examples:
+  gonogo render evidence/20260301T100000Z-reference/evidence.json --template cab.md.j2
+  gonogo render evidence/.../evidence.json --out ticket.md
+
+The template sees the same model as report.md.j2 (see templates/).
+Writes to stdout unless --out is given.")]
+    Render {
+        /// A stored evidence.json.
+        #[arg(value_name = "EVIDENCE_JSON")]
+        evidence: PathBuf,
+        /// A minijinja template; the built-in report template by default.
+        #[arg(long, value_name = "FILE")]
+        template: Option<PathBuf>,
+        /// Write the report here instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -93,6 +130,31 @@ struct RunArgs {
     /// Print only step results and the verdict, not each action.
     #[arg(long, short)]
     quiet: bool,
+    /// Artifacts to write, comma-separated; manifest.json is always written.
+    #[arg(
+        long,
+        value_name = "LIST",
+        value_delimiter = ',',
+        default_value = "md,json,junit,scorecard"
+    )]
+    format: Vec<Format>,
+    /// The release this run gates, for the scorecard (over `[release] version`).
+    #[arg(long, value_name = "NAME", env = "GONOGO_RELEASE")]
+    release: Option<String>,
+    /// Who owns the release gate, for the scorecard (over `[release] owner`).
+    #[arg(long, value_name = "NAME", env = "GONOGO_OWNER")]
+    owner: Option<String>,
+}
+
+/// The GitHub Actions run page, from the variables every job has.
+fn github_run_url() -> Option<String> {
+    let var = |name| std::env::var(name).ok().filter(|v| !v.is_empty());
+    Some(format!(
+        "{}/{}/actions/runs/{}",
+        var("GITHUB_SERVER_URL")?,
+        var("GITHUB_REPOSITORY")?,
+        var("GITHUB_RUN_ID")?
+    ))
 }
 
 fn parse_key_value(text: &str) -> std::result::Result<(String, String), String> {
@@ -198,10 +260,57 @@ async fn execute(cli: Cli) -> Result<i32> {
                 operator: args.operator,
                 mask_hosts: args.mask_hosts,
                 command_line: std::env::args().collect::<Vec<_>>().join(" "),
+                formats: args.format,
+                release: args.release,
+                owner: args.owner,
+                step_summary: std::env::var_os("GITHUB_STEP_SUMMARY")
+                    .filter(|p| !p.is_empty())
+                    .map(PathBuf::from),
+                ci_run_url: github_run_url(),
             };
             let mut reporter = TerminalReporter::new(args.quiet);
             let outcome = run(&scenario, &options, &mut reporter).await?;
             Ok(outcome.verdict.exit_code())
+        }
+        Command::Verify { dir } => {
+            let verification = crate::verify::verify(&dir)?;
+            if verification.intact() {
+                println!(
+                    "ok {}: {} files match manifest.json (manifest sha256 {})",
+                    dir.display(),
+                    verification.matched,
+                    verification.manifest_sha256
+                );
+                return Ok(exit_codes::GO);
+            }
+            let mut err = std::io::stderr().lock();
+            for mismatch in &verification.mismatches {
+                let _ = writeln!(err, "{}: {mismatch}", dir.display());
+            }
+            println!(
+                "TAMPERED {}: {} of {} checks failed (manifest sha256 {})",
+                dir.display(),
+                verification.mismatches.len(),
+                verification.mismatches.len() + verification.matched,
+                verification.manifest_sha256
+            );
+            Ok(exit_codes::TAMPERED)
+        }
+        Command::Render {
+            evidence,
+            template,
+            out,
+        } => {
+            let report = crate::evidence::markdown::rerender(&evidence, template.as_deref())
+                .map_err(Error::Usage)?;
+            match out {
+                Some(path) => std::fs::write(&path, report)
+                    .map_err(|e| anyhow::anyhow!("write {}: {e}", path.display()))?,
+                None => {
+                    let _ = std::io::stdout().write_all(report.as_bytes());
+                }
+            }
+            Ok(exit_codes::GO)
         }
     }
 }

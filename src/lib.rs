@@ -6,10 +6,12 @@
 //! - [`provision`]: private Postgres and Redis servers (`Embedded`).
 //! - [`service`]: the service under test, started with real URLs.
 //! - [`steps`]: the proof steps, each giving a `StepOutcome`.
+//! - [`waiver`]: the scenario's waivers turn failed steps into WAIVED.
 //! - [`verdict`]: GO, NO-GO or INCONCLUSIVE from the outcomes.
 //! - [`mask`]: the only way text becomes evidence (`Masked`).
 //! - [`evidence`]: the `Evidence` model and its renderers and writer.
 //! - [`run`]: sequences the stages and owns the teardown.
+//! - [`verify`]: checks a written bundle against its `manifest.json`.
 //!
 //! Supporting modules: [`process`] (guards that own child processes),
 //! [`proxy`] (the TCP fault proxy), [`http`] (probes with deadlines),
@@ -31,3 +33,5 @@ pub mod scenario;
 pub mod service;
 pub mod steps;
 pub mod verdict;
+pub mod verify;
+pub mod waiver;

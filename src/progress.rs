@@ -54,6 +54,12 @@ pub enum Event<'a> {
     Kept {
         what: &'a str,
     },
+    /// Something the operator should know that does not change the verdict
+    /// (an expired or unmatched waiver, a step summary that could not be
+    /// written).
+    Warning {
+        text: &'a str,
+    },
 }
 
 pub trait Reporter: Send {
@@ -86,6 +92,7 @@ impl TerminalReporter {
             StepStatus::Pass => self.paint("32;1", "PASS"),
             StepStatus::Fail => self.paint("31;1", "FAIL"),
             StepStatus::NotRun => self.paint("33;1", "NOT RUN"),
+            StepStatus::Waived => self.paint("35;1", "WAIVED"),
         }
     }
 
@@ -160,6 +167,7 @@ impl Reporter for TerminalReporter {
                 secs(took)
             ),
             Event::Kept { what } => format!("  {} {what}", self.paint("33", "kept     ")),
+            Event::Warning { text } => format!("  {} {text}", self.paint("33;1", "warning  ")),
             Event::Finished {
                 scenario,
                 verdict,

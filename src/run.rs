@@ -2,6 +2,7 @@
 //! mask → evidence. Each stage hands the next a typed value; this file only
 //! sequences them and owns the teardown.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -11,13 +12,17 @@ use chrono::{SecondsFormat, Utc};
 use crate::error::{Error, Result};
 use crate::evidence::bundle::{self, BundleError, BundleOptions};
 use crate::evidence::write::{WriteError, Written, dir_name, write_bundle};
-use crate::evidence::{DependencyInfo, Evidence, Metadata, SCHEMA_VERSION, ScenarioInfo};
+use crate::evidence::{
+    DependencyInfo, Evidence, FaultTimeline, Metadata, SCHEMA_VERSION, ScenarioInfo,
+};
 use crate::http::Probe;
 use crate::mask::Masker;
 use crate::progress::{Event, Reporter};
 use crate::provision::{Embedded, EmbeddedOptions};
+use crate::proxy::FaultProxy;
 use crate::scenario::Scenario;
 use crate::scenario::placeholders::Bindings;
+use crate::steps::faults::FaultTarget;
 use crate::steps::{self, StepContext, StepOutcome};
 use crate::verdict::Verdict;
 
@@ -39,6 +44,16 @@ pub struct RunOptions {
     pub mask_hosts: bool,
     /// How gonogo was invoked (masked before it is stored).
     pub command_line: String,
+    /// Which artifacts to write (`--format`); empty means all.
+    pub formats: Vec<crate::evidence::bundle::Format>,
+    /// The release this run gates (`--release`, over `[release] version`).
+    pub release: Option<String>,
+    /// Who owns the gate (`--owner`, over `[release] owner`).
+    pub owner: Option<String>,
+    /// Where to append the CI step summary (`GITHUB_STEP_SUMMARY`).
+    pub step_summary: Option<PathBuf>,
+    /// The CI run's page, linked from the step summary.
+    pub ci_run_url: Option<String>,
 }
 
 /// What a finished run produced.
@@ -49,8 +64,8 @@ pub struct RunOutcome {
     pub written: Written,
 }
 
-/// The number of proof steps.
-pub const STEP_COUNT: usize = 4;
+/// The seed's four steps, before the runtime fault steps.
+pub const BASE_STEPS: usize = 4;
 
 /// Run `scenario` end to end and write its evidence.
 pub async fn run(
@@ -64,7 +79,7 @@ pub async fn run(
     reporter.event(Event::RunStarted {
         scenario: &scenario.name,
         path: &scenario.path.display().to_string(),
-        steps: STEP_COUNT,
+        steps: step_count(scenario),
     });
 
     reporter.event(Event::ProvisionStarted {
@@ -82,7 +97,8 @@ pub async fn run(
     let redis = embedded.redis();
     masker.add_secret(pg.password().expose());
     masker.add_secret(redis.password().expose());
-    let bindings = bindings(&embedded);
+    let proxies = Proxies::start(&embedded, scenario).await?;
+    let bindings = bindings(&embedded, &proxies);
     for (key, template) in &scenario.service.env {
         masker.learn_from_env(key, &template.render(&bindings));
     }
@@ -96,6 +112,7 @@ pub async fn run(
             version: pg.version().to_string(),
             endpoint: masker.mask(pg.url().expose()),
             ready_ms: pg.timings().total.as_millis() as u64,
+            provisioned_from: Some(pg.timings().source.to_string()),
         },
         DependencyInfo {
             name: "redis".into(),
@@ -103,6 +120,7 @@ pub async fn run(
             version: redis.version().to_string(),
             endpoint: masker.mask(redis.url().expose()),
             ready_ms: redis.timings().total.as_millis() as u64,
+            provisioned_from: None,
         },
     ];
     for dep in &dependencies {
@@ -114,7 +132,7 @@ pub async fn run(
         });
     }
 
-    let (steps, version) = {
+    let (steps, version, timelines) = {
         let mut ctx = StepContext {
             scenario,
             masker: &masker,
@@ -123,8 +141,9 @@ pub async fn run(
             extra_env: options.env.clone(),
             reporter,
         };
-        run_steps(&mut ctx).await?
+        run_steps(&mut ctx, &proxies).await?
     };
+    proxies.shutdown().await;
 
     let cleanup = Instant::now();
     if options.keep {
@@ -146,6 +165,16 @@ pub async fn run(
         });
     }
 
+    let mut steps = steps;
+    let waivers = crate::waiver::apply(
+        &mut steps,
+        &scenario.waivers,
+        started_utc.date_naive(),
+        &masker,
+    );
+    for text in crate::waiver::warnings(&waivers) {
+        reporter.event(Event::Warning { text: &text });
+    }
     let verdict = Verdict::decide(&steps);
     let finished_utc = Utc::now();
     let evidence = Evidence {
@@ -169,11 +198,36 @@ pub async fn run(
             runner_host: masker.mask_host(&hostname()),
             operator: options.operator.as_deref().map(|o| masker.mask(o)),
             command_line: masker.mask(&options.command_line),
+            release: options
+                .release
+                .as_ref()
+                .or(scenario.release.version.as_ref())
+                .map(|r| masker.mask(r)),
+            owner: options
+                .owner
+                .as_ref()
+                .or(scenario.release.owner.as_ref())
+                .map(|o| masker.mask(o)),
         },
         dependencies,
         steps,
+        timelines,
+        waivers,
     };
     let written = write_evidence(&evidence, options, &masker)?;
+    if let Some(path) = &options.step_summary {
+        let published = crate::evidence::summary::publish(
+            path,
+            &evidence,
+            &written,
+            options.ci_run_url.clone(),
+            masker.secrets(),
+        );
+        if let Err(e) = published {
+            let text = format!("step summary not written: {e:#}");
+            reporter.event(Event::Warning { text: &text });
+        }
+    }
     reporter.event(Event::Finished {
         scenario: &scenario.name,
         verdict,
@@ -199,10 +253,22 @@ fn preflight(scenario: &Scenario) -> Result<()> {
     Ok(())
 }
 
-async fn run_steps(ctx: &mut StepContext<'_>) -> Result<(Vec<StepOutcome>, Option<String>)> {
+/// Steps 1-4, then four fault steps per fault target.
+pub fn step_count(scenario: &Scenario) -> usize {
+    if scenario.faults.enabled {
+        BASE_STEPS + 4 * scenario.faults.targets.len()
+    } else {
+        BASE_STEPS + 1
+    }
+}
+
+type StepsRun = (Vec<StepOutcome>, Option<String>, Vec<FaultTimeline>);
+
+async fn run_steps(ctx: &mut StepContext<'_>, proxies: &Proxies) -> Result<StepsRun> {
+    let total = step_count(ctx.scenario);
     let mut outcomes = Vec::new();
     let mut version = None;
-    for number in 1..=STEP_COUNT as u32 {
+    for number in 1..=BASE_STEPS as u32 {
         let title = match number {
             1 => steps::migrate::TITLE,
             2 => steps::ready::TITLE,
@@ -211,7 +277,7 @@ async fn run_steps(ctx: &mut StepContext<'_>) -> Result<(Vec<StepOutcome>, Optio
         };
         ctx.reporter.event(Event::StepStarted {
             number,
-            total: STEP_COUNT,
+            total,
             title,
         });
         let outcome = match number {
@@ -226,7 +292,7 @@ async fn run_steps(ctx: &mut StepContext<'_>) -> Result<(Vec<StepOutcome>, Optio
         };
         ctx.reporter.event(Event::StepFinished {
             number,
-            total: STEP_COUNT,
+            total,
             title,
             status: outcome.status,
             took: Duration::from_millis(outcome.duration_ms),
@@ -234,25 +300,171 @@ async fn run_steps(ctx: &mut StepContext<'_>) -> Result<(Vec<StepOutcome>, Optio
         });
         outcomes.push(outcome);
     }
-    Ok((outcomes, version))
+    let mut timelines = Vec::new();
+    if !ctx.scenario.faults.enabled {
+        let mut step = steps::StepRecorder::new(
+            ctx.masker,
+            BASE_STEPS as u32 + 1,
+            "runtime-faults",
+            "Runtime dependency faults",
+        );
+        step.not_run("runtime fault steps are disabled in the scenario ([faults] enabled = false)");
+        outcomes.push(step.finish());
+        return Ok((outcomes, version, timelines));
+    }
+    let mut number = BASE_STEPS as u32 + 1;
+    for key in ctx.scenario.faults.targets.clone() {
+        let target = proxies.target(ctx.scenario, &key);
+        ctx.reporter.event(Event::StepStarted {
+            number,
+            total,
+            title: &format!(
+                "{} runtime faults (steps {number}-{})",
+                target.display,
+                number + 3
+            ),
+        });
+        let (group, timeline) = steps::faults::fault_steps(ctx, number, &target).await?;
+        steps::faults::report(ctx, &group, total);
+        outcomes.extend(group);
+        timelines.push(timeline);
+        number += 4;
+    }
+    Ok((outcomes, version, timelines))
 }
 
-/// Placeholder values for the healthy embedded servers.
-fn bindings(embedded: &Embedded) -> Bindings {
+/// One fault proxy per dependency: the service only ever sees these.
+pub struct Proxies {
+    proxies: Vec<(String, FaultProxy)>,
+}
+
+impl Proxies {
+    async fn start(embedded: &Embedded, scenario: &Scenario) -> Result<Proxies> {
+        let mut proxies = Vec::new();
+        let loopback = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
+        proxies.push((
+            "postgres".to_string(),
+            FaultProxy::start("postgres", loopback(embedded.postgres().port()))
+                .await
+                .context("start the postgres fault proxy")?,
+        ));
+        proxies.push((
+            "redis".to_string(),
+            FaultProxy::start("redis", loopback(embedded.redis().port()))
+                .await
+                .context("start the redis fault proxy")?,
+        ));
+        for dep in &scenario.dependencies {
+            let addr = tokio::net::lookup_host((dep.host.as_str(), dep.port))
+                .await
+                .with_context(|| {
+                    format!(
+                        "resolve dependency {} at {}:{}",
+                        dep.name, dep.host, dep.port
+                    )
+                })?
+                .next()
+                .with_context(|| format!("resolve dependency {}: no address", dep.name))?;
+            proxies.push((
+                dep.name.clone(),
+                FaultProxy::start(&dep.name, addr)
+                    .await
+                    .with_context(|| format!("start the {} fault proxy", dep.name))?,
+            ));
+        }
+        Ok(Proxies { proxies })
+    }
+
+    fn get(&self, key: &str) -> &FaultProxy {
+        &self
+            .proxies
+            .iter()
+            .find(|(k, _)| k == key)
+            .expect("fault targets are validated against the declared dependencies")
+            .1
+    }
+
+    fn target(&self, scenario: &Scenario, key: &str) -> FaultTarget<'_> {
+        let (display, names) = match key {
+            "postgres" => (
+                "Postgres".to_string(),
+                scenario.faults.postgres_names.clone(),
+            ),
+            "redis" => ("Redis".to_string(), scenario.faults.redis_names.clone()),
+            other => {
+                let dep = scenario.dependencies.iter().find(|d| d.name == other);
+                (
+                    other.to_string(),
+                    dep.map(|d| d.names.clone()).unwrap_or_default(),
+                )
+            }
+        };
+        FaultTarget {
+            key: key.to_string(),
+            display,
+            names,
+            proxy: self.get(key),
+        }
+    }
+
+    fn port(&self, key: &str) -> u16 {
+        self.get(key).local_addr().port()
+    }
+
+    async fn shutdown(self) {
+        for (_, proxy) in self.proxies {
+            proxy.shutdown().await;
+        }
+    }
+}
+
+/// Placeholder values for the healthy servers, reached through their
+/// fault proxies.
+fn bindings(embedded: &Embedded, proxies: &Proxies) -> Bindings {
     let pg = embedded.postgres();
     let redis = embedded.redis();
+    let pg_port = proxies.port("postgres");
+    let redis_port = proxies.port("redis");
     let mut b = Bindings::new();
-    b.insert("host", "127.0.0.1".into());
-    b.insert("database_url", pg.url().expose().to_string());
-    b.insert("database_host", "127.0.0.1".into());
-    b.insert("database_port", pg.port().to_string());
-    b.insert("database_user", "gonogo".to_string());
-    b.insert("database_password", pg.password().expose().to_string());
-    b.insert("database_name", pg.database().to_string());
-    b.insert("redis_url", redis.url().expose().to_string());
-    b.insert("redis_host", "127.0.0.1".into());
-    b.insert("redis_port", redis.port().to_string());
-    b.insert("redis_password", redis.password().expose().to_string());
+    b.insert("host".into(), "127.0.0.1".into());
+    b.insert(
+        "database_url".into(),
+        format!(
+            "postgresql://gonogo:{}@127.0.0.1:{pg_port}/{}",
+            pg.password().expose(),
+            pg.database()
+        ),
+    );
+    b.insert("database_host".into(), "127.0.0.1".into());
+    b.insert("database_port".into(), pg_port.to_string());
+    b.insert("database_user".into(), "gonogo".to_string());
+    b.insert(
+        "database_password".into(),
+        pg.password().expose().to_string(),
+    );
+    b.insert("database_name".into(), pg.database().to_string());
+    b.insert(
+        "redis_url".into(),
+        format!(
+            "redis://:{}@127.0.0.1:{redis_port}/0",
+            redis.password().expose()
+        ),
+    );
+    b.insert("redis_host".into(), "127.0.0.1".into());
+    b.insert("redis_port".into(), redis_port.to_string());
+    b.insert(
+        "redis_password".into(),
+        redis.password().expose().to_string(),
+    );
+    for (name, proxy) in &proxies.proxies {
+        if name == "postgres" || name == "redis" {
+            continue;
+        }
+        let port = proxy.local_addr().port();
+        b.insert(format!("{name}_host"), "127.0.0.1".into());
+        b.insert(format!("{name}_port"), port.to_string());
+        b.insert(format!("{name}_addr"), format!("127.0.0.1:{port}"));
+    }
     b
 }
 
@@ -273,6 +485,7 @@ fn environment(scenario: &Scenario, options: &RunOptions) -> String {
 fn write_evidence(evidence: &Evidence, options: &RunOptions, masker: &Masker) -> Result<Written> {
     let bundle = BundleOptions {
         template: options.template.clone(),
+        formats: options.formats.clone(),
     };
     let artifacts = bundle::artifacts(evidence, &bundle).map_err(|e| match e {
         BundleError::Template(t) => Error::Usage(t.to_string()),

@@ -1,6 +1,7 @@
 //! Verdict stage: step outcomes in, one [`Verdict`] out.
 //!
-//! GO only when every required step passed. A required step that failed
+//! GO only when every required step passed or was waived (a valid waiver
+//! has turned it into WAIVED; see `waiver`). A required step that failed
 //! makes NO-GO; one that could not run (and did not fail) makes
 //! INCONCLUSIVE, because an unproven contract is not a proven one.
 

@@ -69,6 +69,20 @@ pub fn render(evidence: &Evidence, template: Option<&str>) -> Result<String, Tem
     Ok(out)
 }
 
+/// Re-render a stored `evidence.json` with `template` (the built-in one
+/// when `None`), without re-running anything.
+pub fn rerender(evidence_json: &Path, template: Option<&Path>) -> Result<String, String> {
+    let bytes = std::fs::read(evidence_json)
+        .map_err(|e| format!("cannot read {}: {e}", evidence_json.display()))?;
+    let evidence: Evidence = serde_json::from_slice(&bytes)
+        .map_err(|e| format!("{} is not gonogo evidence: {e}", evidence_json.display()))?;
+    let template = template
+        .map(load_template)
+        .transpose()
+        .map_err(|e| e.to_string())?;
+    render(&evidence, template.as_deref()).map_err(|e| e.to_string())
+}
+
 fn environment() -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Chainable);
@@ -129,6 +143,24 @@ mod tests {
         let fenced = fence("a ``` b".into(), None);
         assert!(fenced.starts_with("````\n"), "{fenced}");
         assert!(fenced.ends_with("\n````"), "{fenced}");
+    }
+
+    #[test]
+    fn waivers_and_release_appear_in_the_report() {
+        let report = render(&crate::evidence::sample::evidence(), None).unwrap();
+        assert!(report.contains("**WAIVED**"), "{report}");
+        assert!(
+            report.contains("| d-step | **applied**: was FAIL, now WAIVED | known issue, fix in 1.2 | alice | 2026-04-01 |"),
+            "{report}"
+        );
+        assert!(
+            report.contains("| b-step | **EXPIRED**: no effect, the step stays FAIL |"),
+            "{report}"
+        );
+        assert!(
+            report.contains("- Release: 2026.03.01 (owner: platform-readiness)\n"),
+            "{report}"
+        );
     }
 
     #[test]

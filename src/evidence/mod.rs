@@ -1,11 +1,19 @@
 //! Evidence stage: the run's typed, masked record, and its renderers.
 //!
 //! [`Evidence`] is the one model every artifact is rendered from
-//! (`report.md` through a minijinja template, `evidence.json` by serde).
-//! It holds only [`Masked`] text and values gonogo computed itself.
+//! (`report.md` through a minijinja template, `evidence.json` by serde,
+//! `junit.xml`, `readiness-scorecard.json`, the CI step summary and the
+//! integrity `manifest.json`). It holds only [`Masked`] text and values
+//! gonogo computed itself.
 
 pub mod bundle;
+pub mod junit;
+pub mod manifest;
 pub mod markdown;
+#[cfg(test)]
+pub(crate) mod sample;
+pub mod scorecard;
+pub mod summary;
 pub mod write;
 
 use serde::{Deserialize, Serialize};
@@ -13,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::mask::Masked;
 use crate::steps::{StepOutcome, StepStatus};
 use crate::verdict::Verdict;
+use crate::waiver::WaiverRecord;
 
 /// Version of the `evidence.json` shape.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -28,6 +37,32 @@ pub struct Evidence {
     pub metadata: Metadata,
     pub dependencies: Vec<DependencyInfo>,
     pub steps: Vec<StepOutcome>,
+    /// What happened when, during the runtime fault steps.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub timelines: Vec<FaultTimeline>,
+    /// Every waiver the scenario declared and what became of it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub waivers: Vec<WaiverRecord>,
+}
+
+/// The fault timeline of one dependency.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FaultTimeline {
+    pub dependency: String,
+    pub events: Vec<TimelineEvent>,
+}
+
+/// One moment of a fault timeline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TimelineEvent {
+    /// RFC 3339, UTC, millisecond precision.
+    pub at_utc: String,
+    /// Milliseconds since the timeline's first event.
+    pub offset_ms: u64,
+    /// e.g. `fault down injected`, `first 503`, `fault cleared`,
+    /// `first 200 again`.
+    pub event: String,
+    pub detail: Masked,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -57,6 +92,13 @@ pub struct Metadata {
     pub operator: Option<Masked>,
     /// How gonogo was invoked, masked.
     pub command_line: Masked,
+    /// The release this run gates (`--release` or the scenario's
+    /// `[release] version`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release: Option<Masked>,
+    /// Who owns the release gate (`--owner` or `[release] owner`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<Masked>,
 }
 
 /// A dependency the proof ran against.
@@ -69,6 +111,10 @@ pub struct DependencyInfo {
     pub endpoint: Masked,
     /// Time from start to accepting connections.
     pub ready_ms: u64,
+    /// How the server's data was made, where that varies: `template` (a
+    /// copy of the cached `initdb` output) or `initdb` (Postgres).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provisioned_from: Option<String>,
 }
 
 impl Evidence {
@@ -97,6 +143,15 @@ impl Evidence {
         if !not_run.is_empty() {
             line.push_str("; not run: ");
             line.push_str(&not_run.join(", "));
+        }
+        let waived: Vec<String> = required
+            .iter()
+            .filter(|s| s.status == StepStatus::Waived)
+            .map(|s| format!("Step {} ({})", s.number, s.title))
+            .collect();
+        if !waived.is_empty() {
+            line.push_str("; waived: ");
+            line.push_str(&waived.join(", "));
         }
         line
     }

@@ -35,6 +35,7 @@ pub enum WriteError {
 #[derive(Debug, Clone)]
 pub struct Written {
     pub dir: PathBuf,
+    /// `report.md`, or the directory itself when no report was written.
     pub report: PathBuf,
 }
 
@@ -102,8 +103,14 @@ pub fn write_bundle(
                 target.display()
             )
         })?;
+        // Without report.md (`--format` left it out), point at the bundle.
+        let report = target.join("report.md");
         Ok(Written {
-            report: target.join("report.md"),
+            report: if report.is_file() {
+                report
+            } else {
+                target.clone()
+            },
             dir: target,
         })
     })();

@@ -91,13 +91,11 @@ pub struct PostgresBinaries {
     pub initdb: PathBuf,
     /// `postgres`.
     pub postgres: PathBuf,
-    /// `createdb`, when installed.
-    pub createdb: Option<PathBuf>,
 }
 
 impl PostgresBinaries {
-    /// Finds `initdb`, then `postgres` and `createdb` preferably beside it
-    /// (resolving symlinks), so the three come from the same version.
+    /// Finds `initdb`, then `postgres` preferably beside it (resolving
+    /// symlinks), so the two come from the same version.
     pub fn find(search: &BinarySearch) -> Result<PostgresBinaries, MissingBinary> {
         let initdb = search.find("initdb")?;
         let home = std::fs::canonicalize(&initdb)
@@ -112,12 +110,7 @@ impl PostgresBinaries {
             Some(found) => found,
             None => search.find("postgres")?,
         };
-        let createdb = sibling("createdb").or_else(|| search.find("createdb").ok());
-        Ok(PostgresBinaries {
-            initdb,
-            postgres,
-            createdb,
-        })
+        Ok(PostgresBinaries { initdb, postgres })
     }
 }
 
@@ -203,7 +196,7 @@ mod tests {
     fn finds_the_installed_servers() {
         let search = BinarySearch::from_env();
         let postgres = PostgresBinaries::find(&search).expect("postgres installed");
-        assert!(postgres.createdb.is_some());
+        assert!(postgres.postgres.ends_with("postgres"));
         search.find("redis-server").expect("redis installed");
     }
 }

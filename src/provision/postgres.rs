@@ -1,30 +1,97 @@
-//! Provision stage, Postgres: initializes a throwaway cluster under the temp
-//! root and starts it on a free 127.0.0.1 port, with a generated password
-//! and an app database. Gives [`EmbeddedPostgres`].
+//! Provision stage, Postgres: a throwaway cluster under the temp root,
+//! started on a free 127.0.0.1 port with a fresh password and an app
+//! database. Takes [`PostgresOptions`]; gives [`EmbeddedPostgres`].
 //!
 //! Layout under `<root>/pg` (owned by the [`ServerUser`], mode 0700):
-//! `data/` (the cluster), `sock/` (its Unix socket) and, for the instant
-//! `initdb` runs, `pwfile`. The server log is captured from stderr.
+//! `data/` (the cluster) and `sock/` (its Unix socket). The server log is
+//! captured from stderr.
+//!
+//! # Fast starts from a template
+//!
+//! `initdb` takes about half a second; copying its output takes a tenth of
+//! that. So a cluster is made once per Postgres build and kept as a
+//! [`Template`] in the cache (see [`template`](super::template)); each run
+//! copies it. The recipe, the same whether or not a template is used, so
+//! that both paths give identical clusters:
+//!
+//! 1. `initdb --auth=trust` with no password, then gonogo's own
+//!    `pg_hba.conf` ([`PG_HBA`]), then the app database, created in
+//!    single-user mode (`postgres --single`), so no run pays for
+//!    `CREATE DATABASE`. This pristine directory is what the cache stores.
+//! 2. Per run: start the server, connect over the Unix socket, set a fresh
+//!    password for [`ROLE`] and, if the app database has another name,
+//!    rename it.
+//!
+//! # Why the template holds no secret, and why the socket is trusted
+//!
+//! The role has no password in the template, so nothing in the cache can
+//! log in, and no bootstrap password exists to leak or to forget to change.
+//! TCP, the only way the service connects, always requires SCRAM; before
+//! step 2 sets the password no TCP login can succeed at all. The Unix socket
+//! is trusted so that step 2 needs no secret: the socket lives in
+//! `<root>/pg/sock`, mode 0700 and owned by the server user, so only that
+//! user and root can reach it, and both can already read and rewrite the
+//! data directory. Trusting it grants nobody anything new.
+//!
+//! The password goes to the server in an `ALTER ROLE` statement on that
+//! socket (stored as a SCRAM verifier), never in argv or a file.
 
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgSslMode};
+use sqlx::{AssertSqlSafe, Connection};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::process::Command;
 
 use super::binaries::{BinarySearch, PostgresBinaries, version_output};
 use super::secret::Secret;
+use super::template::{self, Stored, Template};
 use super::user::ServerUser;
-use super::{PORT_ATTEMPTS, StartError, StartTimings};
+use super::{PORT_ATTEMPTS, StartError};
 use crate::process::{
     ChildGuard, GuardOptions, LineWait, OutputCapture, Signal, StopReport, free_port, piped_output,
 };
 
 /// The role `initdb` creates, which owns every database.
 pub const ROLE: &str = "gonogo";
+/// The app database every cluster is made with; renamed per run when the
+/// options ask for another name.
+pub const BOOTSTRAP_DATABASE: &str = "gonogo_app";
+/// The client authentication of every cluster: the socket is trusted (see
+/// the module docs), TCP needs the password.
+pub const PG_HBA: &str = "\
+# Written by gonogo (src/provision/postgres.rs). The socket directory is
+# private to the server user; TCP always needs the password.
+# TYPE  DATABASE  USER  ADDRESS       METHOD
+local   all       all                 trust
+host    all       all   127.0.0.1/32  scram-sha-256
+";
+/// `initdb`'s arguments after `-D <dir>`. 1 MB WAL segments keep the
+/// template small: a cluster that lives for one run needs no 16 MB segment.
+const INITDB_ARGS: [&str; 9] = [
+    "-U",
+    ROLE,
+    "--auth=trust",
+    "-E",
+    "UTF8",
+    "--locale=C",
+    "--wal-segsize=1",
+    "--no-sync",
+    "--no-instructions",
+];
+/// Settings for every server start, single-user mode included: durability
+/// is pointless for a throwaway cluster.
+const SERVER_SETTINGS: [&str; 5] = [
+    "fsync=off",
+    "synchronous_commit=off",
+    "full_page_writes=off",
+    // Nothing replicates from a throwaway cluster: minimal WAL.
+    "wal_level=minimal",
+    "max_wal_senders=0",
+];
 /// The log line Postgres prints once it accepts connections.
 const READY_LINE: &str = "database system is ready to accept connections";
 /// The longest path `bind` accepts for a Unix socket (`sun_path` less NUL).
@@ -35,15 +102,18 @@ const CONNECT_RETRY: Duration = Duration::from_millis(10);
 /// Options for [`start`].
 #[derive(Clone, Debug)]
 pub struct PostgresOptions {
-    /// Where to look for `initdb`, `postgres` and `createdb`.
+    /// Where to look for `initdb` and `postgres`.
     pub binaries: BinarySearch,
     /// Who runs the server; `None` chooses with [`ServerUser::choose`].
     pub user: Option<ServerUser>,
-    /// The database created for the app (when `createdb` is installed;
-    /// otherwise the app gets `postgres`): letters, digits and `_` only.
+    /// The database created for the app: letters, digits and `_` only.
     pub database: String,
-    /// The limit for each of `initdb`, the server start and `createdb`.
+    /// The limit for each of `initdb`, the server start and the setup.
     pub ready_timeout: Duration,
+    /// The template cache directory; `None` runs `initdb` every time. The
+    /// default comes from the environment
+    /// ([`cache_dir_from_env`](template::cache_dir_from_env)).
+    pub template_cache: Option<PathBuf>,
     /// How the server is stopped: by default `SIGINT` (fast shutdown) with
     /// 5 s grace, and `SIGQUIT` (immediate shutdown) if the harness dies.
     pub guard: GuardOptions,
@@ -54,8 +124,9 @@ impl Default for PostgresOptions {
         PostgresOptions {
             binaries: BinarySearch::from_env(),
             user: None,
-            database: "gonogo_app".to_owned(),
+            database: BOOTSTRAP_DATABASE.to_owned(),
             ready_timeout: Duration::from_secs(30),
+            template_cache: template::cache_dir_from_env(),
             guard: GuardOptions {
                 death_signal: Some(Signal::Quit),
                 stop_signal: Signal::Int,
@@ -63,6 +134,54 @@ impl Default for PostgresOptions {
             },
         }
     }
+}
+
+/// Where a run's cluster files came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClusterSource {
+    /// Copied from the cached template.
+    Template,
+    /// Made by `initdb` for this run (no template yet, or the cache is off).
+    Initdb,
+}
+
+impl ClusterSource {
+    /// `template` or `initdb`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClusterSource::Template => "template",
+            ClusterSource::Initdb => "initdb",
+        }
+    }
+}
+
+impl std::fmt::Display for ClusterSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Timings of one Postgres start, phase by phase.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PostgresTimings {
+    /// Where the cluster came from.
+    pub source: ClusterSource,
+    /// Making the data directory: copying the template, or `initdb` and the
+    /// single-user database creation (and storing the template).
+    pub prepare: Duration,
+    /// The part of `prepare` spent storing a fresh cluster as the template;
+    /// `None` when nothing was stored.
+    pub store_template: Option<Duration>,
+    /// From spawning the server to ready, on the attempt that succeeded.
+    pub ready: Duration,
+    /// Connecting over the socket and setting the per-run password.
+    pub set_password: Duration,
+    /// Renaming the app database (zero when it keeps the default name).
+    pub database: Duration,
+    /// The whole start, including the version check and port retries.
+    pub total: Duration,
+    /// How many ports were tried.
+    pub attempts: u32,
 }
 
 /// A running, ready Postgres server. Dropping it stops the server.
@@ -74,7 +193,7 @@ pub struct EmbeddedPostgres {
     password: Secret,
     database: String,
     version: String,
-    timings: StartTimings,
+    timings: PostgresTimings,
     data_dir: PathBuf,
 }
 
@@ -117,13 +236,13 @@ impl EmbeddedPostgres {
         &self.version
     }
 
-    /// From spawning the server to ready (excluding `initdb`).
+    /// From spawning the server to ready (excluding `initdb` or the copy).
     pub fn ready_in(&self) -> Duration {
         self.timings.ready
     }
 
-    /// All start timings.
-    pub fn timings(&self) -> &StartTimings {
+    /// All start timings, and where the cluster came from.
+    pub fn timings(&self) -> &PostgresTimings {
         &self.timings
     }
 
@@ -153,7 +272,8 @@ impl EmbeddedPostgres {
     }
 }
 
-/// Initializes a cluster under `<root>/pg` and starts it.
+/// Makes a cluster under `<root>/pg` (from the template when there is one)
+/// and starts it.
 pub async fn start(root: &Path, options: &PostgresOptions) -> anyhow::Result<EmbeddedPostgres> {
     start_on_ports(root, options, free_port).await
 }
@@ -193,20 +313,33 @@ async fn start_on_ports(
     super::private_dir(&home, 0o700, &user)?;
     super::private_dir(&socket_dir, 0o700, &user)?;
 
-    let (initialized, version) = tokio::join!(
-        initdb(
-            &binaries.initdb,
-            &home,
-            &data_dir,
-            &user,
-            &password,
-            options
-        ),
-        version_output(&binaries.postgres),
-    );
-    initialized?;
-    let version = short_version(&version?);
-    let prepared = begun.elapsed();
+    let version_text = version_output(&binaries.postgres).await?;
+    let version = short_version(&version_text);
+    let template = options
+        .template_cache
+        .as_deref()
+        .map(|cache| Template::locate(cache, &version_text, &binaries.initdb, &recipe()));
+
+    let preparing = Instant::now();
+    let (source, store_template) = match &template {
+        Some(template) if template.exists() => {
+            template.copy_to(&data_dir, &user).await?;
+            (ClusterSource::Template, None)
+        }
+        _ => {
+            make_cluster(&binaries, &home, &data_dir, &version_text, &user, options).await?;
+            let storing = Instant::now();
+            let stored = match &template {
+                Some(template) => {
+                    let _: Stored = template.store(&data_dir).await?;
+                    Some(storing.elapsed())
+                }
+                None => None,
+            };
+            (ClusterSource::Initdb, stored)
+        }
+    };
+    let prepare = preparing.elapsed();
 
     let mut attempt = 0;
     let (guard, log, port, ready) = loop {
@@ -233,24 +366,32 @@ async fn start_on_ports(
         }
     };
 
-    let database = match &binaries.createdb {
-        Some(createdb) => {
-            create_database(createdb, port, &password, &options.database, options).await?;
-            options.database.clone()
-        }
-        None => "postgres".to_owned(),
-    };
+    let setup = tokio::time::timeout(
+        options.ready_timeout,
+        set_up(&socket_dir, port, &password, &options.database),
+    )
+    .await
+    .map_err(|_| {
+        anyhow::anyhow!(
+            "set up postgres within {:?} (password and database)",
+            options.ready_timeout
+        )
+    })??;
 
     Ok(EmbeddedPostgres {
         guard,
         log,
         port,
         password,
-        database,
+        database: options.database.clone(),
         version,
-        timings: StartTimings {
-            prepare: prepared,
+        timings: PostgresTimings {
+            source,
+            prepare,
+            store_template,
             ready,
+            set_password: setup.set_password,
+            database: setup.database,
             total: begun.elapsed(),
             attempts: attempt,
         },
@@ -258,43 +399,116 @@ async fn start_on_ports(
     })
 }
 
-/// Runs `initdb` as `user`, with the password in a short-lived 0600 file.
-async fn initdb(
-    initdb: &Path,
+/// Everything that shapes a cluster, for the template's name.
+fn recipe() -> String {
+    format!(
+        "initdb {}\nhba {PG_HBA}\ndatabase {BOOTSTRAP_DATABASE}\nlayout {}",
+        INITDB_ARGS.join(" "),
+        template::LAYOUT
+    )
+}
+
+/// Step 1 of the recipe (module docs): `initdb`, `pg_hba.conf`, and the
+/// app database, without ever starting a server.
+async fn make_cluster(
+    binaries: &PostgresBinaries,
     home: &Path,
     data_dir: &Path,
+    version_text: &str,
     user: &ServerUser,
-    password: &Secret,
     options: &PostgresOptions,
 ) -> anyhow::Result<()> {
-    let pwfile = home.join("pwfile");
-    write_private_file(&pwfile, password.expose(), user)?;
-    let mut command = Command::new(initdb);
+    let mut command = Command::new(&binaries.initdb);
     command
         .arg("-D")
         .arg(data_dir)
-        .args([
-            "-U",
-            ROLE,
-            "-A",
-            "scram-sha-256",
-            "-E",
-            "UTF8",
-            "--locale=C",
-        ])
-        .arg(format!("--pwfile={}", pwfile.display()))
-        .args(["--no-sync", "--no-instructions"])
+        .args(INITDB_ARGS)
         .current_dir(home);
     user.apply(&mut command);
-    let ran = ChildGuard::run("initdb", command, kill_guard(), options.ready_timeout).await;
-    let removed = std::fs::remove_file(&pwfile);
-    let finished = ran.context("run initdb")?;
-    removed.with_context(|| format!("remove `{}`", pwfile.display()))?;
+    let finished = ChildGuard::run("initdb", command, kill_guard(), options.ready_timeout)
+        .await
+        .context("run initdb")?;
     anyhow::ensure!(
         finished.status.success(),
         "initdb exited with {}; its output:\n{}",
         finished.status,
         finished.output.last_lines(super::LOG_LINES_IN_ERRORS)
+    );
+
+    let hba = data_dir.join("pg_hba.conf");
+    std::fs::write(&hba, PG_HBA).with_context(|| format!("write `{}`", hba.display()))?;
+    user.chown(&hba)
+        .with_context(|| format!("hand `{}` to {}", hba.display(), user.name))?;
+
+    // `STRATEGY = FILE_COPY` (Postgres 15 and later) copies files instead of
+    // logging every page, which keeps the template's WAL small.
+    let major = version_number(version_text)
+        .and_then(|number| number.split('.').next())
+        .and_then(|major| major.parse::<u32>().ok())
+        .unwrap_or(0);
+    let strategy = if major >= 15 {
+        " STRATEGY = FILE_COPY"
+    } else {
+        ""
+    };
+    single_user(
+        &binaries.postgres,
+        data_dir,
+        &format!("CREATE DATABASE {BOOTSTRAP_DATABASE}{strategy}\n"),
+        user,
+        options.ready_timeout,
+    )
+    .await
+    .context("create the app database in single-user mode")
+}
+
+/// Runs `sql` (one statement per line) with `postgres --single`.
+async fn single_user(
+    postgres: &Path,
+    data_dir: &Path,
+    sql: &str,
+    user: &ServerUser,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    let mut command = Command::new(postgres);
+    command.args(["--single", "-D"]).arg(data_dir);
+    for setting in SERVER_SETTINGS {
+        command.args(["-c", setting]);
+    }
+    command.arg("postgres").current_dir(data_dir);
+    piped_output(&mut command).stdin(std::process::Stdio::piped());
+    user.apply(&mut command);
+    let mut guard = ChildGuard::spawn("postgres --single", command, kill_guard())
+        .context("spawn postgres --single")?;
+    let output = OutputCapture::attach(&mut guard);
+    let mut stdin = guard
+        .take_stdin()
+        .context("postgres --single has no stdin")?;
+    stdin
+        .write_all(sql.as_bytes())
+        .await
+        .context("write to postgres --single")?;
+    // End of input ends the session.
+    drop(stdin);
+    let status = guard
+        .wait_timeout(timeout)
+        .await
+        .context("wait for postgres --single")?
+        .with_context(|| format!("postgres --single did not finish within {timeout:?}"))?;
+    output
+        .wait_closed(tokio::time::Instant::now() + Duration::from_secs(1))
+        .await;
+    let output = output.snapshot();
+    // Single-user mode exits 0 even when a statement fails.
+    let failed = output.lines().any(|line| {
+        ["ERROR:", "FATAL:", "PANIC:"]
+            .iter()
+            .any(|level| line.text.contains(level))
+    });
+    anyhow::ensure!(
+        status.success() && !failed,
+        "postgres --single exited with {status}; its output:\n{}",
+        output.last_lines(super::LOG_LINES_IN_ERRORS)
     );
     Ok(())
 }
@@ -316,24 +530,12 @@ fn spawn_server(
         .arg(port.to_string())
         .arg("-k")
         .arg(socket_dir)
-        .args([
-            "-c",
-            "listen_addresses=127.0.0.1",
-            "-c",
-            "fsync=off",
-            "-c",
-            "synchronous_commit=off",
-            "-c",
-            "full_page_writes=off",
-            // Nothing replicates from a throwaway cluster: minimal WAL.
-            "-c",
-            "wal_level=minimal",
-            "-c",
-            "max_wal_senders=0",
-            "-c",
-            "logging_collector=off",
-        ])
-        .current_dir(data_dir);
+        .args(["-c", "listen_addresses=127.0.0.1"])
+        .args(["-c", "logging_collector=off"]);
+    for setting in SERVER_SETTINGS {
+        command.args(["-c", setting]);
+    }
+    command.current_dir(data_dir);
     piped_output(&mut command);
     user.apply(&mut command);
     ChildGuard::spawn("postgres", command, options.guard).context("spawn postgres")
@@ -362,33 +564,63 @@ async fn wait_ready(
     super::await_ready("postgres", guard, log, timeout, ready).await
 }
 
-/// Creates the app database with `createdb`, passing the password through
-/// the environment rather than argv.
-async fn create_database(
-    createdb: &Path,
+/// How long each part of [`set_up`] took.
+struct Setup {
+    set_password: Duration,
+    database: Duration,
+}
+
+/// Step 2 of the recipe (module docs), over the trusted Unix socket.
+async fn set_up(
+    socket_dir: &Path,
     port: u16,
     password: &Secret,
     database: &str,
-    options: &PostgresOptions,
-) -> anyhow::Result<()> {
-    let mut command = Command::new(createdb);
-    command
-        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", ROLE, "-w"])
-        .arg(database)
-        .env("PGPASSWORD", password.expose())
-        .env("PGCONNECT_TIMEOUT", "10")
-        .env_remove("PGSERVICE")
-        .env_remove("PGOPTIONS");
-    let finished = ChildGuard::run("createdb", command, kill_guard(), options.ready_timeout)
-        .await
-        .context("run createdb")?;
+) -> anyhow::Result<Setup> {
+    // Spliced into SQL below: only letters and digits, by construction.
     anyhow::ensure!(
-        finished.status.success(),
-        "createdb {database} exited with {}; its output:\n{}",
-        finished.status,
-        finished.output.last_lines(super::LOG_LINES_IN_ERRORS)
+        password.expose().bytes().all(|b| b.is_ascii_alphanumeric()),
+        "use a password of letters and digits only"
     );
-    Ok(())
+    let begun = Instant::now();
+    let connect = PgConnectOptions::new_without_pgpass()
+        .socket(socket_dir)
+        .port(port)
+        .username(ROLE)
+        .database("postgres")
+        .ssl_mode(PgSslMode::Disable)
+        .application_name("gonogo-setup");
+    let mut connection = PgConnection::connect_with(&connect)
+        .await
+        .context("connect to postgres over its unix socket")?;
+    // Older servers default to md5, which the SCRAM-only TCP line refuses.
+    let set_password = format!(
+        "SET password_encryption = 'scram-sha-256'; ALTER ROLE {ROLE} PASSWORD '{}'",
+        password.expose()
+    );
+    sqlx::raw_sql(AssertSqlSafe(set_password))
+        .execute(&mut connection)
+        .await
+        .with_context(|| format!("set the password of role {ROLE}"))?;
+    let set_password = begun.elapsed();
+
+    let renaming = Instant::now();
+    if database != BOOTSTRAP_DATABASE {
+        let rename = format!("ALTER DATABASE {BOOTSTRAP_DATABASE} RENAME TO {database}");
+        sqlx::raw_sql(AssertSqlSafe(rename))
+            .execute(&mut connection)
+            .await
+            .with_context(|| format!("rename the app database to {database}"))?;
+    }
+    let database = renaming.elapsed();
+    connection
+        .close()
+        .await
+        .context("close the setup connection")?;
+    Ok(Setup {
+        set_password,
+        database,
+    })
 }
 
 /// One-shot helpers die with the harness and get no grace.
@@ -400,28 +632,19 @@ fn kill_guard() -> GuardOptions {
     }
 }
 
-/// Writes `contents` to a new 0600 file owned by `user`.
-fn write_private_file(path: &Path, contents: &str, user: &ServerUser) -> anyhow::Result<()> {
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("create `{}`", path.display()))?;
-    writeln!(file, "{contents}").with_context(|| format!("write `{}`", path.display()))?;
-    user.chown(path)
-        .with_context(|| format!("hand `{}` to {}", path.display(), user.name))
+/// `postgres (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)` → `15.18`.
+pub fn version_number(output: &str) -> Option<&str> {
+    output
+        .split_once("(PostgreSQL) ")
+        .and_then(|(_, rest)| rest.split_whitespace().next())
 }
 
 /// `postgres (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)` → `PostgreSQL 15.18`.
 fn short_version(output: &str) -> String {
-    output
-        .split_once("(PostgreSQL) ")
-        .and_then(|(_, rest)| rest.split_whitespace().next())
-        .map_or_else(
-            || output.to_owned(),
-            |number| format!("PostgreSQL {number}"),
-        )
+    version_number(output).map_or_else(
+        || output.to_owned(),
+        |number| format!("PostgreSQL {number}"),
+    )
 }
 
 #[cfg(test)]

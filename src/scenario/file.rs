@@ -25,6 +25,39 @@ pub struct ScenarioFile {
     pub negative: NegativeFile,
     #[serde(default)]
     pub failfast: FailFastFile,
+    pub faults: Option<Spanned<FaultsFile>>,
+    /// Other TCP dependencies (Kafka, a feature store, an API).
+    #[serde(default, rename = "dependency")]
+    pub dependencies: Vec<DependencyFile>,
+    pub release: Option<super::release::ReleaseFile>,
+    #[serde(default, rename = "waiver")]
+    pub waivers: Vec<super::release::WaiverFile>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultsFile {
+    pub enabled: Option<bool>,
+    pub detection_window: Option<HumanDuration>,
+    pub probe_deadline: Option<Spanned<HumanDuration>>,
+    pub recovery_window: Option<HumanDuration>,
+    /// Which dependencies to fault: `postgres`, `redis`, or a
+    /// `[[dependency]]` name. Default: all of them.
+    pub targets: Option<Vec<Spanned<String>>>,
+    /// Words the 503 body may use to name Postgres.
+    pub postgres_names: Option<Vec<String>>,
+    /// Words the 503 body may use to name Redis.
+    pub redis_names: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DependencyFile {
+    pub name: Spanned<String>,
+    pub host: String,
+    pub port: u16,
+    /// Words the 503 body may use to name it (default: its name).
+    pub names: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]

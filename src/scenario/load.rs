@@ -12,8 +12,8 @@ use toml::Spanned;
 use super::file::{self, ScenarioFile};
 use super::placeholders::Template;
 use super::{
-    BodyExpectation, CurrentCheck, FailFastCase, FailFastSpec, MigrationSpec, NegativeSpec,
-    ReadySpec, Scenario, ServiceSpec,
+    BodyExpectation, CurrentCheck, FailFastCase, FailFastSpec, FaultsSpec, MigrationSpec,
+    NegativeSpec, ReadySpec, Scenario, ServiceSpec, TcpDependency,
 };
 
 /// Default deadline for each HTTP request to the service (seed 000: ≤ 5 s).
@@ -69,7 +69,11 @@ pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
 /// Validate scenario text that claims to come from `path` (used for
 /// relative paths and messages).
 pub fn load_str(path: &Path, source: &str) -> Result<Scenario, ScenarioError> {
-    let ctx = Ctx { path, source };
+    let mut ctx = Ctx {
+        path,
+        source,
+        extra: Vec::new(),
+    };
     let raw: ScenarioFile = toml::from_str(source).map_err(|e| {
         let message = e.message().trim().to_string();
         match e.span() {
@@ -77,12 +81,19 @@ pub fn load_str(path: &Path, source: &str) -> Result<Scenario, ScenarioError> {
             None => ctx.error(message),
         }
     })?;
+    for dep in &raw.dependencies {
+        for suffix in ["host", "port", "addr"] {
+            ctx.extra.push(format!("{}_{suffix}", dep.name.get_ref()));
+        }
+    }
     ctx.convert(raw)
 }
 
 struct Ctx<'a> {
     path: &'a Path,
     source: &'a str,
+    /// Placeholders declared by `[[dependency]]` entries.
+    extra: Vec<String>,
 }
 
 impl Ctx<'_> {
@@ -159,7 +170,8 @@ impl Ctx<'_> {
     }
 
     fn template(&self, value: &Spanned<String>) -> Result<Template, ScenarioError> {
-        Template::parse(value.get_ref()).map_err(|m| self.error_at(value.span(), m))
+        Template::parse_with(value.get_ref(), &self.extra)
+            .map_err(|m| self.error_at(value.span(), m))
     }
 
     fn argv(
@@ -348,7 +360,13 @@ impl Ctx<'_> {
             },
         };
 
+        let dependencies = self.dependencies(&raw.dependencies)?;
+        let faults = self.faults(raw.faults.as_ref(), &dependencies)?;
         let environment = raw.environment.clone();
+        let release = super::release::release(raw.release.as_ref());
+        let waivers = super::release::waivers(&raw.waivers, self.source, &|span, message| {
+            self.error_at(span, message)
+        })?;
         Ok(Scenario {
             name,
             description: raw.description.clone(),
@@ -360,6 +378,101 @@ impl Ctx<'_> {
             ready,
             negative,
             failfast,
+            faults,
+            dependencies,
+            release,
+            waivers,
+        })
+    }
+
+    fn dependencies(
+        &self,
+        raw: &[file::DependencyFile],
+    ) -> Result<Vec<TcpDependency>, ScenarioError> {
+        let mut out: Vec<TcpDependency> = Vec::new();
+        for dep in raw {
+            let name = dep.name.get_ref();
+            let valid = name.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+            if !valid {
+                return Err(self.error_at(
+                    dep.name.span(),
+                    format!("dependency name `{name}` must be lower-case letters, digits and `_`, starting with a letter (it becomes the placeholders {{{{{name}_host}}}}, {{{{{name}_port}}}}, {{{{{name}_addr}}}})"),
+                ));
+            }
+            if ["postgres", "redis", "database", "port", "host"].contains(&name.as_str())
+                || out.iter().any(|d| &d.name == name)
+            {
+                return Err(self.error_at(
+                    dep.name.span(),
+                    format!("dependency name `{name}` is reserved or already used"),
+                ));
+            }
+            out.push(TcpDependency {
+                name: name.clone(),
+                host: dep.host.clone(),
+                port: dep.port,
+                names: dep.names.clone().unwrap_or_else(|| vec![name.clone()]),
+            });
+        }
+        Ok(out)
+    }
+
+    fn faults(
+        &self,
+        raw: Option<&Spanned<file::FaultsFile>>,
+        dependencies: &[TcpDependency],
+    ) -> Result<FaultsSpec, ScenarioError> {
+        let default = file::FaultsFile::default();
+        let f = raw.map_or(&default, |r| r.get_ref());
+        let probe_deadline = match &f.probe_deadline {
+            Some(d) if d.get_ref().0 > DEFAULT_REQUEST_TIMEOUT || d.get_ref().0.is_zero() => {
+                return Err(self.error_at(
+                    d.span(),
+                    "probe_deadline must be between 1ms and 5s (readiness contract: probe deadlines of at most 5 s)".into(),
+                ));
+            }
+            Some(d) => d.get_ref().0,
+            None => DEFAULT_REQUEST_TIMEOUT,
+        };
+        let mut all: Vec<String> = vec!["postgres".into(), "redis".into()];
+        all.extend(dependencies.iter().map(|d| d.name.clone()));
+        let targets = match &f.targets {
+            None => all,
+            Some(list) => {
+                let mut chosen = Vec::new();
+                for t in list {
+                    if !all.contains(t.get_ref()) {
+                        return Err(self.error_at(
+                            t.span(),
+                            format!(
+                                "unknown fault target `{}`; choose from {}",
+                                t.get_ref(),
+                                all.join(", ")
+                            ),
+                        ));
+                    }
+                    chosen.push(t.get_ref().clone());
+                }
+                chosen
+            }
+        };
+        Ok(FaultsSpec {
+            enabled: f.enabled.unwrap_or(true),
+            detection_window: f.detection_window.map_or(Duration::from_secs(10), |d| d.0),
+            probe_deadline,
+            recovery_window: f.recovery_window.map_or(Duration::from_secs(10), |d| d.0),
+            targets,
+            postgres_names: f
+                .postgres_names
+                .clone()
+                .unwrap_or_else(|| vec!["Postgres".into(), "database".into()]),
+            redis_names: f
+                .redis_names
+                .clone()
+                .unwrap_or_else(|| vec!["Redis".into()]),
         })
     }
 

@@ -8,6 +8,7 @@ mod duration;
 mod file;
 mod load;
 pub mod placeholders;
+mod release;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -15,6 +16,7 @@ use std::time::Duration;
 
 pub use load::{ScenarioError, load, load_str};
 pub use placeholders::Template;
+pub use release::ReleaseSpec;
 
 /// A validated proof description.
 #[derive(Debug, Clone)]
@@ -33,6 +35,43 @@ pub struct Scenario {
     pub ready: ReadySpec,
     pub negative: NegativeSpec,
     pub failfast: FailFastSpec,
+    /// Runtime fault steps (issue: fault proxy).
+    pub faults: FaultsSpec,
+    /// Other TCP dependencies declared with `[[dependency]]`.
+    pub dependencies: Vec<TcpDependency>,
+    /// `[release]`: the release this proof gates, for the scorecard.
+    pub release: ReleaseSpec,
+    /// `[[waiver]]`: signed-off exceptions, applied after the steps ran.
+    pub waivers: Vec<crate::waiver::Waiver>,
+}
+
+/// Runtime fault steps: outage, liveness isolation, timeout discipline and
+/// recovery, per dependency, through gonogo's fault proxy.
+#[derive(Debug, Clone)]
+pub struct FaultsSpec {
+    pub enabled: bool,
+    /// Ready must turn 503 within this long after an outage starts.
+    pub detection_window: Duration,
+    /// Ready must answer within this long with a dependency blackholed
+    /// (readiness contract: at most 5 s).
+    pub probe_deadline: Duration,
+    /// Ready must return to 200 within this long after a fault clears.
+    pub recovery_window: Duration,
+    /// Dependency keys to fault: `postgres`, `redis`, extra names.
+    pub targets: Vec<String>,
+    pub postgres_names: Vec<String>,
+    pub redis_names: Vec<String>,
+}
+
+/// A TCP dependency gonogo does not speak, reached through the proxy.
+#[derive(Debug, Clone)]
+pub struct TcpDependency {
+    /// Also the placeholder prefix: `{{NAME_host}}`, `{{NAME_port}}`,
+    /// `{{NAME_addr}}`.
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+    pub names: Vec<String>,
 }
 
 /// How to start the service under test.

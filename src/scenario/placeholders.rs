@@ -34,7 +34,7 @@ pub const KNOWN: &[(&str, &str)] = &[
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Segment {
     Literal(String),
-    Placeholder(&'static str),
+    Placeholder(String),
 }
 
 /// A string with `{{name}}` placeholders, checked against [`KNOWN`].
@@ -44,11 +44,17 @@ pub struct Template {
 }
 
 /// Values for each placeholder at one moment of the run.
-pub type Bindings = BTreeMap<&'static str, String>;
+pub type Bindings = BTreeMap<String, String>;
 
 impl Template {
     /// Parse `text`, rejecting unknown or unterminated placeholders.
     pub fn parse(text: &str) -> Result<Template, String> {
+        Template::parse_with(text, &[])
+    }
+
+    /// Parse `text`, also accepting the placeholders in `extra` (those of
+    /// the scenario's own `[[dependency]]` entries).
+    pub fn parse_with(text: &str, extra: &[String]) -> Result<Template, String> {
         let mut segments = Vec::new();
         let mut rest = text;
         while let Some(start) = rest.find("{{") {
@@ -62,11 +68,17 @@ impl Template {
             let name = after[..end].trim();
             let known = KNOWN
                 .iter()
-                .find(|(known, _)| *known == name)
                 .map(|(known, _)| *known)
+                .chain(extra.iter().map(String::as_str))
+                .find(|known| *known == name)
+                .map(str::to_string)
                 .ok_or_else(|| {
-                    let names: Vec<String> =
-                        KNOWN.iter().map(|(n, _)| format!("{{{{{n}}}}}")).collect();
+                    let names: Vec<String> = KNOWN
+                        .iter()
+                        .map(|(n, _)| *n)
+                        .chain(extra.iter().map(String::as_str))
+                        .map(|n| format!("{{{{{n}}}}}"))
+                        .collect();
                     format!(
                         "unknown placeholder `{{{{{name}}}}}`; known placeholders are {}",
                         names.join(", ")
@@ -94,9 +106,12 @@ impl Template {
         for segment in &self.segments {
             match segment {
                 Segment::Literal(text) => out.push_str(text),
-                Segment::Placeholder(name) => {
-                    out.push_str(bindings.get(name).map(String::as_str).unwrap_or(""))
-                }
+                Segment::Placeholder(name) => out.push_str(
+                    bindings
+                        .get(name.as_str())
+                        .map(String::as_str)
+                        .unwrap_or(""),
+                ),
             }
         }
         out
@@ -142,9 +157,9 @@ mod tests {
         let t = Template::parse("redis://:{{redis_password}}@{{ redis_host }}:{{redis_port}}/0")
             .unwrap();
         let mut b = Bindings::new();
-        b.insert("redis_password", "pw".into());
-        b.insert("redis_host", "127.0.0.1".into());
-        b.insert("redis_port", "6379".into());
+        b.insert("redis_password".into(), "pw".into());
+        b.insert("redis_host".into(), "127.0.0.1".into());
+        b.insert("redis_port".into(), "6379".into());
         assert_eq!(t.render(&b), "redis://:pw@127.0.0.1:6379/0");
         assert!(t.uses("redis_port"));
         assert!(t.uses_prefix("redis_"));

@@ -5,6 +5,7 @@
 //! could not spawn a process it had already found).
 
 pub mod failfast;
+pub mod faults;
 pub mod migrate;
 pub mod negative;
 mod outcome;
@@ -16,7 +17,9 @@ use std::time::{Duration, Instant};
 pub use failfast::failfast;
 pub use migrate::migrate;
 pub use negative::negative;
-pub use outcome::{Action, ActionKind, Check, Excerpt, StepOutcome, StepRecorder, StepStatus};
+pub use outcome::{
+    Action, ActionKind, Check, Excerpt, Latency, StepOutcome, StepRecorder, StepStatus,
+};
 pub use ready::{ReadyGate, ready_gate};
 
 use crate::http::Probe;
@@ -51,7 +54,7 @@ impl StepContext<'_> {
     /// Bindings with a fresh port for one service instance.
     pub fn bindings_with_port(&self, base: &Bindings) -> std::io::Result<Bindings> {
         let mut bindings = base.clone();
-        bindings.insert("port", crate::process::free_port()?.to_string());
+        bindings.insert("port".into(), crate::process::free_port()?.to_string());
         Ok(bindings)
     }
 }

@@ -45,9 +45,9 @@ pub async fn negative(ctx: &mut StepContext<'_>, number: u32) -> anyhow::Result<
     } else {
         format!("redis://:{password}@{closed}/0")
     };
-    broken.insert("redis_url", url);
-    broken.insert("redis_host", "127.0.0.1".into());
-    broken.insert("redis_port", CLOSED_PORT.to_string());
+    broken.insert("redis_url".into(), url);
+    broken.insert("redis_host".into(), "127.0.0.1".into());
+    broken.insert("redis_port".into(), CLOSED_PORT.to_string());
     let launch = ServiceLaunch::build(spec, &broken, &ctx.extra_env, &[], &BTreeMap::new())?;
     ctx.detail(&format!(
         "restart service with Redis at {closed} on port {}",

@@ -20,6 +20,10 @@ pub enum StepStatus {
     /// The step could not run here (see `reason`).
     #[serde(rename = "NOT RUN")]
     NotRun,
+    /// It failed or could not run, but a valid waiver covers it (see
+    /// `waiver`); it does not block GO.
+    #[serde(rename = "WAIVED")]
+    Waived,
 }
 
 impl StepStatus {
@@ -28,6 +32,7 @@ impl StepStatus {
             StepStatus::Pass => "PASS",
             StepStatus::Fail => "FAIL",
             StepStatus::NotRun => "NOT RUN",
+            StepStatus::Waived => "WAIVED",
         }
     }
 }
@@ -106,6 +111,31 @@ pub struct Check {
     pub passed: bool,
 }
 
+/// Response-time figures for a step that measures them (a load or latency
+/// step). The scorecard reports them as `p95_latency_ms` and friends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Latency {
+    pub samples: usize,
+    pub p50_ms: f64,
+    pub p95_ms: f64,
+    pub max_ms: f64,
+}
+
+impl Latency {
+    /// Nearest-rank percentiles of `samples`; `None` when there are none.
+    pub fn from_samples(samples: &[Duration]) -> Option<Latency> {
+        let mut ms: Vec<f64> = samples.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
+        ms.sort_by(f64::total_cmp);
+        let rank = |p: f64| ms[((p * ms.len() as f64).ceil() as usize).clamp(1, ms.len()) - 1];
+        (!ms.is_empty()).then(|| Latency {
+            samples: ms.len(),
+            p50_ms: rank(0.50),
+            p95_ms: rank(0.95),
+            max_ms: ms[ms.len() - 1],
+        })
+    }
+}
+
 /// The evidence for one step of the proof.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StepOutcome {
@@ -123,38 +153,61 @@ pub struct StepOutcome {
     /// Service log lines captured during the step.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log: Option<Excerpt>,
+    /// Response times, for steps that measure them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency: Option<Latency>,
 }
 
 /// Builds a [`StepOutcome`], masking everything on the way in.
 pub struct StepRecorder<'m> {
     masker: &'m Masker,
     number: u32,
-    id: &'static str,
-    title: &'static str,
+    id: String,
+    title: String,
     started: Instant,
+    ended: Option<Instant>,
     checks: Vec<Check>,
     actions: Vec<Action>,
     log: Option<Excerpt>,
+    latency: Option<Latency>,
     not_run: Option<String>,
 }
 
 impl<'m> StepRecorder<'m> {
-    pub fn new(masker: &'m Masker, number: u32, id: &'static str, title: &'static str) -> Self {
+    pub fn new(
+        masker: &'m Masker,
+        number: u32,
+        id: impl Into<String>,
+        title: impl Into<String>,
+    ) -> Self {
         StepRecorder {
             masker,
             number,
-            id,
-            title,
+            id: id.into(),
+            title: title.into(),
             started: Instant::now(),
+            ended: None,
             checks: Vec::new(),
             actions: Vec::new(),
             log: None,
+            latency: None,
             not_run: None,
         }
     }
 
     pub fn masker(&self) -> &Masker {
         self.masker
+    }
+
+    /// Start timing now (for steps recorded side by side).
+    pub fn start_clock(&mut self) {
+        self.started = Instant::now();
+        self.ended = None;
+    }
+
+    /// Stop timing now; `finish` keeps this duration.
+    pub fn stop_clock(&mut self) {
+        self.ended = Some(Instant::now());
     }
 
     pub fn check(
@@ -227,6 +280,11 @@ impl<'m> StepRecorder<'m> {
         }
     }
 
+    /// Record the response times the step measured.
+    pub fn latency(&mut self, latency: Latency) {
+        self.latency = Some(latency);
+    }
+
     /// Mark the step as impossible to run here, with the reason.
     pub fn not_run(&mut self, reason: impl Into<String>) {
         self.not_run = Some(reason.into());
@@ -262,15 +320,20 @@ impl<'m> StepRecorder<'m> {
         };
         StepOutcome {
             number: self.number,
-            id: self.id.to_string(),
-            title: self.title.to_string(),
+            id: self.id,
+            title: self.title,
             required: true,
             status,
             summary,
-            duration_ms: self.started.elapsed().as_millis() as u64,
+            duration_ms: self
+                .ended
+                .unwrap_or_else(Instant::now)
+                .duration_since(self.started)
+                .as_millis() as u64,
             checks: self.checks,
             actions: self.actions,
             log: self.log,
+            latency: self.latency,
         }
     }
 }
@@ -291,6 +354,17 @@ mod tests {
             e.tail.as_ref().unwrap().as_str().lines().next(),
             Some("line 16")
         );
+    }
+
+    #[test]
+    fn latency_percentiles_use_nearest_rank() {
+        let samples: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
+        let latency = Latency::from_samples(&samples).unwrap();
+        assert_eq!(latency.samples, 100);
+        assert_eq!(latency.p50_ms, 50.0);
+        assert_eq!(latency.p95_ms, 95.0);
+        assert_eq!(latency.max_ms, 100.0);
+        assert!(Latency::from_samples(&[]).is_none());
     }
 
     #[test]

@@ -1,21 +1,28 @@
 //! gonogo's integration tests, in one binary: real Postgres, real Redis, the
 //! real reference service, the real `gonogo` executable.
 
+mod artifacts;
 mod cleanup;
 mod fastapi;
+mod faults;
 mod proof;
+mod provision;
 mod scenario_errors;
 mod support;
 
 /// Filters that make a report stable: times, ports, paths and hosts.
 pub fn redactions() -> Vec<(&'static str, &'static str)> {
     vec![
-        (r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", "[DATE]"),
+        (r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", "[DATE]"),
+        (r"(?s)<details>.*?</details>", "[SERVICE LOG]"),
+        (r#""error":"[^"]*""#, r#""error":"[ERROR]""#),
+        (r"content-length: \d+", "content-length: [N]"),
+        (r"\d+ of \d+ probes", "[N] of [N] probes"),
         (r"date: [A-Za-z]{3}, .* GMT", "date: [HTTP-DATE]"),
         (r"127\.0\.0\.1:\d{2,5}", "127.0.0.1:[PORT]"),
         (r"PORT=\d+", "PORT=[PORT]"),
         (r"\d+(\.\d+)? (ms|s)\b", "[DURATION]"),
-        (r"/tmp/gonogo-[A-Za-z0-9]+", "[TMP]"),
+        (r"/tmp/gonogo-[A-Za-z0-9-]+", "[TMP]"),
         (r"sha256 `[0-9a-f]+`", "sha256 `[SHA]`"),
         (
             r"Runner/Host \(masked\): .*",

@@ -15,7 +15,7 @@ use crate::support::{
 const LIMIT: Duration = Duration::from_secs(120);
 
 /// Run the reference scenario with `REFERENCE_FLAW=flaw` (or none).
-fn run_reference(
+pub fn run_reference(
     test: &str,
     scenario_file: &str,
     flaw: Option<&str>,
@@ -47,7 +47,7 @@ fn run_reference(
     (code, transcript, json, report)
 }
 
-fn status_of(json: &Value, id: &str) -> String {
+pub fn status_of(json: &Value, id: &str) -> String {
     json["steps"]
         .as_array()
         .unwrap()
@@ -59,7 +59,7 @@ fn status_of(json: &Value, id: &str) -> String {
         .to_string()
 }
 
-fn assert_no_go_at(flaw: Option<&str>, scenario_file: &str, failing: &str) {
+pub fn assert_no_go_at(flaw: Option<&str>, scenario_file: &str, failing: &str) {
     let test = flaw.unwrap_or(failing);
     let (code, transcript, json, report) = run_reference(test, scenario_file, flaw);
     assert_eq!(code, 1, "expected NO-GO exit 1 for {test}\n{transcript}");
