@@ -192,14 +192,12 @@ mod tests {
     #[test]
     fn latency_appears_only_when_measured() {
         let mut evidence = sample();
-        evidence.steps[0].latency = Some(Latency {
-            samples: 20,
-            p50_ms: 12.0,
-            p95_ms: 174.0,
-            max_ms: 190.5,
-        });
+        let samples: Vec<std::time::Duration> =
+            (1..=200).map(std::time::Duration::from_millis).collect();
+        evidence.steps[0].latency = Latency::from_samples(&samples);
         let json: serde_json::Value = serde_json::from_slice(&render(&evidence).unwrap()).unwrap();
-        assert_eq!(json["suites"][0]["p95_latency_ms"], 174.0);
+        assert_eq!(json["suites"][0]["p95_latency_ms"], 190.0);
+        assert_eq!(json["suites"][0]["latency_samples"], 200);
         assert!(json["suites"][1].get("p95_latency_ms").is_none());
         assert_eq!(json["suites"][0]["duration"], 1.201);
     }
