@@ -52,6 +52,29 @@ The verdict line goes to stdout; progress goes to stderr.
 Exit codes: 0 GO, 1 NO-GO, 2 bad scenario or usage, 3 harness error,
 4 INCONCLUSIVE, 130 interrupted.")]
     Run(RunArgs),
+    /// Show which dependency providers work on this machine.
+    #[command(after_help = "\
+Examples:
+  gonogo doctor
+
+Lists initdb, postgres and redis-server with their versions, the account
+Postgres would run as, whether a Docker daemon answers GET /_ping within
+2 s, and whether DATABASE_URL and REDIS_URL are set and reachable; says
+what to install for each provider that does not work.
+Exits 0 when at least one provider works, 3 otherwise.")]
+    Doctor,
+    /// Write a commented starter scenario for your service.
+    #[command(after_help = "\
+Examples:
+  gonogo init --command 'uvicorn server:app --port {{port}}' \\
+      --ready-path /api/ready --live-path /api/live --version-path /api/version \\
+      --migrate 'alembic upgrade head' --current 'alembic current' \\
+      --out scenarios/backend.toml
+
+The scenario is checked before it is written, so it passes
+`gonogo validate`. Existing files are kept unless --force is given.
+Walkthrough: docs/own-service.md.")]
+    Init(InitArgs),
     /// Check scenario files without running them.
     #[command(after_help = "\
 Examples:
@@ -100,10 +123,61 @@ Writes to stdout unless --out is given.")]
 }
 
 #[derive(Debug, Args)]
+struct InitArgs {
+    /// How to start the service, as a shell-like line; write {{port}} where
+    /// the port goes (or read PORT from the environment).
+    #[arg(long, value_name = "LINE")]
+    command: String,
+    /// Where to write the scenario.
+    #[arg(long, value_name = "FILE", default_value = "gonogo.toml")]
+    out: PathBuf,
+    /// Scenario name (default: the file's stem).
+    #[arg(long, value_name = "NAME")]
+    name: Option<String>,
+    /// The service's working directory (default: the current directory).
+    #[arg(long, value_name = "DIR")]
+    workdir: Option<PathBuf>,
+    /// The readiness endpoint.
+    #[arg(long, value_name = "PATH", default_value = "/ready")]
+    ready_path: String,
+    /// The liveness endpoint.
+    #[arg(long, value_name = "PATH", default_value = "/live")]
+    live_path: String,
+    /// The version endpoint, captured for the report.
+    #[arg(long, value_name = "PATH")]
+    version_path: Option<String>,
+    /// The migration command, e.g. 'alembic upgrade head'.
+    #[arg(long, value_name = "LINE")]
+    migrate: Option<String>,
+    /// The command that shows the current revision, e.g. 'alembic current'.
+    #[arg(long, value_name = "LINE", requires = "migrate")]
+    current: Option<String>,
+    /// Overwrite FILE if it exists.
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Debug, Args)]
 struct RunArgs {
     /// The scenario file (TOML) describing the proof.
     #[arg(value_name = "SCENARIO")]
     scenario: PathBuf,
+    /// Where Postgres and Redis come from: embedded (local binaries), docker
+    /// (testcontainers), external (DATABASE_URL and REDIS_URL, read-only),
+    /// or auto (embedded, else docker).
+    #[arg(
+        long,
+        value_enum,
+        value_name = "PROVIDER",
+        default_value = "auto",
+        env = "GONOGO_DEPS"
+    )]
+    deps: crate::provider::DepsChoice,
+    /// Prove a service that is already running at this http:// base URL
+    /// (e.g. behind kubectl port-forward): steps that need a restart or a
+    /// fault are NOT RUN, and the verdict is INCONCLUSIVE unless waived.
+    #[arg(long, value_name = "URL", conflicts_with = "deps")]
+    service_url: Option<String>,
     /// Root directory for evidence; each run writes <UTC time>-<name>/ in it.
     #[arg(long, value_name = "DIR", default_value = "evidence")]
     out: PathBuf,
@@ -155,6 +229,21 @@ fn github_run_url() -> Option<String> {
         var("GITHUB_REPOSITORY")?,
         var("GITHUB_RUN_ID")?
     ))
+}
+
+/// A target URL gonogo can ask: `http://host:port[/prefix]`.
+fn check_service_url(url: String) -> Result<String> {
+    let parsed = url::Url::parse(&url)
+        .map_err(|e| Error::Usage(format!("--service-url: parse it as a URL: {e}")))?;
+    match parsed.scheme() {
+        "http" if parsed.host_str().is_some() => Ok(url),
+        "https" => Err(Error::Usage(
+            "--service-url: https is not supported (gonogo's HTTP client is built without TLS); use kubectl port-forward or another plain-HTTP path to the service".into(),
+        )),
+        _ => Err(Error::Usage(
+            "--service-url: give an http:// URL with a host, e.g. http://127.0.0.1:8080".into(),
+        )),
+    }
 }
 
 fn parse_key_value(text: &str) -> std::result::Result<(String, String), String> {
@@ -267,11 +356,23 @@ async fn execute(cli: Cli) -> Result<i32> {
                     .filter(|p| !p.is_empty())
                     .map(PathBuf::from),
                 ci_run_url: github_run_url(),
+                deps: args.deps,
+                service_url: args.service_url.map(check_service_url).transpose()?,
             };
             let mut reporter = TerminalReporter::new(args.quiet);
             let outcome = run(&scenario, &options, &mut reporter).await?;
             Ok(outcome.verdict.exit_code())
         }
+        Command::Doctor => {
+            let diagnosis = crate::doctor::diagnose().await;
+            print!("{}", crate::doctor::render(&diagnosis));
+            Ok(if diagnosis.any_works() {
+                exit_codes::GO
+            } else {
+                exit_codes::HARNESS
+            })
+        }
+        Command::Init(args) => init(args),
         Command::Verify { dir } => {
             let verification = crate::verify::verify(&dir)?;
             if verification.intact() {
@@ -313,4 +414,45 @@ async fn execute(cli: Cli) -> Result<i32> {
             Ok(exit_codes::GO)
         }
     }
+}
+
+fn init(args: InitArgs) -> Result<i32> {
+    let cwd =
+        std::env::current_dir().map_err(|e| anyhow::anyhow!("read the current directory: {e}"))?;
+    let out = std::path::absolute(&args.out)
+        .map_err(|e| Error::Usage(format!("--out {}: {e}", args.out.display())))?;
+    if out.exists() && !args.force {
+        return Err(Error::Usage(format!(
+            "{} exists; pass --force to overwrite it",
+            args.out.display()
+        )));
+    }
+    let workdir = match args.workdir {
+        Some(dir) => std::path::absolute(&dir)
+            .map_err(|e| Error::Usage(format!("--workdir {}: {e}", dir.display())))?,
+        None => cwd,
+    };
+    let options = crate::init::InitOptions {
+        name: args.name,
+        command: args.command,
+        workdir,
+        ready_path: args.ready_path,
+        live_path: args.live_path,
+        version_path: args.version_path,
+        migrate: args.migrate,
+        current: args.current,
+    };
+    let text = crate::init::render(&options, &out).map_err(Error::Usage)?;
+    if let Some(parent) = out.parent() {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| anyhow::anyhow!("create {}: {e}", parent.display()))?;
+    }
+    std::fs::write(&out, text).map_err(|e| anyhow::anyhow!("write {}: {e}", out.display()))?;
+    println!(
+        "wrote {}; next: gonogo validate {} && gonogo run {}",
+        args.out.display(),
+        args.out.display(),
+        args.out.display()
+    );
+    Ok(exit_codes::GO)
 }

@@ -4,6 +4,8 @@
 //!
 //! - [`scenario`]: a TOML file in, a validated `Scenario` out.
 //! - [`provision`]: private Postgres and Redis servers (`Embedded`).
+//! - [`provider`]: where the servers come from (`--deps`): embedded,
+//!   docker or external, as one `Provisioned`.
 //! - [`service`]: the service under test, started with real URLs.
 //! - [`steps`]: the proof steps, each giving a `StepOutcome`.
 //! - [`waiver`]: the scenario's waivers turn failed steps into WAIVED.
@@ -19,13 +21,16 @@
 
 pub mod cli;
 pub mod digest;
+pub mod doctor;
 pub mod error;
 pub mod evidence;
 pub mod exit_codes;
 pub mod http;
+pub mod init;
 pub mod mask;
 pub mod process;
 pub mod progress;
+pub mod provider;
 pub mod provision;
 pub mod proxy;
 pub mod run;

@@ -18,12 +18,12 @@ use crate::evidence::{
 use crate::http::Probe;
 use crate::mask::Masker;
 use crate::progress::{Event, Reporter};
-use crate::provision::{Embedded, EmbeddedOptions};
+use crate::provider::{self, DepsChoice, ProvisionOptions, Provisioned};
 use crate::proxy::FaultProxy;
 use crate::scenario::Scenario;
 use crate::scenario::placeholders::Bindings;
 use crate::steps::faults::FaultTarget;
-use crate::steps::{self, StepContext, StepOutcome};
+use crate::steps::{self, Needs, StepContext, StepOutcome};
 use crate::verdict::Verdict;
 
 /// How to run one proof.
@@ -54,6 +54,11 @@ pub struct RunOptions {
     pub step_summary: Option<PathBuf>,
     /// The CI run's page, linked from the step summary.
     pub ci_run_url: Option<String>,
+    /// Where Postgres and Redis come from (`--deps`).
+    pub deps: DepsChoice,
+    /// Prove the service already running at this base URL (`--service-url`)
+    /// instead of launching it: target mode.
+    pub service_url: Option<String>,
 }
 
 /// What a finished run produced.
@@ -73,56 +78,58 @@ pub async fn run(
     options: &RunOptions,
     reporter: &mut dyn Reporter,
 ) -> Result<RunOutcome> {
-    preflight(scenario)?;
+    if options.service_url.is_none() {
+        preflight(scenario)?;
+    }
     let started_utc = Utc::now();
     let started = Instant::now();
     reporter.event(Event::RunStarted {
         scenario: &scenario.name,
         path: &scenario.path.display().to_string(),
-        steps: step_count(scenario),
+        steps: planned_steps(scenario, options.service_url.is_some()),
     });
-
-    reporter.event(Event::ProvisionStarted {
-        what: "embedded postgres and redis-server",
-    });
-    let embedded = Embedded::start(&EmbeddedOptions {
-        keep: options.keep,
-        ..EmbeddedOptions::default()
-    })
-    .await
-    .context("provision embedded dependencies")?;
 
     let mut masker = Masker::new().with_partial_hosts(options.mask_hosts);
-    let pg = embedded.postgres();
-    let redis = embedded.redis();
-    masker.add_secret(pg.password().expose());
-    masker.add_secret(redis.password().expose());
-    let proxies = Proxies::start(&embedded, scenario).await?;
-    let bindings = bindings(&embedded, &proxies);
+    let (provisioned, mode) = match &options.service_url {
+        Some(url) => {
+            masker.learn_from_env("SERVICE_URL", url);
+            reporter.event(Event::ProvisionStarted {
+                what: "nothing: target mode asks the running service, and starts no dependencies",
+            });
+            let base_url = url.trim_end_matches('/').to_string();
+            (None, steps::Mode::Target { base_url })
+        }
+        None => {
+            let kind = provider::resolve(options.deps)
+                .await
+                .map_err(|e| anyhow::anyhow!("choose the dependency provider: {e:#}"))?;
+            reporter.event(Event::ProvisionStarted {
+                what: provider::describe(kind),
+            });
+            let provisioned =
+                provider::provision(kind, scenario, &ProvisionOptions { keep: options.keep })
+                    .await
+                    .map_err(|e| {
+                        anyhow::anyhow!("provision {} dependencies: {e:#}", kind.as_str())
+                    })?;
+            (Some(provisioned), steps::Mode::Launch { provider: kind })
+        }
+    };
+    for secret in provisioned.iter().flat_map(Provisioned::secrets) {
+        masker.add_secret(secret);
+    }
+    let proxies = Proxies::start(provisioned.as_ref(), scenario).await?;
+    let bindings = bindings(provisioned.as_ref(), &proxies);
     for (key, template) in &scenario.service.env {
         masker.learn_from_env(key, &template.render(&bindings));
     }
     for (key, value) in &options.env {
         masker.learn_from_env(key, value);
     }
-    let dependencies = vec![
-        DependencyInfo {
-            name: "postgres".into(),
-            provider: "embedded".into(),
-            version: pg.version().to_string(),
-            endpoint: masker.mask(pg.url().expose()),
-            ready_ms: pg.timings().total.as_millis() as u64,
-            provisioned_from: Some(pg.timings().source.to_string()),
-        },
-        DependencyInfo {
-            name: "redis".into(),
-            provider: "embedded".into(),
-            version: redis.version().to_string(),
-            endpoint: masker.mask(redis.url().expose()),
-            ready_ms: redis.timings().total.as_millis() as u64,
-            provisioned_from: None,
-        },
-    ];
+    let dependencies = provisioned
+        .as_ref()
+        .map(|p| dependency_infos(p, &masker))
+        .unwrap_or_default();
     for dep in &dependencies {
         reporter.event(Event::Provisioned {
             name: &dep.name,
@@ -140,29 +147,26 @@ pub async fn run(
             bindings,
             extra_env: options.env.clone(),
             reporter,
+            mode,
         };
         run_steps(&mut ctx, &proxies).await?
     };
     proxies.shutdown().await;
 
     let cleanup = Instant::now();
-    if options.keep {
-        let root = embedded.detach();
-        reporter.event(Event::Kept {
-            what: &format!(
-                "servers still running; their files are in {} (stop them with `pkill -f {}`)",
-                root.display(),
-                root.display()
-            ),
-        });
-    } else {
-        embedded
-            .shutdown()
-            .await
-            .context("stop embedded dependencies")?;
-        reporter.event(Event::Cleanup {
-            took: cleanup.elapsed(),
-        });
+    match provisioned {
+        Some(provisioned) if options.keep => {
+            if let Some(what) = provisioned.detach() {
+                reporter.event(Event::Kept { what: &what });
+            }
+        }
+        Some(provisioned) => {
+            provisioned.shutdown().await.context("stop dependencies")?;
+            reporter.event(Event::Cleanup {
+                took: cleanup.elapsed(),
+            });
+        }
+        None => {}
     }
 
     let mut steps = steps;
@@ -262,33 +266,46 @@ pub fn step_count(scenario: &Scenario) -> usize {
     }
 }
 
+/// [`step_count`], less the fault steps target mode folds into one NOT RUN.
+fn planned_steps(scenario: &Scenario, target: bool) -> usize {
+    let count = step_count(scenario);
+    if target && scenario.faults.enabled {
+        count + 1 - 4 * scenario.faults.targets.len()
+    } else {
+        count
+    }
+}
+
 type StepsRun = (Vec<StepOutcome>, Option<String>, Vec<FaultTimeline>);
 
 async fn run_steps(ctx: &mut StepContext<'_>, proxies: &Proxies) -> Result<StepsRun> {
-    let total = step_count(ctx.scenario);
+    let total = planned_steps(ctx.scenario, ctx.mode.provider().is_none());
     let mut outcomes = Vec::new();
     let mut version = None;
     for number in 1..=BASE_STEPS as u32 {
-        let title = match number {
-            1 => steps::migrate::TITLE,
-            2 => steps::ready::TITLE,
-            3 => steps::negative::TITLE,
-            _ => steps::failfast::TITLE,
+        let (id, title, needs) = match number {
+            1 => (steps::migrate::ID, steps::migrate::TITLE, Needs::Database),
+            2 => (steps::ready::ID, steps::ready::TITLE, Needs::Requests),
+            3 => (steps::negative::ID, steps::negative::TITLE, Needs::Restart),
+            _ => (steps::failfast::ID, steps::failfast::TITLE, Needs::Restart),
         };
         ctx.reporter.event(Event::StepStarted {
             number,
             total,
             title,
         });
-        let outcome = match number {
-            1 => steps::migrate(ctx, number).await,
-            2 => {
-                let gate = steps::ready_gate(ctx, number).await?;
-                version = gate.version;
-                gate.outcome
-            }
-            3 => steps::negative(ctx, number).await?,
-            _ => steps::failfast(ctx, number).await?,
+        let outcome = match steps::ruled_out(ctx, number, id, title, needs) {
+            Some(not_run) => not_run,
+            None => match number {
+                1 => steps::migrate(ctx, number).await,
+                2 => {
+                    let gate = steps::ready_gate(ctx, number).await?;
+                    version = gate.version;
+                    gate.outcome
+                }
+                3 => steps::negative(ctx, number).await?,
+                _ => steps::failfast(ctx, number).await?,
+            },
         };
         ctx.reporter.event(Event::StepFinished {
             number,
@@ -301,6 +318,20 @@ async fn run_steps(ctx: &mut StepContext<'_>, proxies: &Proxies) -> Result<Steps
         outcomes.push(outcome);
     }
     let mut timelines = Vec::new();
+    let folded = ctx.scenario.faults.enabled.then(|| {
+        steps::ruled_out(
+            ctx,
+            BASE_STEPS as u32 + 1,
+            "runtime-faults",
+            "Runtime dependency faults",
+            Needs::Faults,
+        )
+    });
+    if let Some(Some(not_run)) = folded {
+        steps::faults::report(ctx, std::slice::from_ref(&not_run), total);
+        outcomes.push(not_run);
+        return Ok((outcomes, version, timelines));
+    }
     if !ctx.scenario.faults.enabled {
         let mut step = steps::StepRecorder::new(
             ctx.masker,
@@ -339,32 +370,29 @@ pub struct Proxies {
 }
 
 impl Proxies {
-    async fn start(embedded: &Embedded, scenario: &Scenario) -> Result<Proxies> {
+    /// One proxy per provisioned server and `[[dependency]]`; none in
+    /// target mode, where gonogo is not between the service and anything.
+    async fn start(provisioned: Option<&Provisioned>, scenario: &Scenario) -> Result<Proxies> {
         let mut proxies = Vec::new();
-        let loopback = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
-        proxies.push((
-            "postgres".to_string(),
-            FaultProxy::start("postgres", loopback(embedded.postgres().port()))
-                .await
-                .context("start the postgres fault proxy")?,
-        ));
-        proxies.push((
-            "redis".to_string(),
-            FaultProxy::start("redis", loopback(embedded.redis().port()))
-                .await
-                .context("start the redis fault proxy")?,
-        ));
+        let Some(provisioned) = provisioned else {
+            return Ok(Proxies { proxies });
+        };
+        let pg = &provisioned.postgres;
+        let redis = &provisioned.redis;
+        for (name, host, port) in [
+            ("postgres", &pg.host, pg.port),
+            ("redis", &redis.host, redis.port),
+        ] {
+            let addr = resolve(name, host, port).await?;
+            proxies.push((
+                name.to_string(),
+                FaultProxy::start(name, addr)
+                    .await
+                    .with_context(|| format!("start the {name} fault proxy"))?,
+            ));
+        }
         for dep in &scenario.dependencies {
-            let addr = tokio::net::lookup_host((dep.host.as_str(), dep.port))
-                .await
-                .with_context(|| {
-                    format!(
-                        "resolve dependency {} at {}:{}",
-                        dep.name, dep.host, dep.port
-                    )
-                })?
-                .next()
-                .with_context(|| format!("resolve dependency {}: no address", dep.name))?;
+            let addr = resolve(&dep.name, &dep.host, dep.port).await?;
             proxies.push((
                 dep.name.clone(),
                 FaultProxy::start(&dep.name, addr)
@@ -418,44 +446,62 @@ impl Proxies {
     }
 }
 
+/// The first address of `host:port`, for a proxy's upstream.
+async fn resolve(name: &str, host: &str, port: u16) -> Result<SocketAddr> {
+    Ok(tokio::net::lookup_host((host, port))
+        .await
+        .with_context(|| format!("resolve dependency {name} at {host}:{port}"))?
+        .next()
+        .with_context(|| format!("resolve dependency {name}: no address"))?)
+}
+
+/// What the evidence says about each provisioned server (URLs masked).
+fn dependency_infos(provisioned: &Provisioned, masker: &Masker) -> Vec<DependencyInfo> {
+    let pg = &provisioned.postgres;
+    let redis = &provisioned.redis;
+    let provider = provisioned.kind.as_str();
+    vec![
+        DependencyInfo {
+            name: "postgres".into(),
+            provider: provider.into(),
+            version: pg.version.clone(),
+            endpoint: masker.mask(&pg.url_via(&pg.host, pg.port)),
+            ready_ms: pg.ready.as_millis() as u64,
+            provisioned_from: pg.provisioned_from.clone(),
+        },
+        DependencyInfo {
+            name: "redis".into(),
+            provider: provider.into(),
+            version: redis.version.clone(),
+            endpoint: masker.mask(&redis.url_via(&redis.host, redis.port)),
+            ready_ms: redis.ready.as_millis() as u64,
+            provisioned_from: None,
+        },
+    ]
+}
+
 /// Placeholder values for the healthy servers, reached through their
-/// fault proxies.
-fn bindings(embedded: &Embedded, proxies: &Proxies) -> Bindings {
-    let pg = embedded.postgres();
-    let redis = embedded.redis();
-    let pg_port = proxies.port("postgres");
-    let redis_port = proxies.port("redis");
+/// fault proxies (none in target mode: the placeholders render empty).
+fn bindings(provisioned: Option<&Provisioned>, proxies: &Proxies) -> Bindings {
     let mut b = Bindings::new();
     b.insert("host".into(), "127.0.0.1".into());
-    b.insert(
-        "database_url".into(),
-        format!(
-            "postgresql://gonogo:{}@127.0.0.1:{pg_port}/{}",
-            pg.password().expose(),
-            pg.database()
-        ),
-    );
+    let Some(provisioned) = provisioned else {
+        return b;
+    };
+    let pg = &provisioned.postgres;
+    let redis = &provisioned.redis;
+    let pg_port = proxies.port("postgres");
+    let redis_port = proxies.port("redis");
+    b.insert("database_url".into(), pg.url_via("127.0.0.1", pg_port));
     b.insert("database_host".into(), "127.0.0.1".into());
     b.insert("database_port".into(), pg_port.to_string());
-    b.insert("database_user".into(), "gonogo".to_string());
-    b.insert(
-        "database_password".into(),
-        pg.password().expose().to_string(),
-    );
-    b.insert("database_name".into(), pg.database().to_string());
-    b.insert(
-        "redis_url".into(),
-        format!(
-            "redis://:{}@127.0.0.1:{redis_port}/0",
-            redis.password().expose()
-        ),
-    );
+    b.insert("database_user".into(), pg.user.clone());
+    b.insert("database_password".into(), pg.password.expose().to_string());
+    b.insert("database_name".into(), pg.database.clone());
+    b.insert("redis_url".into(), redis.url_via("127.0.0.1", redis_port));
     b.insert("redis_host".into(), "127.0.0.1".into());
     b.insert("redis_port".into(), redis_port.to_string());
-    b.insert(
-        "redis_password".into(),
-        redis.password().expose().to_string(),
-    );
+    b.insert("redis_password".into(), redis.password.expose().to_string());
     for (name, proxy) in &proxies.proxies {
         if name == "postgres" || name == "redis" {
             continue;

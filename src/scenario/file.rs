@@ -32,6 +32,19 @@ pub struct ScenarioFile {
     pub release: Option<super::release::ReleaseFile>,
     #[serde(default, rename = "waiver")]
     pub waivers: Vec<super::release::WaiverFile>,
+    /// Where `--deps external` finds the server URLs.
+    pub external: Option<ExternalFile>,
+}
+
+/// `[external]`: the variables (or literal URLs) naming servers gonogo
+/// does not own.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExternalFile {
+    pub database_url_env: Option<Spanned<String>>,
+    pub redis_url_env: Option<Spanned<String>>,
+    pub database_url: Option<Spanned<String>>,
+    pub redis_url: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -89,6 +102,10 @@ pub struct MigrationsFile {
     /// Text the `current` output must contain, e.g. `(head)`.
     pub current_expect: Option<String>,
     pub timeout: Option<HumanDuration>,
+    /// Also apply them to external servers (`--deps external`); otherwise
+    /// only the read-only "current" check runs there.
+    #[serde(default)]
+    pub external: bool,
 }
 
 #[derive(Debug, Deserialize)]

@@ -15,6 +15,7 @@ use super::{
     BodyExpectation, CurrentCheck, FailFastCase, FailFastSpec, FaultsSpec, MigrationSpec,
     NegativeSpec, ReadySpec, Scenario, ServiceSpec, TcpDependency,
 };
+use super::{ExternalSpec, ExternalUrl};
 
 /// Default deadline for each HTTP request to the service (seed 000: ≤ 5 s).
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
@@ -382,7 +383,49 @@ impl Ctx<'_> {
             dependencies,
             release,
             waivers,
+            external: self.external(raw.external.as_ref())?,
+            migrate_external: raw
+                .migrations
+                .as_ref()
+                .is_some_and(|m| m.get_ref().external),
         })
+    }
+
+    fn external(&self, raw: Option<&file::ExternalFile>) -> Result<ExternalSpec, ScenarioError> {
+        let mut spec = ExternalSpec::default();
+        let Some(raw) = raw else {
+            return Ok(spec);
+        };
+        let pick = |env: &Option<Spanned<String>>,
+                    literal: &Option<Spanned<String>>,
+                    what: &str|
+         -> Result<Option<ExternalUrl>, ScenarioError> {
+            match (env, literal) {
+                (Some(_), Some(l)) => Err(self.error_at(
+                    l.span(),
+                    format!("give either `{what}_env` or `{what}`, not both"),
+                )),
+                (Some(var), None) => {
+                    let name = var.get_ref();
+                    if name.is_empty() || name.contains('=') || name.contains('\0') {
+                        return Err(self.error_at(
+                            var.span(),
+                            format!("`{name}` is not a valid environment variable name"),
+                        ));
+                    }
+                    Ok(Some(ExternalUrl::Env(name.clone())))
+                }
+                (None, Some(url)) => Ok(Some(ExternalUrl::Literal(url.get_ref().clone()))),
+                (None, None) => Ok(None),
+            }
+        };
+        if let Some(url) = pick(&raw.database_url_env, &raw.database_url, "database_url")? {
+            spec.database_url = url;
+        }
+        if let Some(url) = pick(&raw.redis_url_env, &raw.redis_url, "redis_url")? {
+            spec.redis_url = url;
+        }
+        Ok(spec)
     }
 
     fn dependencies(

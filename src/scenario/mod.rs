@@ -43,6 +43,11 @@ pub struct Scenario {
     pub release: ReleaseSpec,
     /// `[[waiver]]`: signed-off exceptions, applied after the steps ran.
     pub waivers: Vec<crate::waiver::Waiver>,
+    /// `[external]`: where `--deps external` finds the server URLs.
+    pub external: ExternalSpec,
+    /// `[migrations] external = true`: apply migrations to external
+    /// servers too (otherwise only the read-only "current" check runs).
+    pub migrate_external: bool,
 }
 
 /// Runtime fault steps: outage, liveness isolation, timeout discipline and
@@ -153,4 +158,43 @@ pub struct FailFastCase {
     pub name: String,
     pub unset: Vec<String>,
     pub set: BTreeMap<String, Template>,
+}
+
+/// Where the URLs of servers gonogo does not own come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExternalSpec {
+    pub database_url: ExternalUrl,
+    pub redis_url: ExternalUrl,
+}
+
+impl Default for ExternalSpec {
+    fn default() -> Self {
+        ExternalSpec {
+            database_url: ExternalUrl::Env("DATABASE_URL".into()),
+            redis_url: ExternalUrl::Env("REDIS_URL".into()),
+        }
+    }
+}
+
+/// One external URL: read from a variable, or written in the scenario.
+#[derive(Clone, PartialEq, Eq)]
+pub enum ExternalUrl {
+    Env(String),
+    Literal(String),
+}
+
+impl std::fmt::Display for ExternalUrl {
+    /// Names the source, never the value.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ExternalUrl::Env(var) => write!(f, "from `{var}`"),
+            ExternalUrl::Literal(_) => f.write_str("from the scenario's [external] table"),
+        }
+    }
+}
+
+impl std::fmt::Debug for ExternalUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
 }

@@ -15,11 +15,15 @@ pub const TITLE: &str = "Migration gate (Postgres)";
 
 pub async fn migrate(ctx: &mut StepContext<'_>, number: u32) -> StepOutcome {
     let mut step = StepRecorder::new(ctx.masker, number, ID, TITLE);
+    let check_only = read_only(ctx);
     match &ctx.scenario.migrations {
         None => step.not_run(
             "the scenario has no [migrations] section, so nothing proves the schema is at head",
         ),
-        Some(MigrationSpec::SqlDir { dir }) => sql_dir(ctx, &mut step, dir).await,
+        Some(MigrationSpec::SqlDir { dir }) => sql_dir(ctx, &mut step, dir, check_only).await,
+        Some(MigrationSpec::Command { current: None, .. }) if check_only => {
+            step.not_run(EXTERNAL_NO_CURRENT)
+        }
         Some(MigrationSpec::Command {
             command,
             workdir,
@@ -37,21 +41,28 @@ pub async fn migrate(ctx: &mut StepContext<'_>, number: u32) -> StepOutcome {
                 .collect();
             vars.extend(ctx.extra_env.iter().cloned());
             let argv = render(command, ctx);
-            ctx.detail(&format!("run {}", argv.join(" ")));
-            let run = run_command(&argv, workdir, &vars, *timeout).await;
-            let label = argv.join(" ");
-            step.command(
-                &label,
-                &run.invocation,
-                run.exit_code,
-                &run.output,
-                run.duration,
-            );
-            step.check(
-                format!("`{label}` exits 0"),
-                observed_exit(&run.exit_code, run.timed_out, &run.spawn_error),
-                run.exit_code == Some(0),
-            );
+            if check_only {
+                ctx.detail(&format!(
+                    "external servers: not running `{}`, only the read-only current check",
+                    argv.join(" ")
+                ));
+            } else {
+                ctx.detail(&format!("run {}", argv.join(" ")));
+                let run = run_command(&argv, workdir, &vars, *timeout).await;
+                let label = argv.join(" ");
+                step.command(
+                    &label,
+                    &run.invocation,
+                    run.exit_code,
+                    &run.output,
+                    run.duration,
+                );
+                step.check(
+                    format!("`{label}` exits 0"),
+                    observed_exit(&run.exit_code, run.timed_out, &run.spawn_error),
+                    run.exit_code == Some(0),
+                );
+            }
             if let Some(current) = current {
                 let argv = render(&current.command, ctx);
                 let label = argv.join(" ");
@@ -85,6 +96,16 @@ pub async fn migrate(ctx: &mut StepContext<'_>, number: u32) -> StepOutcome {
     step.finish()
 }
 
+/// Why a command migration without `current` proves nothing on external
+/// servers.
+const EXTERNAL_NO_CURRENT: &str = "external servers (--deps external): gonogo does not apply migrations to servers it does not own unless [migrations] external = true, and the scenario has no `current` command to check the schema read-only";
+
+/// Whether the servers are external and the scenario did not opt in to
+/// migrating them: then only the read-only "current" check runs.
+fn read_only(ctx: &StepContext<'_>) -> bool {
+    ctx.mode.provider().is_some_and(|p| !p.owns_servers()) && !ctx.scenario.migrate_external
+}
+
 fn render(argv: &[Template], ctx: &StepContext<'_>) -> Vec<String> {
     argv.iter().map(|t| t.render(&ctx.bindings)).collect()
 }
@@ -104,7 +125,12 @@ fn observed_exit(code: &Option<i32>, timed_out: bool, spawn_error: &Option<Strin
 
 /// Apply a directory of SQL migrations with sqlx's migrator, then read
 /// `_sqlx_migrations` back as the "current" proof.
-async fn sql_dir(ctx: &mut StepContext<'_>, step: &mut StepRecorder<'_>, dir: &Path) {
+async fn sql_dir(
+    ctx: &mut StepContext<'_>,
+    step: &mut StepRecorder<'_>,
+    dir: &Path,
+    check_only: bool,
+) {
     let url = ctx
         .bindings
         .get("database_url")
@@ -114,28 +140,47 @@ async fn sql_dir(ctx: &mut StepContext<'_>, step: &mut StepRecorder<'_>, dir: &P
         "sqlx migrate run --source {} --database-url {url}",
         dir.display()
     );
-    ctx.detail(&format!("apply SQL migrations from {}", dir.display()));
-    let started = Instant::now();
-    let applied = apply(dir, &url).await;
-    let (exit_code, output, head) = match &applied {
-        Ok((lines, head)) => (0, lines.join("\n"), *head),
-        Err(error) => (1, format!("error: {error}"), None),
+    let head = if check_only {
+        ctx.detail(&format!(
+            "external servers: reading the head of {} without applying it",
+            dir.display()
+        ));
+        let files = files_head(dir).await;
+        step.check(
+            "the migration directory names a head version",
+            match &files {
+                Ok(Some(v)) => format!("head is version {v}; not applied (external servers, [migrations] external is not set)"),
+                Ok(None) => "no migrations in the directory".into(),
+                Err(e) => e.clone(),
+            },
+            matches!(files, Ok(Some(_))),
+        );
+        files.ok().flatten()
+    } else {
+        ctx.detail(&format!("apply SQL migrations from {}", dir.display()));
+        let started = Instant::now();
+        let applied = apply(dir, &url).await;
+        let (exit_code, output, head) = match &applied {
+            Ok((lines, head)) => (0, lines.join("\n"), *head),
+            Err(error) => (1, format!("error: {error}"), None),
+        };
+        step.command(
+            "sqlx migrate run",
+            &invocation,
+            Some(exit_code),
+            &output,
+            started.elapsed(),
+        );
+        step.check(
+            "migrations apply with exit 0",
+            match &applied {
+                Ok((lines, _)) => format!("exit 0; {} migrations in the directory", lines.len()),
+                Err(e) => format!("exit 1: {}", first_line(e)),
+            },
+            applied.is_ok(),
+        );
+        head
     };
-    step.command(
-        "sqlx migrate run",
-        &invocation,
-        Some(exit_code),
-        &output,
-        started.elapsed(),
-    );
-    step.check(
-        "migrations apply with exit 0",
-        match &applied {
-            Ok((lines, _)) => format!("exit 0; {} migrations in the directory", lines.len()),
-            Err(e) => format!("exit 1: {}", first_line(e)),
-        },
-        applied.is_ok(),
-    );
 
     let started = Instant::now();
     let current = current(&url).await;
@@ -186,6 +231,15 @@ async fn sql_dir(ctx: &mut StepContext<'_>, step: &mut StepRecorder<'_>, dir: &P
 
 fn first_line(text: &str) -> &str {
     text.lines().next().unwrap_or(text)
+}
+
+/// The highest version in the migration directory, read without a
+/// database.
+async fn files_head(dir: &Path) -> Result<Option<i64>, String> {
+    let migrator = Migrator::new(dir.to_path_buf())
+        .await
+        .map_err(|e| format!("cannot read migrations in {}: {e}", dir.display()))?;
+    Ok(migrator.iter().map(|m| m.version).max())
 }
 
 /// Run the migrator; gives one line per migration and the head version.

@@ -26,6 +26,7 @@ use crate::http::Probe;
 use crate::mask::Masker;
 use crate::process::{ChildGuard, GuardOptions, OutputCapture, piped_output};
 use crate::progress::{Event, Reporter};
+use crate::provider::ProviderKind;
 use crate::scenario::Scenario;
 use crate::scenario::placeholders::Bindings;
 use crate::service::shell_quote;
@@ -41,6 +42,74 @@ pub struct StepContext<'a> {
     /// Extra service environment from `--env KEY=VALUE`.
     pub extra_env: Vec<(String, String)>,
     pub reporter: &'a mut dyn Reporter,
+    /// How the service is reached: launched by gonogo, or already running.
+    pub mode: Mode,
+}
+
+/// How gonogo reaches the service under test, which decides the steps it
+/// can run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mode {
+    /// gonogo starts (and restarts) the service itself, against servers
+    /// from this provider.
+    Launch { provider: ProviderKind },
+    /// The service already runs at this base URL (`--service-url`); gonogo
+    /// only sends it requests.
+    Target { base_url: String },
+}
+
+/// What a step needs beyond sending HTTP requests to a running instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Needs {
+    /// Nothing more: a ready instance to ask.
+    Requests,
+    /// A connection to the service's database.
+    Database,
+    /// Starting the service itself, or restarting it with other settings.
+    Restart,
+    /// gonogo's fault proxy between the service and its dependencies.
+    Faults,
+}
+
+impl Mode {
+    /// Why a step that needs `needs` cannot run in this mode, or `None`.
+    pub fn rules_out(&self, needs: Needs) -> Option<&'static str> {
+        match (self, needs) {
+            (Mode::Launch { .. }, _) | (Mode::Target { .. }, Needs::Requests) => None,
+            (Mode::Target { .. }, Needs::Database) => Some(
+                "target mode (--service-url): gonogo has no connection to the deployed service's database",
+            ),
+            (Mode::Target { .. }, Needs::Restart) => Some(
+                "target mode (--service-url): the step restarts the service with other settings, and gonogo does not control the running service",
+            ),
+            (Mode::Target { .. }, Needs::Faults) => Some(
+                "target mode (--service-url): the step breaks dependencies through gonogo's fault proxy, which is not in front of the running service's dependencies",
+            ),
+        }
+    }
+
+    /// The provider of the dependencies, when gonogo launched the service.
+    pub fn provider(&self) -> Option<ProviderKind> {
+        match self {
+            Mode::Launch { provider } => Some(*provider),
+            Mode::Target { .. } => None,
+        }
+    }
+}
+
+/// A NOT RUN outcome for a step that `mode` rules out, or `None` when it can
+/// run.
+pub fn ruled_out(
+    ctx: &StepContext<'_>,
+    number: u32,
+    id: &str,
+    title: &str,
+    needs: Needs,
+) -> Option<StepOutcome> {
+    let reason = ctx.mode.rules_out(needs)?;
+    let mut step = StepRecorder::new(ctx.masker, number, id, title);
+    step.not_run(reason);
+    Some(step.finish())
 }
 
 impl StepContext<'_> {

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use super::{StepContext, StepOutcome, StepRecorder, pointer_text};
+use super::{Mode, StepContext, StepOutcome, StepRecorder, pointer_text};
 use crate::http::HttpExchange;
 use crate::scenario::BodyExpectation;
 use crate::service::{RunningService, ServiceLaunch, Startup};
@@ -23,6 +23,15 @@ pub struct ReadyGate {
 
 pub async fn ready_gate(ctx: &mut StepContext<'_>, number: u32) -> anyhow::Result<ReadyGate> {
     let mut step = StepRecorder::new(ctx.masker, number, ID, TITLE);
+    if let Mode::Target { base_url } = &ctx.mode {
+        let base = base_url.clone();
+        ctx.detail(&format!("ask the running service at {base}"));
+        let version = ask_ready_and_version(ctx, &mut step, &base).await;
+        return Ok(ReadyGate {
+            outcome: step.finish(),
+            version,
+        });
+    }
     let spec = &ctx.scenario.service;
     let bindings = ctx.bindings_with_port(&ctx.bindings)?;
     let launch = ServiceLaunch::build(spec, &bindings, &ctx.extra_env, &[], &BTreeMap::new())?;
@@ -52,34 +61,7 @@ pub async fn ready_gate(ctx: &mut StepContext<'_>, number: u32) -> anyhow::Resul
         up,
     );
     if up {
-        let exchange = poll_ready(ctx, &service, &ctx.scenario.ready.expect).await;
-        step.request(&format!("GET {}", spec.ready_path), &exchange);
-        expect_response(
-            &mut step,
-            &exchange,
-            ctx.scenario.ready.status,
-            &ctx.scenario.ready.expect,
-        );
-        if let Some(path) = &spec.version_path {
-            let exchange = service.get(&ctx.probe, path, spec.request_timeout).await;
-            step.request(&format!("GET {path}"), &exchange);
-            step.check(
-                format!("{path} answers 200"),
-                exchange.summary(),
-                exchange.status == Some(200),
-            );
-            if exchange.status == Some(200) {
-                let mut body = exchange.body.trim().to_string();
-                if body.len() > 200 {
-                    let mut cut = 200;
-                    while !body.is_char_boundary(cut) {
-                        cut -= 1;
-                    }
-                    body.truncate(cut);
-                }
-                version = Some(body);
-            }
-        }
+        version = ask_ready_and_version(ctx, &mut step, &service.url("")).await;
     }
     step.log(&service.log_text().await);
     let _ = service.stop().await;
@@ -89,18 +71,56 @@ pub async fn ready_gate(ctx: &mut StepContext<'_>, number: u32) -> anyhow::Resul
     })
 }
 
+/// Ready (until healthy or the settle window ends), then the version
+/// endpoint, of the instance at `base`; gives the version body.
+async fn ask_ready_and_version(
+    ctx: &StepContext<'_>,
+    step: &mut StepRecorder<'_>,
+    base: &str,
+) -> Option<String> {
+    let spec = &ctx.scenario.service;
+    let exchange = poll_ready(ctx, base, &ctx.scenario.ready.expect).await;
+    step.request(&format!("GET {}", spec.ready_path), &exchange);
+    expect_response(
+        step,
+        &exchange,
+        ctx.scenario.ready.status,
+        &ctx.scenario.ready.expect,
+    );
+    let path = spec.version_path.as_ref()?;
+    let exchange = ctx
+        .probe
+        .get(&format!("{base}{path}"), spec.request_timeout)
+        .await;
+    step.request(&format!("GET {path}"), &exchange);
+    step.check(
+        format!("{path} answers 200"),
+        exchange.summary(),
+        exchange.status == Some(200),
+    );
+    if exchange.status != Some(200) {
+        return None;
+    }
+    let mut body = exchange.body.trim().to_string();
+    if body.len() > 200 {
+        let mut cut = 200;
+        while !body.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        body.truncate(cut);
+    }
+    Some(body)
+}
+
 /// Ask ready until it matches the expectations or the settle window ends;
 /// gives the last exchange. Services may need a moment to open pools.
-async fn poll_ready(
-    ctx: &StepContext<'_>,
-    service: &RunningService,
-    expect: &[BodyExpectation],
-) -> HttpExchange {
+async fn poll_ready(ctx: &StepContext<'_>, base: &str, expect: &[BodyExpectation]) -> HttpExchange {
     let spec = &ctx.scenario.service;
     let started = Instant::now();
     loop {
-        let exchange = service
-            .get(&ctx.probe, &spec.ready_path, spec.request_timeout)
+        let exchange = ctx
+            .probe
+            .get(&format!("{base}{}", spec.ready_path), spec.request_timeout)
             .await;
         let json = exchange.json();
         let healthy = exchange.status == Some(ctx.scenario.ready.status)

@@ -6,6 +6,7 @@ mod cleanup;
 mod fastapi;
 mod faults;
 mod proof;
+mod providers;
 mod provision;
 mod scenario_errors;
 mod support;

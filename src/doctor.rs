@@ -1,0 +1,256 @@
+//! `gonogo doctor`: which dependency providers work on this machine. Takes
+//! nothing but the environment; gives a [`Diagnosis`] (binaries found and
+//! their versions, the account Postgres would run as, whether a Docker
+//! daemon answers within its deadline, whether external URLs are set and
+//! reachable) and renders it as text, with what to install for each
+//! provider that does not work.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use crate::provider::docker::{self, DockerStatus};
+use crate::provider::embedded::BINARIES;
+use crate::provision::binaries::version_output;
+use crate::provision::{BinarySearch, ServerUser};
+
+/// How long an external server gets to accept a TCP connection.
+const EXTERNAL_DEADLINE: Duration = Duration::from_secs(2);
+
+/// One binary the embedded provider needs.
+#[derive(Debug, Clone)]
+pub struct BinaryCheck {
+    pub name: &'static str,
+    /// Where it was found, or the error naming the package to install.
+    pub found: Result<String, String>,
+    /// `--version` output, when it ran.
+    pub version: Option<String>,
+}
+
+/// One provider and whether it can run here.
+#[derive(Debug, Clone)]
+pub struct ProviderCheck {
+    pub name: &'static str,
+    pub works: bool,
+    /// Why (not), and what to do about it.
+    pub detail: String,
+}
+
+/// Everything `doctor` found.
+#[derive(Debug, Clone)]
+pub struct Diagnosis {
+    pub binaries: Vec<BinaryCheck>,
+    /// The account Postgres would run as, or why there is none.
+    pub server_user: Result<String, String>,
+    pub docker: DockerStatus,
+    pub providers: Vec<ProviderCheck>,
+}
+
+impl Diagnosis {
+    /// Whether at least one provider works.
+    pub fn any_works(&self) -> bool {
+        self.providers.iter().any(|p| p.works)
+    }
+}
+
+/// Look at this machine.
+pub async fn diagnose() -> Diagnosis {
+    let search = BinarySearch::from_env();
+    let mut binaries = Vec::new();
+    for name in BINARIES {
+        let (found, version) = match search.find(name) {
+            Ok(path) => {
+                let version = tokio::time::timeout(Duration::from_secs(5), version_output(&path))
+                    .await
+                    .ok()
+                    .and_then(Result::ok);
+                (Ok(path.display().to_string()), version)
+            }
+            Err(e) => (Err(e.to_string()), None),
+        };
+        binaries.push(BinaryCheck {
+            name,
+            found,
+            version,
+        });
+    }
+    // SAFETY: geteuid cannot fail and has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let server_user = match ServerUser::choose() {
+        Ok(user) if root => Ok(format!(
+            "running as root; postgres would run as `{}` (uid {})",
+            user.name, user.uid
+        )),
+        Ok(_) => Ok("not root; the servers run as the current user".into()),
+        Err(e) => Err(e.to_string()),
+    };
+    let docker = docker::ping().await;
+
+    let missing: Vec<&BinaryCheck> = binaries.iter().filter(|b| b.found.is_err()).collect();
+    let embedded = if !missing.is_empty() {
+        let mut packages: Vec<&str> = missing
+            .iter()
+            .map(|b| {
+                if b.name == "redis-server" {
+                    "redis-server"
+                } else {
+                    "postgresql"
+                }
+            })
+            .collect();
+        packages.dedup();
+        ProviderCheck {
+            name: "embedded",
+            works: false,
+            detail: format!(
+                "missing {}: install with `apt-get install {}` (or `scripts/demo`, which installs them)",
+                missing
+                    .iter()
+                    .map(|b| format!("`{}`", b.name))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                packages.join(" ")
+            ),
+        }
+    } else if let Err(e) = &server_user {
+        ProviderCheck {
+            name: "embedded",
+            works: false,
+            detail: format!("binaries found, but: {e}"),
+        }
+    } else {
+        ProviderCheck {
+            name: "embedded",
+            works: true,
+            detail: "binaries found; `--deps auto` picks this".into(),
+        }
+    };
+    let docker_check = ProviderCheck {
+        name: "docker",
+        works: docker::BUILT_IN && docker.answers(),
+        detail: match (docker::BUILT_IN, docker.answers()) {
+            (false, _) => format!(
+                "docker {}; daemon: {}",
+                docker::NOT_BUILT,
+                docker.describe()
+            ),
+            (true, true) => format!("the daemon {}", docker.describe()),
+            (true, false) => format!(
+                "the daemon {} (install Docker Engine, or point DOCKER_HOST at a daemon)",
+                docker.describe()
+            ),
+        },
+    };
+    let external = external_check().await;
+    Diagnosis {
+        binaries,
+        server_user,
+        docker,
+        providers: vec![embedded, docker_check, external],
+    }
+}
+
+/// Whether `DATABASE_URL` and `REDIS_URL` are set and accept connections.
+async fn external_check() -> ProviderCheck {
+    let mut problems = Vec::new();
+    let mut reached = Vec::new();
+    for (var, parse) in [
+        (
+            "DATABASE_URL",
+            (|t: &str| crate::provider::external::postgres_endpoint(t).map(|e| (e.host, e.port)))
+                as fn(&str) -> anyhow::Result<(String, u16)>,
+        ),
+        ("REDIS_URL", |t: &str| {
+            crate::provider::external::redis_endpoint(t).map(|e| (e.host, e.port))
+        }),
+    ] {
+        let Some(text) = std::env::var(var).ok().filter(|v| !v.is_empty()) else {
+            problems.push(format!("`{var}` is not set"));
+            continue;
+        };
+        match parse(&text) {
+            Err(e) => problems.push(format!("`{var}`: {e}")),
+            Ok((host, port)) => {
+                let connected = tokio::time::timeout(
+                    EXTERNAL_DEADLINE,
+                    tokio::net::TcpStream::connect((host.as_str(), port)),
+                )
+                .await;
+                match connected {
+                    Ok(Ok(_)) => reached.push(format!("`{var}` reaches {host}:{port}")),
+                    Ok(Err(e)) => problems.push(format!("`{var}` at {host}:{port}: {e}")),
+                    Err(_) => problems.push(format!(
+                        "`{var}` at {host}:{port}: no connection within {} s",
+                        EXTERNAL_DEADLINE.as_secs()
+                    )),
+                }
+            }
+        }
+    }
+    ProviderCheck {
+        name: "external",
+        works: problems.is_empty(),
+        detail: if problems.is_empty() {
+            reached.join("; ")
+        } else {
+            format!(
+                "{} (set both to your servers' URLs to prove against them; the scenario's [external] table can rename them)",
+                problems.join("; ")
+            )
+        },
+    }
+}
+
+/// The diagnosis as the terminal shows it.
+pub fn render(d: &Diagnosis) -> String {
+    let mut out = String::from("binaries (embedded provider):\n");
+    for b in &d.binaries {
+        let _ = match &b.found {
+            Ok(path) => writeln!(
+                out,
+                "  ok       {:<13} {}  ({path})",
+                b.name,
+                b.version.as_deref().unwrap_or("version unknown")
+            ),
+            Err(e) => writeln!(out, "  missing  {:<13} {e}", b.name),
+        };
+    }
+    let _ = match &d.server_user {
+        Ok(text) => writeln!(out, "server user:\n  ok       {text}"),
+        Err(e) => writeln!(out, "server user:\n  missing  {e}"),
+    };
+    let _ = writeln!(
+        out,
+        "docker:\n  {}  {}{}",
+        if d.docker.answers() {
+            "ok      "
+        } else {
+            "no      "
+        },
+        d.docker.describe(),
+        if docker::BUILT_IN {
+            ""
+        } else {
+            " (this gonogo was built without docker support)"
+        }
+    );
+    out.push_str("providers:\n");
+    for p in &d.providers {
+        let _ = writeln!(
+            out,
+            "  {}  {:<9} {}",
+            if p.works { "works   " } else { "no      " },
+            p.name,
+            p.detail
+        );
+    }
+    let _ = writeln!(
+        out,
+        "{}",
+        if d.any_works() {
+            "at least one provider works: `gonogo run` can prove a service here"
+        } else {
+            "no provider works here: install the embedded binaries (apt-get install postgresql redis-server), start Docker, or set DATABASE_URL and REDIS_URL"
+        }
+    );
+    out
+}

@@ -1,0 +1,269 @@
+//! The external provider: takes the scenario's [`ExternalSpec`] (which
+//! environment variables, or which literal URLs, name the servers); gives
+//! [`Provisioned`] pointing at Postgres and Redis servers someone else runs.
+//!
+//! gonogo only reads from them: it checks they accept TCP connections and
+//! asks their versions (`SHOW server_version`, `INFO server`). The service
+//! reaches them through gonogo's fault proxies, the negative proof swaps the
+//! URL for a closed port, and migrations run only when the scenario opts in
+//! with `[migrations] external = true`.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use sqlx::Connection;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::provision::Secret;
+use crate::scenario::{ExternalSpec, ExternalUrl};
+
+use super::{PostgresEndpoint, ProviderGuard, ProviderKind, Provisioned, RedisEndpoint};
+
+/// How long each server gets to accept a connection or answer a query.
+const DEADLINE: Duration = Duration::from_secs(5);
+
+/// Read both URLs, check the servers answer, and ask their versions.
+pub async fn connect(spec: &ExternalSpec) -> anyhow::Result<Provisioned> {
+    let pg_url = read(&spec.database_url)?;
+    let redis_url = read(&spec.redis_url)?;
+    let mut postgres = postgres_endpoint(&pg_url)
+        .with_context(|| format!("use the external database URL ({})", spec.database_url))?;
+    let mut redis = redis_endpoint(&redis_url)
+        .with_context(|| format!("use the external redis URL ({})", spec.redis_url))?;
+    let (pg_ready, redis_ready) = tokio::join!(
+        reachable("postgres", &postgres.host, postgres.port),
+        reachable("redis", &redis.host, redis.port),
+    );
+    postgres.ready = pg_ready?;
+    redis.ready = redis_ready?;
+    let (pg_version, redis_version) =
+        tokio::join!(postgres_version(&pg_url), redis_version(&redis),);
+    postgres.version = pg_version;
+    redis.version = redis_version;
+    Ok(Provisioned {
+        kind: ProviderKind::External,
+        postgres,
+        redis,
+        guard: ProviderGuard::External,
+    })
+}
+
+/// The URL an [`ExternalUrl`] names; the error never quotes the value.
+fn read(source: &ExternalUrl) -> anyhow::Result<String> {
+    match source {
+        ExternalUrl::Literal(url) => Ok(url.clone()),
+        ExternalUrl::Env(var) => match std::env::var(var) {
+            Ok(url) if !url.trim().is_empty() => Ok(url.trim().to_string()),
+            Ok(_) => anyhow::bail!("read `{var}`: it is empty; set it to the server's URL"),
+            Err(_) => anyhow::bail!(
+                "read `{var}`: it is not set; --deps external takes the server URLs from the environment (rename the variables in the scenario's [external] table)"
+            ),
+        },
+    }
+}
+
+fn parse(text: &str) -> anyhow::Result<url::Url> {
+    // The parser's messages never quote the input.
+    url::Url::parse(text).map_err(|e| anyhow::anyhow!("parse it as a URL: {e}"))
+}
+
+fn decode(text: &str) -> String {
+    url::form_urlencoded::parse(format!("x={}", text.replace('+', "%2B")).as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_else(|| text.to_string())
+}
+
+/// `postgres[ql]://user:password@host:port/database?query`.
+pub fn postgres_endpoint(text: &str) -> anyhow::Result<PostgresEndpoint> {
+    let url = parse(text)?;
+    anyhow::ensure!(
+        matches!(url.scheme(), "postgres" | "postgresql"),
+        "expect a postgresql:// URL, found scheme `{}`",
+        url.scheme()
+    );
+    let host = url
+        .host_str()
+        .context("find the host in the URL")?
+        .to_string();
+    let database = url.path().trim_start_matches('/').to_string();
+    anyhow::ensure!(
+        !database.is_empty(),
+        "find the database name in the URL path"
+    );
+    let password = url.password().unwrap_or_default().to_string();
+    Ok(PostgresEndpoint {
+        host: host.trim_matches(|c| c == '[' || c == ']').to_string(),
+        port: url.port().unwrap_or(5432),
+        user: url.username().to_string(),
+        password: Secret::new(decode(&password)),
+        password_in_url: Secret::new(password),
+        database,
+        query: url.query().map(str::to_string),
+        version: String::new(),
+        ready: Duration::ZERO,
+        provisioned_from: None,
+    })
+}
+
+/// `redis[s]://[user][:password]@host:port[/db]`.
+pub fn redis_endpoint(text: &str) -> anyhow::Result<RedisEndpoint> {
+    let url = parse(text)?;
+    anyhow::ensure!(
+        matches!(url.scheme(), "redis" | "rediss"),
+        "expect a redis:// or rediss:// URL, found scheme `{}`",
+        url.scheme()
+    );
+    let host = url
+        .host_str()
+        .context("find the host in the URL")?
+        .to_string();
+    let password = url.password().unwrap_or_default().to_string();
+    let db = url.path().trim_start_matches('/');
+    Ok(RedisEndpoint {
+        scheme: url.scheme().to_string(),
+        host: host.trim_matches(|c| c == '[' || c == ']').to_string(),
+        port: url.port().unwrap_or(6379),
+        user: Some(url.username().to_string()).filter(|u| !u.is_empty()),
+        password: Secret::new(decode(&password)),
+        password_in_url: Secret::new(password),
+        db: if db.is_empty() { "0".into() } else { db.into() },
+        version: String::new(),
+        ready: Duration::ZERO,
+    })
+}
+
+/// Time to a TCP connection, or why there is none.
+async fn reachable(what: &str, host: &str, port: u16) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    match tokio::time::timeout(DEADLINE, tokio::net::TcpStream::connect((host, port))).await {
+        Ok(Ok(_)) => Ok(started.elapsed()),
+        Ok(Err(e)) => anyhow::bail!("reach the external {what} at {host}:{port}: {e}"),
+        Err(_) => anyhow::bail!(
+            "reach the external {what} at {host}:{port}: no connection within {} s",
+            DEADLINE.as_secs()
+        ),
+    }
+}
+
+/// `PostgreSQL 15.18`, or why it is unknown (a read-only query).
+pub(super) async fn postgres_version(url: &str) -> String {
+    let asked = tokio::time::timeout(DEADLINE, async {
+        let mut conn = sqlx::PgConnection::connect(url).await.ok()?;
+        let version: String = sqlx::query_scalar("SHOW server_version")
+            .fetch_one(&mut conn)
+            .await
+            .ok()?;
+        let _ = conn.close().await;
+        Some(version)
+    })
+    .await;
+    match asked {
+        Ok(Some(v)) => format!(
+            "PostgreSQL {}",
+            v.split_whitespace().next().unwrap_or_default()
+        ),
+        _ => "unknown (version query failed)".into(),
+    }
+}
+
+/// `Redis 7.0.15`, or why it is unknown (`AUTH` and `INFO server` only).
+pub(super) async fn redis_version(redis: &RedisEndpoint) -> String {
+    if redis.scheme == "rediss" {
+        return "unknown (TLS; not queried)".into();
+    }
+    let asked = tokio::time::timeout(DEADLINE, async {
+        let mut stream = tokio::net::TcpStream::connect((redis.host.as_str(), redis.port))
+            .await
+            .ok()?;
+        let mut request = Vec::new();
+        let password = redis.password.expose();
+        if !password.is_empty() {
+            let mut auth = vec!["AUTH"];
+            if let Some(user) = &redis.user {
+                auth.push(user);
+            }
+            auth.push(password);
+            request.extend(resp_command(&auth));
+        }
+        request.extend(resp_command(&["INFO", "server"]));
+        stream.write_all(&request).await.ok()?;
+        let mut reply = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = stream.read(&mut buf).await.ok()?;
+            if n == 0 {
+                break;
+            }
+            reply.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&reply);
+            if text.starts_with('-') {
+                return None;
+            }
+            if let Some(v) = text.lines().find_map(|l| l.strip_prefix("redis_version:")) {
+                return Some(v.trim().to_string());
+            }
+        }
+        None
+    })
+    .await;
+    match asked {
+        Ok(Some(v)) => format!("Redis {v}"),
+        _ => "unknown (version query failed)".into(),
+    }
+}
+
+fn resp_command(args: &[&str]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", args.len()).into_bytes();
+    for arg in args {
+        out.extend(format!("${}\r\n", arg.len()).into_bytes());
+        out.extend(arg.as_bytes());
+        out.extend(b"\r\n");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_postgres_urls_with_encoded_passwords() {
+        let pg =
+            postgres_endpoint("postgresql://app:p%40ss@db.internal:6432/orders?sslmode=require")
+                .unwrap();
+        assert_eq!(
+            (pg.host.as_str(), pg.port, pg.user.as_str()),
+            ("db.internal", 6432, "app")
+        );
+        assert_eq!(pg.password.expose(), "p@ss");
+        assert_eq!(pg.password_in_url.expose(), "p%40ss");
+        assert_eq!(
+            pg.url_via("127.0.0.1", 1),
+            "postgresql://app:p%40ss@127.0.0.1:1/orders?sslmode=require"
+        );
+        assert!(postgres_endpoint("mysql://a@b/c").is_err());
+    }
+
+    #[test]
+    fn parses_redis_urls() {
+        let r = redis_endpoint("redis://:secret@cache:6380/3").unwrap();
+        assert_eq!(
+            (r.host.as_str(), r.port, r.db.as_str()),
+            ("cache", 6380, "3")
+        );
+        assert_eq!(r.user, None);
+        assert_eq!(r.password.expose(), "secret");
+        let r = redis_endpoint("redis://cache").unwrap();
+        assert_eq!(
+            (r.port, r.db.as_str(), r.password.expose()),
+            (6379, "0", "")
+        );
+    }
+
+    #[test]
+    fn a_missing_variable_is_named_not_quoted() {
+        let e = read(&ExternalUrl::Env("GONOGO_TEST_UNSET_URL".into())).unwrap_err();
+        assert!(e.to_string().contains("`GONOGO_TEST_UNSET_URL`"), "{e}");
+    }
+}
