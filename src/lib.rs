@@ -30,6 +30,7 @@ pub mod init;
 pub mod mask;
 pub mod process;
 pub mod progress;
+pub mod prometheus;
 pub mod provider;
 pub mod provision;
 pub mod proxy;

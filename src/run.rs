@@ -259,11 +259,15 @@ fn preflight(scenario: &Scenario) -> Result<()> {
 
 /// Steps 1-4, then four fault steps per fault target.
 pub fn step_count(scenario: &Scenario) -> usize {
-    if scenario.faults.enabled {
-        BASE_STEPS + 4 * scenario.faults.targets.len()
+    let extra = usize::from(scenario.latency.enabled)
+        + usize::from(scenario.shutdown.enabled)
+        + usize::from(scenario.metrics.is_some());
+    let faults = if scenario.faults.enabled {
+        4 * scenario.faults.targets.len()
     } else {
-        BASE_STEPS + 1
-    }
+        1
+    };
+    BASE_STEPS + extra + faults
 }
 
 /// [`step_count`], less the fault steps target mode folds into one NOT RUN.
@@ -318,10 +322,73 @@ async fn run_steps(ctx: &mut StepContext<'_>, proxies: &Proxies) -> Result<Steps
         outcomes.push(outcome);
     }
     let mut timelines = Vec::new();
+    let mut number = BASE_STEPS as u32 + 1;
+    if ctx.scenario.latency.enabled {
+        let title = steps::latency::title(ctx.scenario.latency.p95_ms);
+        ctx.reporter.event(Event::StepStarted {
+            number,
+            total,
+            title: &title,
+        });
+        let outcome =
+            match steps::ruled_out(ctx, number, steps::latency::ID, &title, Needs::Restart) {
+                Some(not_run) => not_run,
+                None => steps::latency::latency(ctx, number).await?,
+            };
+        steps::faults::report(ctx, std::slice::from_ref(&outcome), total);
+        outcomes.push(outcome);
+        number += 1;
+    }
+    if ctx.scenario.shutdown.enabled {
+        ctx.reporter.event(Event::StepStarted {
+            number,
+            total,
+            title: steps::shutdown::TITLE,
+        });
+        let outcome = match steps::ruled_out(
+            ctx,
+            number,
+            steps::shutdown::ID,
+            steps::shutdown::TITLE,
+            Needs::Restart,
+        ) {
+            Some(not_run) => not_run,
+            None => steps::shutdown::shutdown(ctx, number).await?,
+        };
+        steps::faults::report(ctx, std::slice::from_ref(&outcome), total);
+        outcomes.push(outcome);
+        number += 1;
+    }
+    if let Some(metrics) = ctx.scenario.metrics.clone() {
+        ctx.reporter.event(Event::StepStarted {
+            number,
+            total,
+            title: steps::metrics::TITLE,
+        });
+        let ruled_out = steps::ruled_out(
+            ctx,
+            number,
+            steps::metrics::ID,
+            steps::metrics::TITLE,
+            Needs::Faults,
+        );
+        let outcome = match ruled_out {
+            Some(not_run) => not_run,
+            None => {
+                let target = proxies.target(ctx.scenario, &metrics.fault);
+                let (outcome, timeline) = steps::metrics::metrics(ctx, number, &target).await?;
+                timelines.push(timeline);
+                outcome
+            }
+        };
+        steps::faults::report(ctx, std::slice::from_ref(&outcome), total);
+        outcomes.push(outcome);
+        number += 1;
+    }
     let folded = ctx.scenario.faults.enabled.then(|| {
         steps::ruled_out(
             ctx,
-            BASE_STEPS as u32 + 1,
+            number,
             "runtime-faults",
             "Runtime dependency faults",
             Needs::Faults,
@@ -335,7 +402,7 @@ async fn run_steps(ctx: &mut StepContext<'_>, proxies: &Proxies) -> Result<Steps
     if !ctx.scenario.faults.enabled {
         let mut step = steps::StepRecorder::new(
             ctx.masker,
-            BASE_STEPS as u32 + 1,
+            number,
             "runtime-faults",
             "Runtime dependency faults",
         );
@@ -343,7 +410,6 @@ async fn run_steps(ctx: &mut StepContext<'_>, proxies: &Proxies) -> Result<Steps
         outcomes.push(step.finish());
         return Ok((outcomes, version, timelines));
     }
-    let mut number = BASE_STEPS as u32 + 1;
     for key in ctx.scenario.faults.targets.clone() {
         let target = proxies.target(ctx.scenario, &key);
         ctx.reporter.event(Event::StepStarted {

@@ -184,6 +184,28 @@ impl RunningService {
         self.guard.pid()
     }
 
+    /// Send `signal` to the service process itself (as Kubernetes does to
+    /// a container's main process).
+    pub fn signal(&self, signal: libc::c_int) {
+        if let Ok(pid) = libc::pid_t::try_from(self.guard.pid()) {
+            // SAFETY: kill(2) has no memory-safety preconditions.
+            unsafe {
+                libc::kill(pid, signal);
+            }
+        }
+    }
+
+    /// Send `signal` to the service's whole process group.
+    pub fn signal_group(&self, signal: libc::c_int) {
+        if let Ok(pid) = libc::pid_t::try_from(self.guard.pid()) {
+            // SAFETY: kill(2) has no memory-safety preconditions; a negative
+            // pid addresses the process group the guard created.
+            unsafe {
+                libc::kill(-pid, signal);
+            }
+        }
+    }
+
     /// Poll `path` until the service answers any HTTP status, exits, or
     /// `deadline` passes.
     pub async fn wait_answering(
@@ -222,6 +244,17 @@ impl RunningService {
     pub fn exited(&mut self) -> Option<Option<i32>> {
         match self.guard.try_wait() {
             Ok(Some(status)) => Some(status.code()),
+            _ => None,
+        }
+    }
+
+    /// Wait up to `timeout` for the process to exit; gives its exit code,
+    /// or 128 + the signal number when a signal ended it (the shell's
+    /// convention, so SIGTERM is 143).
+    pub async fn wait_exit_code(&mut self, timeout: Duration) -> Option<i32> {
+        use std::os::unix::process::ExitStatusExt;
+        match self.guard.wait_timeout(timeout).await {
+            Ok(Some(status)) => status.code().or_else(|| status.signal().map(|s| 128 + s)),
             _ => None,
         }
     }

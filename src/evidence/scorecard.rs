@@ -4,7 +4,7 @@
 //!
 //! Each proof step is one suite. `status` is `passed`, `failed`, `skipped`
 //! (NOT RUN) or `waived`; `duration` is in seconds. Steps that measure
-//! response times add `p50_latency_ms`, `p95_latency_ms`,
+//! response times add `p50_latency_ms`, `p95_latency_ms`, `p99_latency_ms`,
 //! `max_latency_ms` and `latency_samples`; the others leave them out.
 //! `release` and `owner` are `null` when neither the scenario's `[release]`
 //! table nor `--release`/`--owner` gave them.
@@ -96,6 +96,8 @@ pub struct Suite {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub p95_latency_ms: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p99_latency_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_latency_ms: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency_samples: Option<usize>,
@@ -133,6 +135,7 @@ pub fn scorecard(evidence: &Evidence) -> Scorecard {
                 duration: step.duration_ms as f64 / 1000.0,
                 p50_latency_ms: step.latency.as_ref().map(|l| l.p50_ms),
                 p95_latency_ms: step.latency.as_ref().map(|l| l.p95_ms),
+                p99_latency_ms: step.latency.as_ref().map(|l| l.p99_ms),
                 max_latency_ms: step.latency.as_ref().map(|l| l.max_ms),
                 latency_samples: step.latency.as_ref().map(|l| l.samples),
                 summary: step.summary.clone(),

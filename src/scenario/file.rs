@@ -26,6 +26,11 @@ pub struct ScenarioFile {
     #[serde(default)]
     pub failfast: FailFastFile,
     pub faults: Option<Spanned<FaultsFile>>,
+    #[serde(default)]
+    pub latency: LatencyFile,
+    #[serde(default)]
+    pub shutdown: ShutdownFile,
+    pub metrics: Option<MetricsFile>,
     /// Other TCP dependencies (Kafka, a feature store, an API).
     #[serde(default, rename = "dependency")]
     pub dependencies: Vec<DependencyFile>,
@@ -148,4 +153,33 @@ pub struct CaseFile {
     pub unset: Vec<String>,
     #[serde(default)]
     pub set: BTreeMap<String, Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LatencyFile {
+    pub enabled: Option<bool>,
+    pub requests: Option<Spanned<usize>>,
+    pub concurrency: Option<Spanned<usize>>,
+    pub p95_ms: Option<f64>,
+    pub path: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShutdownFile {
+    pub enabled: Option<bool>,
+    pub timeout: Option<HumanDuration>,
+    pub exit_codes: Option<Vec<i32>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsFile {
+    pub path: Spanned<String>,
+    pub gauge: Spanned<String>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Which dependency to break while watching the gauge (default redis).
+    pub fault: Option<Spanned<String>>,
 }

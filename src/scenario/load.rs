@@ -12,8 +12,9 @@ use toml::Spanned;
 use super::file::{self, ScenarioFile};
 use super::placeholders::Template;
 use super::{
-    BodyExpectation, CurrentCheck, FailFastCase, FailFastSpec, FaultsSpec, MigrationSpec,
-    NegativeSpec, ReadySpec, Scenario, ServiceSpec, TcpDependency,
+    BodyExpectation, CurrentCheck, FailFastCase, FailFastSpec, FaultsSpec, LatencySpec,
+    MetricsSpec, MigrationSpec, NegativeSpec, ReadySpec, Scenario, ServiceSpec, ShutdownSpec,
+    TcpDependency,
 };
 use super::{ExternalSpec, ExternalUrl};
 
@@ -363,6 +364,26 @@ impl Ctx<'_> {
 
         let dependencies = self.dependencies(&raw.dependencies)?;
         let faults = self.faults(raw.faults.as_ref(), &dependencies)?;
+        let latency = self.latency(&raw.latency, &service)?;
+        let shutdown = ShutdownSpec {
+            enabled: raw.shutdown.enabled.unwrap_or(true),
+            timeout: raw
+                .shutdown
+                .timeout
+                .map_or(Duration::from_secs(20), |d| d.0),
+            // 143 = ended by the SIGTERM itself (128 + 15), which many servers
+            // do on purpose after a clean shutdown.
+            exit_codes: raw
+                .shutdown
+                .exit_codes
+                .clone()
+                .unwrap_or_else(|| vec![0, 143]),
+        };
+        let metrics = raw
+            .metrics
+            .as_ref()
+            .map(|m| self.metrics(m, &dependencies))
+            .transpose()?;
         let environment = raw.environment.clone();
         let release = super::release::release(raw.release.as_ref());
         let waivers = super::release::waivers(&raw.waivers, self.source, &|span, message| {
@@ -388,6 +409,9 @@ impl Ctx<'_> {
                 .migrations
                 .as_ref()
                 .is_some_and(|m| m.get_ref().external),
+            latency,
+            shutdown,
+            metrics,
         })
     }
 
@@ -426,6 +450,73 @@ impl Ctx<'_> {
             spec.redis_url = url;
         }
         Ok(spec)
+    }
+
+    fn latency(
+        &self,
+        raw: &file::LatencyFile,
+        service: &ServiceSpec,
+    ) -> Result<LatencySpec, ScenarioError> {
+        let positive = |v: &Option<Spanned<usize>>, default: usize, what: &str, max: usize| match v
+        {
+            Some(n) if *n.get_ref() == 0 || *n.get_ref() > max => {
+                Err(self.error_at(n.span(), format!("{what} must be between 1 and {max}")))
+            }
+            Some(n) => Ok(*n.get_ref()),
+            None => Ok(default),
+        };
+        Ok(LatencySpec {
+            enabled: raw.enabled.unwrap_or(true),
+            requests: positive(&raw.requests, 200, "latency.requests", 100_000)?,
+            concurrency: positive(&raw.concurrency, 4, "latency.concurrency", 256)?,
+            p95_ms: raw.p95_ms.unwrap_or(200.0),
+            path: match &raw.path {
+                Some(p) => self.path_field(p)?,
+                None => service.ready_path.clone(),
+            },
+        })
+    }
+
+    fn metrics(
+        &self,
+        raw: &file::MetricsFile,
+        dependencies: &[TcpDependency],
+    ) -> Result<MetricsSpec, ScenarioError> {
+        let gauge = raw.gauge.get_ref();
+        let valid = gauge
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
+            && gauge
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':');
+        if !valid {
+            return Err(self.error_at(
+                raw.gauge.span(),
+                format!("`{gauge}` is not a Prometheus metric name; put labels in `labels = {{ service = \"...\" }}`"),
+            ));
+        }
+        let fault = match &raw.fault {
+            Some(f) => {
+                let known = f.get_ref() == "postgres"
+                    || f.get_ref() == "redis"
+                    || dependencies.iter().any(|d| &d.name == f.get_ref());
+                if !known {
+                    return Err(self.error_at(
+                        f.span(),
+                        format!("unknown dependency `{}` to break", f.get_ref()),
+                    ));
+                }
+                f.get_ref().clone()
+            }
+            None => "redis".into(),
+        };
+        Ok(MetricsSpec {
+            path: self.path_field(&raw.path)?,
+            gauge: gauge.clone(),
+            labels: raw.labels.clone(),
+            fault,
+        })
     }
 
     fn dependencies(

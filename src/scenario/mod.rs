@@ -48,6 +48,38 @@ pub struct Scenario {
     /// `[migrations] external = true`: apply migrations to external
     /// servers too (otherwise only the read-only "current" check runs).
     pub migrate_external: bool,
+    pub latency: LatencySpec,
+    pub shutdown: ShutdownSpec,
+    /// Present only when the scenario names a metrics path and gauge.
+    pub metrics: Option<MetricsSpec>,
+}
+
+/// Latency SLO on healthy dependencies (seeds 001, 002: P95 < 200 ms).
+#[derive(Debug, Clone)]
+pub struct LatencySpec {
+    pub enabled: bool,
+    pub requests: usize,
+    pub concurrency: usize,
+    pub p95_ms: f64,
+    pub path: String,
+}
+
+/// Graceful shutdown on SIGTERM (seed 002: bounded termination).
+#[derive(Debug, Clone)]
+pub struct ShutdownSpec {
+    pub enabled: bool,
+    pub timeout: Duration,
+    pub exit_codes: Vec<i32>,
+}
+
+/// The readiness gauge must follow ready (seed 000).
+#[derive(Debug, Clone)]
+pub struct MetricsSpec {
+    pub path: String,
+    pub gauge: String,
+    pub labels: BTreeMap<String, String>,
+    /// Dependency key to break: `postgres`, `redis` or a `[[dependency]]`.
+    pub fault: String,
 }
 
 /// Runtime fault steps: outage, liveness isolation, timeout discipline and

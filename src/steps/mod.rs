@@ -6,10 +6,13 @@
 
 pub mod failfast;
 pub mod faults;
+pub mod latency;
+pub mod metrics;
 pub mod migrate;
 pub mod negative;
 mod outcome;
 pub mod ready;
+pub mod shutdown;
 
 use std::path::Path;
 use std::time::{Duration, Instant};

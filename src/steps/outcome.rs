@@ -118,6 +118,8 @@ pub struct Latency {
     pub samples: usize,
     pub p50_ms: f64,
     pub p95_ms: f64,
+    #[serde(default)]
+    pub p99_ms: f64,
     pub max_ms: f64,
 }
 
@@ -131,6 +133,7 @@ impl Latency {
             samples: ms.len(),
             p50_ms: rank(0.50),
             p95_ms: rank(0.95),
+            p99_ms: rank(0.99),
             max_ms: ms[ms.len() - 1],
         })
     }

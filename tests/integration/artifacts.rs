@@ -149,6 +149,7 @@ fn redactions() -> Vec<(&'static str, &'static str)> {
         (r#"timestamp="[^"]*""#, r#"timestamp="[TIMESTAMP]""#),
         (r#"time="[0-9.]+""#, r#"time="[TIME]""#),
         (r#""duration": [0-9.]+"#, r#""duration": "[SECONDS]""#),
+        (r#"_latency_ms": [0-9.]+"#, r#"_latency_ms": "[MS]""#),
         (r"\b[0-9a-f]{64}\b", "[SHA256]"),
         (
             r#""git_sha": (null|"[0-9a-f]+")"#,

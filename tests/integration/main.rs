@@ -9,6 +9,7 @@ mod proof;
 mod providers;
 mod provision;
 mod scenario_errors;
+mod slo;
 mod support;
 
 /// Filters that make a report stable: times, ports, paths and hosts.
@@ -19,6 +20,7 @@ pub fn redactions() -> Vec<(&'static str, &'static str)> {
         (r#""error":"[^"]*""#, r#""error":"[ERROR]""#),
         (r"content-length: \d+", "content-length: [N]"),
         (r"\d+ of \d+ probes", "[N] of [N] probes"),
+        (r"\d+ req/s", "[N] req/s"),
         (r"date: [A-Za-z]{3}, .* GMT", "date: [HTTP-DATE]"),
         (r"127\.0\.0\.1:\d{2,5}", "127.0.0.1:[PORT]"),
         (r"PORT=\d+", "PORT=[PORT]"),

@@ -84,7 +84,7 @@ pub fn assert_no_go_at(flaw: Option<&str>, scenario_file: &str, failing: &str) {
 }
 
 #[test]
-fn reference_service_is_go_with_four_passing_steps() {
+fn reference_service_is_go_with_every_step_passing() {
     let (code, transcript, json, report) = run_reference("go", "scenarios/reference.toml", None);
     assert_eq!(code, 0, "{transcript}");
     assert!(transcript.contains("GO reference"), "{transcript}");

@@ -61,9 +61,18 @@ pub fn run_with_limit(mut command: Command, limit: Duration) -> Output {
 
 pub fn wait_with_limit(mut child: Child, limit: Duration) -> Output {
     let started = Instant::now();
+    let watch = TreeWatch::start(child.id());
     loop {
         if child.try_wait().expect("poll child").is_some() {
-            return child.wait_with_output().expect("collect output");
+            let output = child.wait_with_output().expect("collect output");
+            let seen = watch.finish();
+            let alive = survivors(&seen);
+            assert!(
+                alive.is_empty(),
+                "processes started by gonogo outlived it: {alive:?}\nstderr:\n{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            return output;
         }
         if started.elapsed() > limit {
             let _ = child.kill();
@@ -170,4 +179,110 @@ pub fn all_files(dir: &Path) -> Vec<(String, String)> {
         }
     }
     out
+}
+
+/// Records every descendant of a process while it runs, by walking the
+/// parent links in /proc. Unlike the environment marker, this also sees
+/// processes that rewrite their environment (redis-server, Postgres
+/// helpers).
+pub struct TreeWatch {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    handle: std::thread::JoinHandle<Vec<(u32, u64)>>,
+}
+
+impl TreeWatch {
+    pub fn start(root: u32) -> TreeWatch {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let handle = std::thread::spawn(move || {
+            let mut seen: std::collections::BTreeSet<(u32, u64)> = Default::default();
+            let mut rounds_after_stop = 0;
+            loop {
+                let table = proc_table();
+                let mut tree = vec![root];
+                let mut i = 0;
+                while i < tree.len() {
+                    let parent = tree[i];
+                    for (pid, (ppid, start)) in &table {
+                        if *ppid == parent && !tree.contains(pid) {
+                            tree.push(*pid);
+                            seen.insert((*pid, *start));
+                        }
+                    }
+                    i += 1;
+                }
+                if flag.load(Ordering::Relaxed) {
+                    rounds_after_stop += 1;
+                    if rounds_after_stop > 1 {
+                        break;
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            seen.into_iter().collect()
+        });
+        TreeWatch { stop, handle }
+    }
+
+    pub fn finish(self) -> Vec<(u32, u64)> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.handle.join().expect("tree watch thread")
+    }
+}
+
+/// pid -> (ppid, start time) for every live, non-zombie process.
+fn proc_table() -> std::collections::BTreeMap<u32, (u32, u64)> {
+    let mut table = std::collections::BTreeMap::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return table;
+    };
+    for entry in entries.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if let Some((state, ppid, start)) = stat(pid)
+            && state != 'Z'
+        {
+            table.insert(pid, (ppid, start));
+        }
+    }
+    table
+}
+
+/// (state, ppid, start time) from /proc/PID/stat.
+fn stat(pid: u32) -> Option<(char, u32, u64)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = text.rsplit_once(')')?.1;
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    // After the command: state(0) ppid(1) ... starttime(19).
+    Some((
+        fields.first()?.chars().next()?,
+        fields.get(1)?.parse().ok()?,
+        fields.get(19)?.parse().ok()?,
+    ))
+}
+
+/// The recorded processes still alive (same pid and start time) after a
+/// short grace, as (pid, cmdline).
+pub fn survivors(seen: &[(u32, u64)]) -> Vec<(u32, String)> {
+    let started = Instant::now();
+    loop {
+        let alive: Vec<(u32, String)> = seen
+            .iter()
+            .filter(|(pid, start)| {
+                matches!(stat(*pid), Some((state, _, s)) if s == *start && state != 'Z')
+            })
+            .map(|(pid, _)| {
+                let cmdline = std::fs::read(format!("/proc/{pid}/cmdline"))
+                    .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+                    .unwrap_or_default();
+                (*pid, cmdline)
+            })
+            .collect();
+        if alive.is_empty() || started.elapsed() > Duration::from_secs(3) {
+            return alive;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

@@ -1,0 +1,140 @@
+//! Latency SLO: N requests to ready at a set concurrency, on healthy
+//! dependencies; p95 must stay within the threshold (seeds 001 and 002:
+//! P95 < 200 ms; ready and live within 200 ms when healthy).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use super::ready::startup_text;
+use super::{Latency, StepContext, StepOutcome, StepRecorder};
+use crate::service::{RunningService, ServiceLaunch, Startup};
+
+pub const ID: &str = "latency-slo";
+
+pub fn title(p95_ms: f64) -> String {
+    format!("Latency SLO (ready p95 ≤ {p95_ms} ms)")
+}
+
+/// Requests sent before measuring, so connection setup inside the service
+/// (pools, lazy clients) is not counted against it.
+const WARMUP: usize = 5;
+
+pub async fn latency(ctx: &mut StepContext<'_>, number: u32) -> anyhow::Result<StepOutcome> {
+    let spec = ctx.scenario.latency.clone();
+    let mut step = StepRecorder::new(ctx.masker, number, ID, title(spec.p95_ms));
+    let service_spec = &ctx.scenario.service;
+    let bindings = ctx.bindings_with_port(&ctx.bindings)?;
+    let launch = ServiceLaunch::build(
+        service_spec,
+        &bindings,
+        &ctx.extra_env,
+        &[],
+        &BTreeMap::new(),
+    )?;
+    let mut service = RunningService::spawn(&launch)?;
+    let startup = service
+        .wait_answering(
+            &ctx.probe,
+            &service_spec.live_path,
+            service_spec.startup_timeout,
+        )
+        .await;
+    if !matches!(startup, Startup::Answering(_)) {
+        step.check("service answers HTTP", startup_text(&startup), false);
+        step.log(&service.log_text().await);
+        let _ = service.stop().await;
+        return Ok(step.finish());
+    }
+    let url = service.url(&spec.path);
+    for _ in 0..WARMUP {
+        let _ = ctx.probe.get(&url, service_spec.request_timeout).await;
+    }
+    ctx.detail(&format!(
+        "{} × GET {}, {} concurrent",
+        spec.requests, spec.path, spec.concurrency
+    ));
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut workers = tokio::task::JoinSet::new();
+    let started = Instant::now();
+    for _ in 0..spec.concurrency.min(spec.requests) {
+        let next = next.clone();
+        let probe = ctx.probe.clone();
+        let url = url.clone();
+        let timeout = service_spec.request_timeout;
+        let total = spec.requests;
+        workers.spawn(async move {
+            let mut seen = Vec::new();
+            while next.fetch_add(1, Ordering::Relaxed) < total {
+                let exchange = probe.get(&url, timeout).await;
+                seen.push((exchange.elapsed, exchange.status));
+            }
+            seen
+        });
+    }
+    let mut samples: Vec<Duration> = Vec::new();
+    let mut statuses: BTreeMap<String, usize> = BTreeMap::new();
+    while let Some(joined) = workers.join_next().await {
+        for (elapsed, status) in joined? {
+            samples.push(elapsed);
+            let key = status.map_or("no answer".into(), |s| s.to_string());
+            *statuses.entry(key).or_default() += 1;
+        }
+    }
+    let wall = started.elapsed();
+    let ok = statuses.get("200").copied().unwrap_or(0);
+    let stats = Latency::from_samples(&samples);
+    let mut output = format!(
+        "requests: {}\nconcurrency: {}\nwall time: {} ms\nthroughput: {:.0} req/s\nstatus counts: {}\n",
+        samples.len(),
+        spec.concurrency,
+        wall.as_millis(),
+        samples.len() as f64 / wall.as_secs_f64().max(1e-9),
+        statuses
+            .iter()
+            .map(|(k, v)| format!("{k}×{v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    if let Some(s) = &stats {
+        output.push_str(&format!(
+            "p50: {:.1} ms\np95: {:.1} ms\np99: {:.1} ms\nmax: {:.1} ms\n",
+            s.p50_ms, s.p95_ms, s.p99_ms, s.max_ms
+        ));
+    }
+    step.command(
+        &format!("{} × GET {}", spec.requests, spec.path),
+        &format!(
+            "gonogo latency probe: {} requests, {} concurrent, GET {url}",
+            spec.requests, spec.concurrency
+        ),
+        None,
+        &output,
+        wall,
+    );
+    match &stats {
+        Some(s) => {
+            step.check(
+                format!("p95 ≤ {} ms", spec.p95_ms),
+                format!(
+                    "p95 {:.1} ms (p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; {} requests, {} concurrent)",
+                    s.p95_ms, s.p50_ms, s.p99_ms, s.max_ms, s.samples, spec.concurrency
+                ),
+                s.p95_ms <= spec.p95_ms,
+            );
+            step.latency(s.clone());
+        }
+        None => {
+            step.check(format!("p95 ≤ {} ms", spec.p95_ms), "no samples", false);
+        }
+    }
+    step.check(
+        "every answer is HTTP 200 on healthy dependencies",
+        format!("{ok} of {} answered 200", samples.len()),
+        ok == samples.len() && ok > 0,
+    );
+    step.log(&service.log_text().await);
+    let _ = service.stop().await;
+    Ok(step.finish())
+}

@@ -1,0 +1,107 @@
+//! Graceful shutdown: SIGTERM to the running service; it must exit within
+//! the bound (seed 002: termination timeout enforcement, e.g. 20 s) with an
+//! expected exit code. A service that ignores SIGTERM is killed afterwards,
+//! so nothing is left running either way.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use super::ready::startup_text;
+use super::{StepContext, StepOutcome, StepRecorder};
+use crate::service::{RunningService, ServiceLaunch, Startup};
+
+pub const ID: &str = "graceful-shutdown";
+pub const TITLE: &str = "Graceful shutdown (SIGTERM)";
+
+pub async fn shutdown(ctx: &mut StepContext<'_>, number: u32) -> anyhow::Result<StepOutcome> {
+    let spec = ctx.scenario.shutdown.clone();
+    let mut step = StepRecorder::new(ctx.masker, number, ID, TITLE);
+    let service_spec = &ctx.scenario.service;
+    let bindings = ctx.bindings_with_port(&ctx.bindings)?;
+    let launch = ServiceLaunch::build(
+        service_spec,
+        &bindings,
+        &ctx.extra_env,
+        &[],
+        &BTreeMap::new(),
+    )?;
+    let mut service = RunningService::spawn(&launch)?;
+    let startup = service
+        .wait_answering(
+            &ctx.probe,
+            &service_spec.live_path,
+            service_spec.startup_timeout,
+        )
+        .await;
+    if !matches!(startup, Startup::Answering(_)) {
+        step.check(
+            "service answers HTTP before SIGTERM",
+            startup_text(&startup),
+            false,
+        );
+        step.log(&service.log_text().await);
+        let _ = service.stop().await;
+        return Ok(step.finish());
+    }
+    // Let it reach steady state: one ready answer, pools open.
+    let _ = service
+        .get(
+            &ctx.probe,
+            &service_spec.ready_path,
+            service_spec.request_timeout,
+        )
+        .await;
+    ctx.detail(&format!(
+        "SIGTERM to pid {}, waiting up to {} s",
+        service.pid(),
+        spec.timeout.as_secs_f64()
+    ));
+    let sent = Instant::now();
+    service.signal(libc::SIGTERM);
+    let exit = service.wait_exit_code(spec.timeout).await;
+    let took = sent.elapsed();
+    let observed = match exit {
+        Some(143) => format!(
+            "ended by the SIGTERM itself (status 143) after {} ms",
+            took.as_millis()
+        ),
+        Some(code) if code > 128 => format!(
+            "ended by signal {} (status {code}) after {} ms",
+            code - 128,
+            took.as_millis()
+        ),
+        Some(code) => format!("exited with code {code} after {} ms", took.as_millis()),
+        None => format!(
+            "still running {} s after SIGTERM; gonogo killed it",
+            spec.timeout.as_secs_f64()
+        ),
+    };
+    if exit.is_none() {
+        service.signal_group(libc::SIGKILL);
+    }
+    let log = service.log_text().await;
+    let _ = service.stop().await;
+    step.process(
+        "kill -TERM <service pid>",
+        &format!("{}  # then: kill -TERM <its pid>", launch.display()),
+        exit,
+        &format!("gonogo: {observed}\n"),
+        took,
+    );
+    step.check(
+        format!("exits within {} s of SIGTERM", spec.timeout.as_secs_f64()),
+        observed.clone(),
+        exit.is_some(),
+    );
+    let codes: Vec<String> = spec.exit_codes.iter().map(i32::to_string).collect();
+    step.check(
+        format!("exit code is {}", codes.join(" or ")),
+        match exit {
+            Some(code) => format!("exit status {code}"),
+            None => "did not exit".into(),
+        },
+        matches!(exit, Some(code) if spec.exit_codes.contains(&code)),
+    );
+    step.log(&log);
+    Ok(step.finish())
+}
