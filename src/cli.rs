@@ -159,9 +159,13 @@ struct InitArgs {
 
 #[derive(Debug, Args)]
 struct RunArgs {
-    /// The scenario file (TOML) describing the proof.
-    #[arg(value_name = "SCENARIO")]
-    scenario: PathBuf,
+    /// The scenario file(s) (TOML) describing the proof. Several files are
+    /// proved side by side (see --jobs), each with its own servers.
+    #[arg(value_name = "SCENARIO", required = true)]
+    scenarios: Vec<PathBuf>,
+    /// How many proofs run at once when several scenarios are given.
+    #[arg(long, short = 'j', value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    jobs: u16,
     /// Where Postgres and Redis come from: embedded (local binaries), docker
     /// (testcontainers), external (DATABASE_URL and REDIS_URL, read-only),
     /// or auto (embedded, else docker).
@@ -286,6 +290,78 @@ pub fn main() -> i32 {
     }
 }
 
+/// Prove several scenarios, at most `jobs` at a time, each isolated with
+/// its own servers, ports and temp dirs. Prints one verdict line per
+/// scenario and gives one overall exit code: the worst of them, ranked
+/// harness error, usage error, NO-GO, INCONCLUSIVE, GO.
+async fn run_parallel(
+    scenarios: Vec<scenario::Scenario>,
+    options: RunOptions,
+    jobs: usize,
+    quiet: bool,
+) -> i32 {
+    // The proofs share this thread (a LocalSet): their real work happens
+    // in child processes and runtime tasks, and children spawned from this
+    // long-lived thread keep their death signal armed.
+    let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(jobs));
+    let local = tokio::task::LocalSet::new();
+    let mut results = local
+        .run_until(async move {
+            let mut tasks = tokio::task::JoinSet::new();
+            for (index, scenario) in scenarios.into_iter().enumerate() {
+                let options = options.clone();
+                let permits = permits.clone();
+                tasks.spawn_local(async move {
+                    let _permit = permits.acquire_owned().await;
+                    let mut reporter = TerminalReporter::new(quiet).with_prefix(&scenario.name);
+                    let result = run(&scenario, &options, &mut reporter).await;
+                    (index, scenario.name, result.map(|o| o.verdict))
+                });
+            }
+            let mut results = Vec::new();
+            while let Some(joined) = tasks.join_next().await {
+                match joined {
+                    Ok(result) => results.push(result),
+                    Err(e) => results.push((
+                        usize::MAX,
+                        "?".into(),
+                        Err(Error::Harness(anyhow::anyhow!("a proof task failed: {e}"))),
+                    )),
+                }
+            }
+            results
+        })
+        .await;
+    results.sort_by_key(|(index, _, _)| *index);
+    let rank = |code: i32| match code {
+        exit_codes::HARNESS => 5,
+        exit_codes::USAGE => 4,
+        exit_codes::NO_GO => 3,
+        exit_codes::INCONCLUSIVE => 2,
+        exit_codes::GO => 1,
+        _ => 6,
+    };
+    let mut overall = exit_codes::GO;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "summary of {} proofs:", results.len());
+    for (_, name, result) in &results {
+        let code = match result {
+            Ok(verdict) => {
+                let _ = writeln!(out, "  {:<13} {name}", verdict.label());
+                verdict.exit_code()
+            }
+            Err(error) => {
+                let _ = writeln!(out, "  {:<13} {name}: {error}", "ERROR");
+                error.exit_code()
+            }
+        };
+        if rank(code) > rank(overall) {
+            overall = code;
+        }
+    }
+    overall
+}
+
 /// Resolves on SIGINT, SIGTERM or SIGHUP, naming the signal.
 async fn interrupted() -> &'static str {
     use tokio::signal::unix::{SignalKind, signal};
@@ -333,7 +409,11 @@ async fn execute(cli: Cli) -> Result<i32> {
             })
         }
         Command::Run(args) => {
-            let scenario = scenario::load(&args.scenario)?;
+            // Every file is checked before anything starts.
+            let mut scenarios = Vec::new();
+            for path in &args.scenarios {
+                scenarios.push(scenario::load(path)?);
+            }
             let template = args
                 .template
                 .as_deref()
@@ -359,9 +439,12 @@ async fn execute(cli: Cli) -> Result<i32> {
                 deps: args.deps,
                 service_url: args.service_url.map(check_service_url).transpose()?,
             };
-            let mut reporter = TerminalReporter::new(args.quiet);
-            let outcome = run(&scenario, &options, &mut reporter).await?;
-            Ok(outcome.verdict.exit_code())
+            if let [scenario] = scenarios.as_slice() {
+                let mut reporter = TerminalReporter::new(args.quiet);
+                let outcome = run(scenario, &options, &mut reporter).await?;
+                return Ok(outcome.verdict.exit_code());
+            }
+            Ok(run_parallel(scenarios, options, usize::from(args.jobs), args.quiet).await)
         }
         Command::Doctor => {
             let diagnosis = crate::doctor::diagnose().await;

@@ -62,7 +62,7 @@ pub enum Event<'a> {
     },
 }
 
-pub trait Reporter: Send {
+pub trait Reporter: Send + Sync {
     fn event(&mut self, event: Event<'_>);
 }
 
@@ -71,12 +71,25 @@ pub trait Reporter: Send {
 pub struct TerminalReporter {
     color: bool,
     quiet: bool,
+    /// `[name] ` before each progress line when proofs run in parallel.
+    prefix: String,
 }
 
 impl TerminalReporter {
     pub fn new(quiet: bool) -> TerminalReporter {
         let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-        TerminalReporter { color, quiet }
+        TerminalReporter {
+            color,
+            quiet,
+            prefix: String::new(),
+        }
+    }
+
+    /// Prefix every progress line with `[name]`, so parallel proofs can be
+    /// told apart.
+    pub fn with_prefix(mut self, name: &str) -> TerminalReporter {
+        self.prefix = format!("[{name}] ");
+        self
     }
 
     fn paint(&self, code: &str, text: &str) -> String {
@@ -184,7 +197,7 @@ impl Reporter for TerminalReporter {
                 return;
             }
         };
-        let _ = writeln!(err, "{line}");
+        let _ = writeln!(err, "{}{line}", self.prefix);
     }
 }
 

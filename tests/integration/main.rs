@@ -5,6 +5,7 @@ mod artifacts;
 mod cleanup;
 mod fastapi;
 mod faults;
+mod parallel;
 mod proof;
 mod providers;
 mod provision;
