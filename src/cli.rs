@@ -284,7 +284,7 @@ pub fn main() -> i32 {
         Ok(code) => code,
         Err(error) => {
             // A closed stderr must not turn an error into a panic.
-            let _ = writeln!(std::io::stderr(), "error: {error}");
+            let _ = writeln!(std::io::stderr(), "error: {error:#}");
             error.exit_code()
         }
     }

@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::evidence::bundle::{self, BundleError, BundleOptions};
 use crate::evidence::write::{WriteError, Written, dir_name, write_bundle};
 use crate::evidence::{
-    DependencyInfo, Evidence, FaultTimeline, Metadata, SCHEMA_VERSION, ScenarioInfo,
+    DependencyInfo, Evidence, FaultTimeline, Metadata, Phases, SCHEMA_VERSION, ScenarioInfo,
 };
 use crate::http::Probe;
 use crate::mask::Masker;
@@ -139,6 +139,8 @@ pub async fn run(
         });
     }
 
+    let provision_ms = started.elapsed().as_millis() as u64;
+    let steps_started = Instant::now();
     let (steps, version, timelines) = {
         let mut ctx = StepContext {
             scenario,
@@ -152,6 +154,7 @@ pub async fn run(
         run_steps(&mut ctx, &proxies).await?
     };
     proxies.shutdown().await;
+    let steps_ms = steps_started.elapsed().as_millis() as u64;
 
     let cleanup = Instant::now();
     match provisioned {
@@ -169,6 +172,7 @@ pub async fn run(
         None => {}
     }
 
+    let teardown_ms = cleanup.elapsed().as_millis() as u64;
     let mut steps = steps;
     let waivers = crate::waiver::apply(
         &mut steps,
@@ -196,6 +200,11 @@ pub async fn run(
             date_utc: started_utc.to_rfc3339_opts(SecondsFormat::Secs, true),
             finished_utc: finished_utc.to_rfc3339_opts(SecondsFormat::Secs, true),
             duration_ms: started.elapsed().as_millis() as u64,
+            phases: Phases {
+                provision_ms,
+                steps_ms,
+                teardown_ms,
+            },
             environment: environment(scenario, options),
             service_version: version.as_deref().map(|v| masker.mask(v)),
             git_sha: git_sha(scenario).await,

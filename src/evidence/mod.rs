@@ -81,6 +81,9 @@ pub struct Metadata {
     pub date_utc: String,
     pub finished_utc: String,
     pub duration_ms: u64,
+    /// Where the time went.
+    #[serde(default)]
+    pub phases: Phases,
     pub environment: String,
     /// First 200 bytes of the version endpoint's body.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -99,6 +102,17 @@ pub struct Metadata {
     /// Who owns the release gate (`--owner` or `[release] owner`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<Masked>,
+}
+
+/// Wall time by phase of the run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Phases {
+    /// Choosing and starting dependencies and fault proxies.
+    pub provision_ms: u64,
+    /// Every step, service start-ups and waits included.
+    pub steps_ms: u64,
+    /// Stopping dependencies and removing temp dirs.
+    pub teardown_ms: u64,
 }
 
 /// A dependency the proof ran against.
