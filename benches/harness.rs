@@ -89,6 +89,9 @@ async fn provisioning() {
                 .await
                 .expect("postgres");
             let took = started.elapsed();
+            if round > 0 && std::env::var_os("GONOGO_BENCH_VERBOSE").is_some() {
+                println!("  {:?}", pg.timings());
+            }
             let _ = pg.shutdown().await;
             // Round 0 fills the template cache; it is not measured.
             if round > 0 {

@@ -63,7 +63,7 @@ impl Default for EmbeddedOptions {
             postgres: PostgresOptions::default(),
             redis: RedisOptions::default(),
             user: None,
-            temp_base: PathBuf::from("/tmp"),
+            temp_base: default_temp_base(),
             keep: false,
         }
     }
@@ -260,10 +260,33 @@ const ROOT_LOCK: &str = ".lock";
 /// The marker inside a kept temp root.
 const ROOT_KEPT: &str = ".kept";
 
+/// Where temp roots go: `$GONOGO_TMPDIR` if set, else `/dev/shm` when it is
+/// a writable directory, else `/tmp`.
+///
+/// Memory first because a Postgres cluster is ~35 MB of small files: on the
+/// 2-core VMs this runs on, copying the template onto disk took ~800 ms of
+/// kernel time, onto tmpfs ~70 ms. Nothing here needs to survive the run.
+pub fn default_temp_base() -> PathBuf {
+    if let Some(dir) = std::env::var_os("GONOGO_TMPDIR").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir);
+    }
+    let shm = Path::new("/dev/shm");
+    let writable = shm.is_dir() && {
+        let c = std::ffi::CString::new("/dev/shm").expect("no NUL in a literal");
+        // SAFETY: access(2) reads a valid NUL-terminated path and nothing else.
+        unsafe { libc::access(c.as_ptr(), libc::W_OK | libc::X_OK) == 0 }
+    };
+    if writable {
+        shm.to_path_buf()
+    } else {
+        PathBuf::from("/tmp")
+    }
+}
+
 impl TempRoot {
-    /// Creates a fresh root under `/tmp`.
+    /// Creates a fresh root under [`default_temp_base`].
     pub fn create() -> io::Result<TempRoot> {
-        TempRoot::create_in(Path::new("/tmp"))
+        TempRoot::create_in(&default_temp_base())
     }
 
     /// Sweeps abandoned roots under `base`, then creates a fresh one there.

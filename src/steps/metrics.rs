@@ -38,8 +38,10 @@ pub async fn metrics(
         dependency: format!("{} (metrics: {series})", target.display),
         events: Vec::new(),
     };
-    let origin = Instant::now();
+    // Offsets count from the timeline's first event, as in the fault steps.
+    let mut origin: Option<Instant> = None;
     let mut note = |ctx: &StepContext<'_>, event: &str, detail: String| {
+        let origin = *origin.get_or_insert_with(Instant::now);
         timeline.events.push(TimelineEvent {
             at_utc: Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
             offset_ms: origin.elapsed().as_millis() as u64,

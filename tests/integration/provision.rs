@@ -116,7 +116,7 @@ async fn embedded_servers_work_enforce_passwords_and_shut_down() {
     let name = root.file_name().expect("name").to_string_lossy();
     let owner = format!("gonogo-{}-", std::process::id());
     assert!(
-        root.starts_with("/tmp") && name.starts_with(&owner),
+        root.starts_with(gonogo::provision::default_temp_base()) && name.starts_with(&owner),
         "{}",
         root.display()
     );
@@ -466,8 +466,8 @@ fn sigkilled_gonogo_leaves_no_server_and_its_root_is_swept() {
             "{server} is running before the kill: {running:#?}\n{seen}"
         );
     }
-    let root = std::fs::read_dir("/tmp")
-        .expect("read /tmp")
+    let root = std::fs::read_dir(gonogo::provision::default_temp_base())
+        .expect("read the temp base")
         .flatten()
         .map(|entry| entry.path())
         .find(|path| {
