@@ -576,3 +576,70 @@ fn init_writes_a_scenario_that_validates_and_never_overwrites_silently() {
     assert_eq!(std::fs::read_to_string(&out).expect("kept"), "# mine\n");
     assert_eq!(init(true).status.code(), Some(0));
 }
+
+/// Whether a Docker daemon answers `GET /_ping` within 2 s, and where.
+fn docker_daemon() -> Result<String, String> {
+    let host =
+        std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
+    let Some(path) = host.strip_prefix("unix://") else {
+        return Err(format!(
+            "DOCKER_HOST={host} is not a unix socket this test knows how to ping"
+        ));
+    };
+    let mut stream = std::os::unix::net::UnixStream::connect(path)
+        .map_err(|e| format!("no Docker daemon at {host}: {e}"))?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok();
+    stream.set_write_timeout(Some(Duration::from_secs(2))).ok();
+    stream
+        .write_all(b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n")
+        .map_err(|e| format!("the Docker daemon at {host} did not take a request: {e}"))?;
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    if answer.ends_with("OK") {
+        Ok(host)
+    } else {
+        Err(format!(
+            "the Docker daemon at {host} did not answer GET /_ping within 2 s"
+        ))
+    }
+}
+
+#[test]
+fn docker_provider_proves_the_reference_service_when_a_daemon_answers() {
+    if !cfg!(feature = "docker") {
+        println!(
+            "SKIPPED docker_provider_proves_the_reference_service_when_a_daemon_answers: \
+             gonogo was built without the `docker` feature (cargo test --features docker)"
+        );
+        return;
+    }
+    let host = match docker_daemon() {
+        Ok(host) => host,
+        Err(why) => {
+            println!(
+                "SKIPPED docker_provider_proves_the_reference_service_when_a_daemon_answers: {why}"
+            );
+            return;
+        }
+    };
+    crate::support::reference_service();
+    let out = tempfile::tempdir().unwrap();
+    let marker = crate::support::marker("docker-go");
+    let mut command = crate::support::gonogo(&marker);
+    command
+        .args([
+            "run",
+            "scenarios/reference.toml",
+            "--deps",
+            "docker",
+            "--out",
+        ])
+        .arg(out.path());
+    let output = crate::support::run_with_limit(command, Duration::from_secs(600));
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "docker provider at {host}: {}",
+        crate::support::stderr(&output)
+    );
+}
