@@ -19,8 +19,11 @@ and write a masked audit-trail report whose exit code gates a release.";
 const AFTER_HELP: &str = "\
 Examples:
   gonogo run scenarios/reference.toml
-      Start private Postgres and Redis, run the four-step proof, write
-      evidence/<UTC time>-reference/report.md, exit 0 on GO.
+      Start private Postgres and Redis, run the proof (migrations, ready,
+      negative proof, fail-fast, latency, shutdown, gauge, runtime faults),
+      write evidence/<UTC time>-reference/, exit 0 on GO.
+  gonogo run scenarios/*.toml -j 2
+      Prove several services side by side, each with its own servers.
   gonogo validate scenarios/*.toml
       Check scenario files without running anything.
   gonogo verify evidence/20260301T100000Z-reference
@@ -47,10 +50,13 @@ Examples:
   gonogo run scenarios/reference.toml --out /tmp/evidence --operator alice
   gonogo run scenarios/reference.toml --env FEATURE_X=1 --environment staging
   gonogo run scenarios/reference.toml --keep      # leave servers up to debug
+  gonogo run scenarios/*.toml -j 2                 # several proofs at once
+  gonogo run scenarios/reference.toml --deps external   # DATABASE_URL / REDIS_URL
+  gonogo run scenarios/reference.toml --service-url http://127.0.0.1:8080
 
 The verdict line goes to stdout; progress goes to stderr.
 Exit codes: 0 GO, 1 NO-GO, 2 bad scenario or usage, 3 harness error,
-4 INCONCLUSIVE, 130 interrupted.")]
+4 INCONCLUSIVE, 130 interrupted. With several scenarios, the worst wins.")]
     Run(RunArgs),
     /// Show which dependency providers work on this machine.
     #[command(after_help = "\
