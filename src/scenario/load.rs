@@ -321,7 +321,7 @@ impl Ctx<'_> {
         let migrations = raw
             .migrations
             .as_ref()
-            .map(|m| self.migrations(m))
+            .map(|m| self.migrations(m, &service.workdir))
             .transpose()?;
 
         let ready = ReadySpec {
@@ -610,9 +610,12 @@ impl Ctx<'_> {
         })
     }
 
+    /// A migration command runs in the service's working directory unless
+    /// it names its own: that is where tools like alembic look for config.
     fn migrations(
         &self,
         raw: &Spanned<file::MigrationsFile>,
+        service_workdir: &Path,
     ) -> Result<MigrationSpec, ScenarioError> {
         let m = raw.get_ref();
         match (&m.dir, &m.command) {
@@ -658,10 +661,10 @@ impl Ctx<'_> {
                 };
                 Ok(MigrationSpec::Command {
                     command: self.argv(command, "migrations.command")?,
-                    workdir: m
-                        .workdir
-                        .as_ref()
-                        .map_or_else(|| self.dir(), |w| self.resolve(w.get_ref())),
+                    workdir: m.workdir.as_ref().map_or_else(
+                        || service_workdir.to_path_buf(),
+                        |w| self.resolve(w.get_ref()),
+                    ),
                     env: self.env(&m.env)?,
                     current,
                     timeout: m.timeout.map_or(Duration::from_secs(120), |d| d.0),
