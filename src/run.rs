@@ -340,7 +340,7 @@ async fn run_steps(ctx: &mut StepContext<'_>, proxies: &Proxies) -> Result<Steps
             title: &title,
         });
         let outcome =
-            match steps::ruled_out(ctx, number, steps::latency::ID, &title, Needs::Restart) {
+            match steps::ruled_out(ctx, number, steps::latency::ID, &title, Needs::Requests) {
                 Some(not_run) => not_run,
                 None => steps::latency::latency(ctx, number).await?,
             };

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use super::ready::startup_text;
-use super::{Latency, StepContext, StepOutcome, StepRecorder};
+use super::{Latency, Mode, StepContext, StepOutcome, StepRecorder};
 use crate::service::{RunningService, ServiceLaunch, Startup};
 
 pub const ID: &str = "latency-slo";
@@ -24,6 +24,12 @@ const WARMUP: usize = 5;
 pub async fn latency(ctx: &mut StepContext<'_>, number: u32) -> anyhow::Result<StepOutcome> {
     let spec = ctx.scenario.latency.clone();
     let mut step = StepRecorder::new(ctx.masker, number, ID, title(spec.p95_ms));
+    // Target mode: measure the running service as it is.
+    if let Mode::Target { base_url } = &ctx.mode {
+        let url = format!("{}{}", base_url, spec.path);
+        measure(ctx, &mut step, url).await?;
+        return Ok(step.finish());
+    }
     let service_spec = &ctx.scenario.service;
     let bindings = ctx.bindings_with_port(&ctx.bindings)?;
     let launch = ServiceLaunch::build(
@@ -47,9 +53,24 @@ pub async fn latency(ctx: &mut StepContext<'_>, number: u32) -> anyhow::Result<S
         let _ = service.stop().await;
         return Ok(step.finish());
     }
-    let url = service.url(&spec.path);
+    measure(ctx, &mut step, service.url(&spec.path)).await?;
+    step.log(&service.log_text().await);
+    let _ = service.stop().await;
+    Ok(step.finish())
+}
+
+/// Warm up, then send the requests and record the figures and checks.
+async fn measure(
+    ctx: &mut StepContext<'_>,
+    step: &mut StepRecorder<'_>,
+    url: String,
+) -> anyhow::Result<()> {
+    let spec = ctx.scenario.latency.clone();
     for _ in 0..WARMUP {
-        let _ = ctx.probe.get(&url, service_spec.request_timeout).await;
+        let _ = ctx
+            .probe
+            .get(&url, ctx.scenario.service.request_timeout)
+            .await;
     }
     ctx.detail(&format!(
         "{} × GET {}, {} concurrent",
@@ -62,7 +83,7 @@ pub async fn latency(ctx: &mut StepContext<'_>, number: u32) -> anyhow::Result<S
         let next = next.clone();
         let probe = ctx.probe.clone();
         let url = url.clone();
-        let timeout = service_spec.request_timeout;
+        let timeout = ctx.scenario.service.request_timeout;
         let total = spec.requests;
         workers.spawn(async move {
             let mut seen = Vec::new();
@@ -134,7 +155,5 @@ pub async fn latency(ctx: &mut StepContext<'_>, number: u32) -> anyhow::Result<S
         format!("{ok} of {} answered 200", samples.len()),
         ok == samples.len() && ok > 0,
     );
-    step.log(&service.log_text().await);
-    let _ = service.stop().await;
-    Ok(step.finish())
+    Ok(())
 }
