@@ -352,6 +352,12 @@ fn target_mode_is_inconclusive_until_the_steps_it_cannot_run_are_waived() {
     let steps = step_statuses(&evidence);
     let ready = steps.iter().find(|s| s.0 == "ready-gate").expect("ready");
     assert_eq!(ready.1, "PASS", "{steps:?}");
+    // Requests alone need no restart: the latency SLO runs against it too.
+    let latency = steps
+        .iter()
+        .find(|s| s.0 == "latency-slo")
+        .expect("latency");
+    assert_eq!(latency.1, "PASS", "{steps:?}");
     assert!(
         evidence["metadata"]["service_version"].is_string(),
         "the version is captured"
