@@ -59,6 +59,8 @@ pub struct FaultsFile {
     pub detection_window: Option<HumanDuration>,
     pub probe_deadline: Option<Spanned<HumanDuration>>,
     pub recovery_window: Option<HumanDuration>,
+    /// How long live keeps being probed after ready turned 503.
+    pub live_watch: Option<HumanDuration>,
     /// Which dependencies to fault: `postgres`, `redis`, or a
     /// `[[dependency]]` name. Default: all of them.
     pub targets: Option<Vec<Spanned<String>>>,
@@ -136,6 +138,8 @@ pub struct NegativeFile {
     #[serde(default)]
     pub expect: Vec<ExpectFile>,
     pub body_names: Option<String>,
+    /// Ask ready again after this long; it must still be 503.
+    pub observe: Option<HumanDuration>,
 }
 
 #[derive(Debug, Default, Deserialize)]

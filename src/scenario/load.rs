@@ -350,6 +350,10 @@ impl Ctx<'_> {
                 .body_names
                 .clone()
                 .unwrap_or_else(|| "Redis".into()),
+            observe: raw
+                .negative
+                .observe
+                .map_or(Duration::from_secs(1), |d| d.0),
         };
         let failfast = FailFastSpec {
             deadline: raw
@@ -598,6 +602,7 @@ impl Ctx<'_> {
             detection_window: f.detection_window.map_or(Duration::from_secs(10), |d| d.0),
             probe_deadline,
             recovery_window: f.recovery_window.map_or(Duration::from_secs(10), |d| d.0),
+            live_watch: f.live_watch.map_or(Duration::from_secs(1), |d| d.0),
             targets,
             postgres_names: f
                 .postgres_names

@@ -94,6 +94,8 @@ pub struct FaultsSpec {
     pub probe_deadline: Duration,
     /// Ready must return to 200 within this long after a fault clears.
     pub recovery_window: Duration,
+    /// How long live keeps being probed after ready turned 503 (default 1 s).
+    pub live_watch: Duration,
     /// Dependency keys to fault: `postgres`, `redis`, extra names.
     pub targets: Vec<String>,
     pub postgres_names: Vec<String>,
@@ -175,6 +177,9 @@ pub struct NegativeSpec {
     pub expect: Vec<BodyExpectation>,
     /// Text the body must contain (case-insensitive) to name the dependency.
     pub body_names: String,
+    /// Ask ready again after this long (default 1 s): a 503 that turns
+    /// into a 200 with Redis still broken is a failure.
+    pub observe: Duration,
 }
 
 /// Step 4: strict-mode fail-fast cases.

@@ -29,8 +29,6 @@ use crate::service::{RunningService, ServiceLaunch, Startup};
 
 /// How often ready and live are asked while waiting for a change.
 const POLL: Duration = Duration::from_millis(100);
-/// How long live keeps being watched after ready has turned 503.
-const LIVE_WATCH: Duration = Duration::from_secs(1);
 
 /// The four step ids for one dependency, e.g. `redis-runtime-outage`.
 pub fn step_ids(key: &str) -> [String; 4] {
@@ -187,7 +185,7 @@ pub async fn fault_steps(
         let done_detecting = first_503.is_some() || elapsed >= faults.detection_window;
         let done_watching = first_503
             .as_ref()
-            .is_some_and(|(at, _)| elapsed >= *at + LIVE_WATCH)
+            .is_some_and(|(at, _)| elapsed >= *at + faults.live_watch)
             || elapsed >= faults.detection_window;
         if done_detecting && done_watching {
             break;

@@ -15,9 +15,6 @@ pub const TITLE: &str = "Negative proof (Redis broken, ready 503)";
 /// The seed's closed port.
 pub const CLOSED_PORT: u16 = 1;
 
-/// How long ready is watched: a service that says 503 once and 200 a moment
-/// later is still routing traffic to a broken instance.
-const OBSERVE: Duration = Duration::from_secs(1);
 
 pub async fn negative(ctx: &mut StepContext<'_>, number: u32) -> anyhow::Result<StepOutcome> {
     let mut step = StepRecorder::new(ctx.masker, number, ID, TITLE);
@@ -92,7 +89,10 @@ pub async fn negative(ctx: &mut StepContext<'_>, number: u32) -> anyhow::Result<
             },
             names,
         );
-        tokio::time::sleep(OBSERVE).await;
+        // A service that says 503 once and 200 a moment later is still
+        // routing traffic to a broken instance.
+        let observe = negative.observe;
+        tokio::time::sleep(observe).await;
         let again = service
             .get(&ctx.probe, &spec.ready_path, spec.request_timeout)
             .await;
@@ -100,7 +100,7 @@ pub async fn negative(ctx: &mut StepContext<'_>, number: u32) -> anyhow::Result<
             &format!(
                 "GET {} again after {} s",
                 spec.ready_path,
-                OBSERVE.as_secs()
+                observe.as_secs_f64()
             ),
             &again,
         );
@@ -108,7 +108,7 @@ pub async fn negative(ctx: &mut StepContext<'_>, number: u32) -> anyhow::Result<
             format!(
                 "still HTTP {} {} s later",
                 negative.status,
-                OBSERVE.as_secs()
+                observe.as_secs_f64()
             ),
             again.summary(),
             again.status == Some(negative.status),
