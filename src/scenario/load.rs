@@ -350,10 +350,7 @@ impl Ctx<'_> {
                 .body_names
                 .clone()
                 .unwrap_or_else(|| "Redis".into()),
-            observe: raw
-                .negative
-                .observe
-                .map_or(Duration::from_secs(1), |d| d.0),
+            observe: raw.negative.observe.map_or(Duration::from_secs(1), |d| d.0),
         };
         let failfast = FailFastSpec {
             deadline: raw

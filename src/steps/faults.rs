@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use chrono::{SecondsFormat, Utc};
 
 use super::ready::startup_text;
-use super::{StepContext, StepOutcome, StepRecorder};
+use super::{StepContext, StepOutcome, StepRecorder, until_ready_status};
 use crate::evidence::{FaultTimeline, TimelineEvent};
 use crate::http::HttpExchange;
 use crate::progress::Event;
@@ -143,7 +143,8 @@ pub async fn fault_steps(
 
     // Healthy first: a fault proves nothing about a service that was
     // already failing.
-    let (healthy, exchange) = until_status(ctx, &service, 200, ctx.scenario.ready.settle).await;
+    let (healthy, exchange) =
+        until_ready_status(ctx, &service, 200, ctx.scenario.ready.settle).await;
     steps.outage.request(
         &format!("GET {} before the fault", spec.ready_path),
         &exchange,
@@ -385,7 +386,7 @@ async fn clear_and_recover(
     ctx.detail(&format!("{}: fault cleared after {after}", target.display));
     let window = ctx.scenario.faults.recovery_window;
     let started = Instant::now();
-    let (ok, exchange) = until_status(ctx, service, 200, window).await;
+    let (ok, exchange) = until_ready_status(ctx, service, 200, window).await;
     if ok.is_some() {
         timeline.record(ctx, "first 200 again", exchange.summary());
     }
@@ -412,30 +413,6 @@ async fn clear_and_recover(
         ok.is_some(),
     );
     Ok(())
-}
-
-/// Ask ready until it answers `status` or `window` passes; gives the time
-/// it took (if it did) and the last exchange.
-async fn until_status(
-    ctx: &StepContext<'_>,
-    service: &RunningService,
-    status: u16,
-    window: Duration,
-) -> (Option<Duration>, HttpExchange) {
-    let spec = &ctx.scenario.service;
-    let started = Instant::now();
-    loop {
-        let exchange = service
-            .get(&ctx.probe, &spec.ready_path, spec.request_timeout)
-            .await;
-        if exchange.status == Some(status) {
-            return (Some(started.elapsed()), exchange);
-        }
-        if started.elapsed() >= window {
-            return (None, exchange);
-        }
-        tokio::time::sleep(POLL).await;
-    }
 }
 
 fn names_check(step: &mut StepRecorder<'_>, exchange: &HttpExchange, target: &FaultTarget<'_>) {

@@ -7,9 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use super::ready::startup_text;
-use super::{Latency, Mode, StepContext, StepOutcome, StepRecorder};
-use crate::service::{RunningService, ServiceLaunch, Startup};
+use super::{Latency, Mode, StepContext, StepOutcome, StepRecorder, start_healthy};
 
 pub const ID: &str = "latency-slo";
 
@@ -30,29 +28,9 @@ pub async fn latency(ctx: &mut StepContext<'_>, number: u32) -> anyhow::Result<S
         measure(ctx, &mut step, url).await?;
         return Ok(step.finish());
     }
-    let service_spec = &ctx.scenario.service;
-    let bindings = ctx.bindings_with_port(&ctx.bindings)?;
-    let launch = ServiceLaunch::build(
-        service_spec,
-        &bindings,
-        &ctx.extra_env,
-        &[],
-        &BTreeMap::new(),
-    )?;
-    let mut service = RunningService::spawn(&launch)?;
-    let startup = service
-        .wait_answering(
-            &ctx.probe,
-            &service_spec.live_path,
-            service_spec.startup_timeout,
-        )
-        .await;
-    if !matches!(startup, Startup::Answering(_)) {
-        step.check("service answers HTTP", startup_text(&startup), false);
-        step.log(&service.log_text().await);
-        let _ = service.stop().await;
+    let Some(service) = start_healthy(ctx, &mut step, "service answers HTTP").await? else {
         return Ok(step.finish());
-    }
+    };
     measure(ctx, &mut step, service.url(&spec.path)).await?;
     step.log(&service.log_text().await);
     let _ = service.stop().await;

@@ -3,24 +3,19 @@
 //! dependency outage, and 1 again after recovery, so the alert path is
 //! proven before production. The values go into a fault timeline.
 
-use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use chrono::{SecondsFormat, Utc};
 
 use super::faults::FaultTarget;
-use super::ready::startup_text;
-use super::{StepContext, StepOutcome, StepRecorder};
+use super::{StepContext, StepOutcome, StepRecorder, start_healthy, until_ready_status};
 use crate::evidence::{FaultTimeline, TimelineEvent};
 use crate::prometheus;
 use crate::proxy::Fault;
 use crate::scenario::MetricsSpec;
-use crate::service::{RunningService, ServiceLaunch, Startup};
 
 pub const ID: &str = "metrics-gauge";
 pub const TITLE: &str = "Readiness gauge follows ready (metrics)";
-
-const POLL: Duration = Duration::from_millis(100);
 
 pub async fn metrics(
     ctx: &mut StepContext<'_>,
@@ -49,29 +44,10 @@ pub async fn metrics(
             detail: ctx.masker.mask(&detail),
         });
     };
-    let service_spec = &ctx.scenario.service;
-    let bindings = ctx.bindings_with_port(&ctx.bindings)?;
-    let launch = ServiceLaunch::build(
-        service_spec,
-        &bindings,
-        &ctx.extra_env,
-        &[],
-        &BTreeMap::new(),
-    )?;
-    let mut service = RunningService::spawn(&launch)?;
-    let startup = service
-        .wait_answering(
-            &ctx.probe,
-            &service_spec.live_path,
-            service_spec.startup_timeout,
-        )
-        .await;
-    if !matches!(startup, Startup::Answering(_)) {
-        step.check("service answers HTTP", startup_text(&startup), false);
-        step.log(&service.log_text().await);
-        let _ = service.stop().await;
+    let Some(service) = start_healthy(ctx, &mut step, "service answers HTTP").await? else {
         return Ok((step.finish(), timeline));
-    }
+    };
+    let service_spec = &ctx.scenario.service;
 
     let phases = [
         ("healthy", 1.0, None),
@@ -100,7 +76,7 @@ pub async fn metrics(
         } else {
             ctx.scenario.faults.detection_window
         };
-        let reached = until_ready(ctx, &service, status, window).await;
+        let (reached, _) = until_ready_status(ctx, &service, status, window).await;
         note(
             ctx,
             &format!("ready {status}"),
@@ -146,26 +122,4 @@ fn read_gauge(spec: &MetricsSpec, body: &str, status: Option<u16>) -> Result<f64
     }
     let (samples, _) = prometheus::parse(body);
     prometheus::find(&samples, &spec.gauge, &spec.labels)
-}
-
-async fn until_ready(
-    ctx: &StepContext<'_>,
-    service: &RunningService,
-    status: u16,
-    window: Duration,
-) -> Option<Duration> {
-    let spec = &ctx.scenario.service;
-    let started = Instant::now();
-    loop {
-        let exchange = service
-            .get(&ctx.probe, &spec.ready_path, spec.request_timeout)
-            .await;
-        if exchange.status == Some(status) {
-            return Some(started.elapsed());
-        }
-        if started.elapsed() >= window {
-            return None;
-        }
-        tokio::time::sleep(POLL).await;
-    }
 }

@@ -235,3 +235,69 @@ pub fn pointer_text(
         },
     }
 }
+
+/// Start one instance of the service on healthy dependencies and wait for
+/// it to answer HTTP. When it does not, records a failed check (`what`)
+/// with its log and gives `None`; the step then finishes as a FAIL.
+pub async fn start_healthy(
+    ctx: &mut StepContext<'_>,
+    step: &mut StepRecorder<'_>,
+    what: &str,
+) -> anyhow::Result<Option<crate::service::RunningService>> {
+    use crate::service::{RunningService, ServiceLaunch, Startup};
+    let spec = &ctx.scenario.service;
+    let bindings = ctx.bindings_with_port(&ctx.bindings)?;
+    let launch = ServiceLaunch::build(
+        spec,
+        &bindings,
+        &ctx.extra_env,
+        &[],
+        &std::collections::BTreeMap::new(),
+    )?;
+    let mut service = RunningService::spawn(&launch)?;
+    let startup = service
+        .wait_answering(&ctx.probe, &spec.live_path, spec.startup_timeout)
+        .await;
+    let took = match &startup {
+        Startup::Answering(d) | Startup::TimedOut(d) => *d,
+        Startup::Exited { after, .. } => *after,
+    };
+    step.process(
+        "start service",
+        &launch.display(),
+        None,
+        &ready::startup_text(&startup),
+        took,
+    );
+    if matches!(startup, Startup::Answering(_)) {
+        return Ok(Some(service));
+    }
+    step.check(what, ready::startup_text(&startup), false);
+    step.log(&service.log_text().await);
+    let _ = service.stop().await;
+    Ok(None)
+}
+
+/// Ask ready until it answers `status` or `window` passes; gives how long
+/// that took (if it did) and the last exchange.
+pub async fn until_ready_status(
+    ctx: &StepContext<'_>,
+    service: &crate::service::RunningService,
+    status: u16,
+    window: Duration,
+) -> (Option<Duration>, crate::http::HttpExchange) {
+    let spec = &ctx.scenario.service;
+    let started = Instant::now();
+    loop {
+        let exchange = service
+            .get(&ctx.probe, &spec.ready_path, spec.request_timeout)
+            .await;
+        if exchange.status == Some(status) {
+            return (Some(started.elapsed()), exchange);
+        }
+        if started.elapsed() >= window {
+            return (None, exchange);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

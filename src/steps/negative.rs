@@ -15,7 +15,6 @@ pub const TITLE: &str = "Negative proof (Redis broken, ready 503)";
 /// The seed's closed port.
 pub const CLOSED_PORT: u16 = 1;
 
-
 pub async fn negative(ctx: &mut StepContext<'_>, number: u32) -> anyhow::Result<StepOutcome> {
     let mut step = StepRecorder::new(ctx.masker, number, ID, TITLE);
     let spec = &ctx.scenario.service;

@@ -3,12 +3,9 @@
 //! expected exit code. A service that ignores SIGTERM is killed afterwards,
 //! so nothing is left running either way.
 
-use std::collections::BTreeMap;
 use std::time::Instant;
 
-use super::ready::startup_text;
-use super::{StepContext, StepOutcome, StepRecorder};
-use crate::service::{RunningService, ServiceLaunch, Startup};
+use super::{StepContext, StepOutcome, StepRecorder, start_healthy};
 
 pub const ID: &str = "graceful-shutdown";
 pub const TITLE: &str = "Graceful shutdown (SIGTERM)";
@@ -16,33 +13,12 @@ pub const TITLE: &str = "Graceful shutdown (SIGTERM)";
 pub async fn shutdown(ctx: &mut StepContext<'_>, number: u32) -> anyhow::Result<StepOutcome> {
     let spec = ctx.scenario.shutdown.clone();
     let mut step = StepRecorder::new(ctx.masker, number, ID, TITLE);
-    let service_spec = &ctx.scenario.service;
-    let bindings = ctx.bindings_with_port(&ctx.bindings)?;
-    let launch = ServiceLaunch::build(
-        service_spec,
-        &bindings,
-        &ctx.extra_env,
-        &[],
-        &BTreeMap::new(),
-    )?;
-    let mut service = RunningService::spawn(&launch)?;
-    let startup = service
-        .wait_answering(
-            &ctx.probe,
-            &service_spec.live_path,
-            service_spec.startup_timeout,
-        )
-        .await;
-    if !matches!(startup, Startup::Answering(_)) {
-        step.check(
-            "service answers HTTP before SIGTERM",
-            startup_text(&startup),
-            false,
-        );
-        step.log(&service.log_text().await);
-        let _ = service.stop().await;
+    let Some(mut service) =
+        start_healthy(ctx, &mut step, "service answers HTTP before SIGTERM").await?
+    else {
         return Ok(step.finish());
-    }
+    };
+    let service_spec = &ctx.scenario.service;
     // Let it reach steady state: one ready answer, pools open.
     let _ = service
         .get(
@@ -83,7 +59,7 @@ pub async fn shutdown(ctx: &mut StepContext<'_>, number: u32) -> anyhow::Result<
     let _ = service.stop().await;
     step.process(
         "kill -TERM <service pid>",
-        &format!("{}  # then: kill -TERM <its pid>", launch.display()),
+        "kill -TERM <pid of the service started above>",
         exit,
         &format!("gonogo: {observed}\n"),
         took,
