@@ -26,11 +26,12 @@ pub enum Flaw {
     ReadyNeverRecovers,
     SlowReady,
     IgnoreSigterm,
+    SigtermExits1,
     GaugeStuck,
 }
 
 impl Flaw {
-    pub const ALL: [Flaw; 13] = [
+    pub const ALL: [Flaw; 14] = [
         Flaw::ReadyIgnoresRedis,
         Flaw::Ready500,
         Flaw::StrictBootsWithoutRedis,
@@ -43,6 +44,7 @@ impl Flaw {
         Flaw::ReadyNeverRecovers,
         Flaw::SlowReady,
         Flaw::IgnoreSigterm,
+        Flaw::SigtermExits1,
         Flaw::GaugeStuck,
     ];
 
@@ -60,6 +62,7 @@ impl Flaw {
             Flaw::ReadyNeverRecovers => "ready-never-recovers",
             Flaw::SlowReady => "slow-ready",
             Flaw::IgnoreSigterm => "ignore-sigterm",
+            Flaw::SigtermExits1 => "sigterm-exits-1",
             Flaw::GaugeStuck => "gauge-stuck",
         }
     }

@@ -81,6 +81,11 @@ pub async fn serve(config: Config) -> ExitCode {
     };
     state.deps().close().await;
     eprintln!("shutdown: complete");
+    // Flaw: a clean stop that still reports failure, which an orchestrator
+    // counts as a crash.
+    if config.flaws.has(Flaw::SigtermExits1) && code == ExitCode::SUCCESS {
+        return ExitCode::FAILURE;
+    }
     code
 }
 

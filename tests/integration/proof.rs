@@ -154,6 +154,19 @@ fn a_failing_migration_fails_the_migration_gate() {
 }
 
 #[test]
+fn ready_reporting_pending_migrations_fails_the_ready_gate() {
+    // With a migration missing, the reference service's ready answers 503
+    // naming Migrations: the ready gate must not pass it.
+    let (code, transcript, json, _) = run_reference(
+        "pending-migrations",
+        "tests/fixtures/broken-migration.toml",
+        None,
+    );
+    assert_eq!(code, 1, "{transcript}");
+    assert_eq!(status_of(&json, "ready-gate"), "FAIL", "{transcript}");
+}
+
+#[test]
 fn leaked_urls_never_reach_the_evidence() {
     // The leak-secrets flaw prints both URLs, passwords included, to its log
     // and into its 503 body. The passwords are generated per run, so read

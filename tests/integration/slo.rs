@@ -17,6 +17,11 @@ fn ignoring_sigterm_fails_graceful_shutdown() {
 }
 
 #[test]
+fn a_clean_stop_with_a_failing_exit_status_fails_graceful_shutdown() {
+    assert_no_go_at(Some("sigterm-exits-1"), REFERENCE, "graceful-shutdown");
+}
+
+#[test]
 fn a_gauge_that_never_flips_fails_the_metrics_step() {
     assert_no_go_at(Some("gauge-stuck"), REFERENCE, "metrics-gauge");
 }
