@@ -70,6 +70,9 @@ impl Flaw {
     fn from_name(name: &str) -> Option<Flaw> {
         Flaw::ALL.into_iter().find(|flaw| flaw.name() == name)
     }
+
+    /// Flaws handled before the configuration exists (see `main.rs`).
+    pub const EARLY: [&'static str; 1] = ["strict-serves-before-failing"];
 }
 
 /// The set of flaws switched on for this process; empty for the correct service.
@@ -80,7 +83,11 @@ impl Flaws {
     /// Parses a comma-separated list; blank entries are ignored.
     pub fn parse(list: &str) -> Result<Flaws, ConfigError> {
         let mut flaws = Vec::new();
-        for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        for name in list
+            .split(',')
+            .map(str::trim)
+            .filter(|n| !n.is_empty() && !Flaw::EARLY.contains(n))
+        {
             let flaw =
                 Flaw::from_name(name).ok_or_else(|| ConfigError::UnknownFlaw(name.into()))?;
             if !flaws.contains(&flaw) {

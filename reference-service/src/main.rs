@@ -82,6 +82,9 @@ async fn main() -> ExitCode {
     let config = match Config::from_env() {
         Ok(config) => config,
         Err(e) => {
+            if matches!(e, ConfigError::Strict { .. }) && serves_before_failing() {
+                late_failure().await;
+            }
             eprintln!("error: {e}");
             return match e {
                 ConfigError::UnknownFlaw(_) => ExitCode::from(2),
@@ -97,6 +100,41 @@ async fn main() -> ExitCode {
         }
         Command::Help => ExitCode::SUCCESS,
     }
+}
+
+/// Flaw `strict-serves-before-failing`: the configuration check runs after
+/// the listener opens, so a broken instance answers traffic before it dies.
+/// Read straight from the environment because the configuration that would
+/// carry it is exactly what failed.
+fn serves_before_failing() -> bool {
+    std::env::var("REFERENCE_FLAW")
+        .unwrap_or_default()
+        .split(',')
+        .any(|f| f.trim() == "strict-serves-before-failing")
+}
+
+/// Answer every request with 200 for half a second, then return.
+async fn late_failure() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let host = std::env::var("HOST").unwrap_or_else(|_| "127.0.0.1".into());
+    let port = std::env::var("PORT").unwrap_or_else(|_| "8080".into());
+    let Ok(listener) = tokio::net::TcpListener::bind(format!("{host}:{port}")).await else {
+        return;
+    };
+    eprintln!("listening on http://{host}:{port} (before the configuration check)");
+    let serve = async {
+        loop {
+            let Ok((mut socket, _)) = listener.accept().await else {
+                continue;
+            };
+            let mut buf = [0u8; 1024];
+            let _ = socket.read(&mut buf).await;
+            let _ = socket
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok")
+                .await;
+        }
+    };
+    let _ = tokio::time::timeout(std::time::Duration::from_millis(500), serve).await;
 }
 
 #[cfg(test)]

@@ -145,6 +145,35 @@ fn strict_mode_accepting_sqlite_fails_fail_fast() {
 }
 
 #[test]
+fn strict_mode_that_answers_before_failing_fails_fail_fast() {
+    // It does exit non-zero, but only after answering HTTP: traffic could
+    // already have been routed to it.
+    let (code, transcript, json, _) = run_reference(
+        "serves-before-failing",
+        "scenarios/reference.toml",
+        Some("strict-serves-before-failing"),
+    );
+    assert_eq!(code, 1, "{transcript}");
+    assert_eq!(status_of(&json, "fail-fast"), "FAIL", "{transcript}");
+    let step = json["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == "fail-fast")
+        .unwrap();
+    let checks = step["checks"].as_array().unwrap();
+    let failed: Vec<&str> = checks
+        .iter()
+        .filter(|c| c["passed"] == false)
+        .map(|c| c["expected"].as_str().unwrap())
+        .collect();
+    assert!(
+        !failed.is_empty() && failed.iter().all(|e| e.contains("never answers HTTP")),
+        "{failed:?}"
+    );
+}
+
+#[test]
 fn a_failing_migration_fails_the_migration_gate() {
     assert_no_go_at(
         None,
