@@ -28,10 +28,11 @@ pub enum Flaw {
     IgnoreSigterm,
     SigtermExits1,
     GaugeStuck,
+    Ready503Anonymous,
 }
 
 impl Flaw {
-    pub const ALL: [Flaw; 14] = [
+    pub const ALL: [Flaw; 15] = [
         Flaw::ReadyIgnoresRedis,
         Flaw::Ready500,
         Flaw::StrictBootsWithoutRedis,
@@ -46,6 +47,7 @@ impl Flaw {
         Flaw::IgnoreSigterm,
         Flaw::SigtermExits1,
         Flaw::GaugeStuck,
+        Flaw::Ready503Anonymous,
     ];
 
     pub fn name(self) -> &'static str {
@@ -64,6 +66,7 @@ impl Flaw {
             Flaw::IgnoreSigterm => "ignore-sigterm",
             Flaw::SigtermExits1 => "sigterm-exits-1",
             Flaw::GaugeStuck => "gauge-stuck",
+            Flaw::Ready503Anonymous => "ready-503-anonymous",
         }
     }
 

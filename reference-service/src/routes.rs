@@ -330,6 +330,14 @@ fn respond(state: &AppState, body: ReadyBody) -> Response {
     if !state.flaws.has(Flaw::GaugeStuck) {
         state.ready_gauge.store(ok, Ordering::Relaxed);
     }
+    if !ok && state.flaws.has(Flaw::Ready503Anonymous) {
+        // Flaw: the right status, but nothing says which dependency failed.
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({ "status": "fail" })),
+        )
+            .into_response();
+    }
     let status = match (ok, state.flaws.has(Flaw::Ready500)) {
         (true, _) => StatusCode::OK,
         (false, false) => StatusCode::SERVICE_UNAVAILABLE,

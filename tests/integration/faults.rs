@@ -23,6 +23,15 @@ fn ready_that_caches_its_first_success_fails_the_runtime_outage() {
 }
 
 #[test]
+fn a_503_that_names_no_dependency_fails_the_runtime_outage() {
+    assert_no_go_at(
+        Some("ready-503-anonymous"),
+        REFERENCE,
+        "redis-runtime-outage",
+    );
+}
+
+#[test]
 fn redis_probe_without_deadline_fails_timeout_discipline() {
     assert_no_go_at(
         Some("redis-probe-no-deadline"),
