@@ -47,39 +47,13 @@ pub async fn migrate(ctx: &mut StepContext<'_>, number: u32) -> StepOutcome {
                     argv.join(" ")
                 ));
             } else {
-                ctx.detail(&format!("run {}", argv.join(" ")));
-                let run = run_command(&argv, workdir, &vars, *timeout).await;
-                let label = argv.join(" ");
-                step.command(
-                    &label,
-                    &run.invocation,
-                    run.exit_code,
-                    &run.output,
-                    run.duration,
-                );
-                step.check(
-                    format!("`{label}` exits 0"),
-                    observed_exit(&run.exit_code, run.timed_out, &run.spawn_error),
-                    run.exit_code == Some(0),
-                );
+                run_expecting_exit_0(ctx, &mut step, &argv, workdir, &vars, *timeout).await;
             }
             if let Some(current) = current {
                 let argv = render(&current.command, ctx);
                 let label = argv.join(" ");
-                ctx.detail(&format!("run {label}"));
-                let run = run_command(&argv, workdir, &vars, *timeout).await;
-                step.command(
-                    &label,
-                    &run.invocation,
-                    run.exit_code,
-                    &run.output,
-                    run.duration,
-                );
-                step.check(
-                    format!("`{label}` exits 0"),
-                    observed_exit(&run.exit_code, run.timed_out, &run.spawn_error),
-                    run.exit_code == Some(0),
-                );
+                let run =
+                    run_expecting_exit_0(ctx, &mut step, &argv, workdir, &vars, *timeout).await;
                 let shows = run.output.contains(&current.expect);
                 step.check(
                     format!("`{label}` output shows `{}`", current.expect),
@@ -94,6 +68,33 @@ pub async fn migrate(ctx: &mut StepContext<'_>, number: u32) -> StepOutcome {
         }
     }
     step.finish()
+}
+
+/// Run one migration command, recording it and the check that it exits 0.
+async fn run_expecting_exit_0(
+    ctx: &mut StepContext<'_>,
+    step: &mut StepRecorder<'_>,
+    argv: &[String],
+    workdir: &Path,
+    vars: &[(String, String)],
+    timeout: Duration,
+) -> super::CommandRun {
+    let label = argv.join(" ");
+    ctx.detail(&format!("run {label}"));
+    let run = run_command(argv, workdir, vars, timeout).await;
+    step.command(
+        &label,
+        &run.invocation,
+        run.exit_code,
+        &run.output,
+        run.duration,
+    );
+    step.check(
+        format!("`{label}` exits 0"),
+        observed_exit(&run.exit_code, run.timed_out, &run.spawn_error),
+        run.exit_code == Some(0),
+    );
+    run
 }
 
 /// Why a command migration without `current` proves nothing on external
