@@ -523,8 +523,16 @@ impl Proxies {
 
 /// The first address of `host:port`, for a proxy's upstream.
 async fn resolve(name: &str, host: &str, port: u16) -> Result<SocketAddr> {
-    Ok(tokio::net::lookup_host((host, port))
-        .await
+    // A resolver that never answers must not hang the run.
+    let lookup = tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio::net::lookup_host((host, port)),
+    )
+    .await
+    .map_err(|_| {
+        anyhow::anyhow!("resolve dependency {name} at {host}:{port}: no answer within 5 s")
+    })?;
+    Ok(lookup
         .with_context(|| format!("resolve dependency {name} at {host}:{port}"))?
         .next()
         .with_context(|| format!("resolve dependency {name}: no address"))?)
@@ -628,21 +636,17 @@ async fn git_sha(scenario: &Scenario) -> Option<String> {
             return Some(sha);
         }
     }
-    let output = tokio::time::timeout(
+    // Through the same guarded runner as every other child process.
+    let argv: Vec<String> = ["git", "rev-parse", "HEAD"].map(String::from).to_vec();
+    let run = steps::run_command(
+        &argv,
+        &scenario.service.workdir,
+        &[],
         Duration::from_secs(5),
-        tokio::process::Command::new("git")
-            .arg("-C")
-            .arg(&scenario.service.workdir)
-            .args(["rev-parse", "HEAD"])
-            .stderr(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .output(),
     )
-    .await
-    .ok()?
-    .ok()?;
-    let sha = String::from_utf8_lossy(&output.stdout).trim().to_string();
-    (output.status.success() && sha.len() >= 7 && sha.chars().all(|c| c.is_ascii_hexdigit()))
+    .await;
+    let sha = run.output.lines().next().unwrap_or("").trim().to_string();
+    (run.exit_code == Some(0) && sha.len() >= 7 && sha.chars().all(|c| c.is_ascii_hexdigit()))
         .then_some(sha)
 }
 

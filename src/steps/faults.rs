@@ -138,7 +138,7 @@ pub async fn fault_steps(
         ] {
             step.check("service answers HTTP before the fault", why.clone(), false);
         }
-        return finish(ctx, service, steps, timeline).await;
+        return finish(service, steps, timeline).await;
     }
 
     // Healthy first: a fault proves nothing about a service that was
@@ -162,7 +162,7 @@ pub async fn fault_steps(
                 false,
             );
         }
-        return finish(ctx, service, steps, timeline).await;
+        return finish(service, steps, timeline).await;
     }
 
     // Outage: down, with pooled connections cut.
@@ -365,7 +365,7 @@ pub async fn fault_steps(
         "blackhole",
     )
     .await?;
-    finish(ctx, service, steps, timeline).await
+    finish(service, steps, timeline).await
 }
 
 /// Clear the fault and wait for ready to return to 200.
@@ -432,7 +432,6 @@ fn names_check(step: &mut StepRecorder<'_>, exchange: &HttpExchange, target: &Fa
 }
 
 async fn finish(
-    ctx: &mut StepContext<'_>,
     service: RunningService,
     mut steps: Steps<'_>,
     timeline: Timeline,
@@ -445,7 +444,6 @@ async fn finish(
         steps.timeout.finish(),
         steps.recovery.finish(),
     ];
-    let _ = &ctx.reporter;
     Ok((
         outcomes,
         FaultTimeline {

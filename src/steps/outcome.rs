@@ -227,6 +227,7 @@ impl<'m> StepRecorder<'m> {
         passed
     }
 
+    /// A command run to completion (a migration, `current`).
     pub fn command(
         &mut self,
         label: &str,
@@ -235,15 +236,14 @@ impl<'m> StepRecorder<'m> {
         output: &str,
         duration: Duration,
     ) {
-        self.actions.push(Action {
-            kind: ActionKind::Command,
-            label: self.masker.mask(label),
-            invocation: self.masker.mask(invocation),
+        self.run(
+            ActionKind::Command,
+            label,
+            invocation,
             exit_code,
-            http_status: None,
-            output: Excerpt::of(self.masker, output),
-            duration_ms: duration.as_millis() as u64,
-        });
+            output,
+            duration,
+        );
     }
 
     pub fn request(&mut self, label: &str, exchange: &HttpExchange) {
@@ -258,6 +258,7 @@ impl<'m> StepRecorder<'m> {
         });
     }
 
+    /// A process gonogo started and watched (a service instance, a case).
     pub fn process(
         &mut self,
         label: &str,
@@ -266,8 +267,27 @@ impl<'m> StepRecorder<'m> {
         output: &str,
         duration: Duration,
     ) {
+        self.run(
+            ActionKind::Process,
+            label,
+            invocation,
+            exit_code,
+            output,
+            duration,
+        );
+    }
+
+    fn run(
+        &mut self,
+        kind: ActionKind,
+        label: &str,
+        invocation: &str,
+        exit_code: Option<i32>,
+        output: &str,
+        duration: Duration,
+    ) {
         self.actions.push(Action {
-            kind: ActionKind::Process,
+            kind,
             label: self.masker.mask(label),
             invocation: self.masker.mask(invocation),
             exit_code,
