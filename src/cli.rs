@@ -182,7 +182,7 @@ struct RunArgs {
         default_value = "auto",
         env = "GONOGO_DEPS"
     )]
-    deps: crate::provider::DepsChoice,
+    deps: crate::deps::DepsChoice,
     /// Prove a service that is already running at this http:// base URL
     /// (e.g. behind kubectl port-forward): steps that need a restart or a
     /// fault are NOT RUN, and the verdict is INCONCLUSIVE unless waived.

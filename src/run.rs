@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use chrono::{SecondsFormat, Utc};
 
+use crate::deps::{self, DepsChoice, ProvisionOptions, Provisioned};
 use crate::error::{Error, Result};
 use crate::evidence::bundle::{self, BundleError, BundleOptions};
 use crate::evidence::write::{WriteError, Written, dir_name, write_bundle};
@@ -18,7 +19,6 @@ use crate::evidence::{
 use crate::http::Probe;
 use crate::mask::Masker;
 use crate::progress::{Event, Reporter};
-use crate::provider::{self, DepsChoice, ProvisionOptions, Provisioned};
 use crate::proxy::FaultProxy;
 use crate::scenario::Scenario;
 use crate::scenario::placeholders::Bindings;
@@ -100,14 +100,14 @@ pub async fn run(
             (None, steps::Mode::Target { base_url })
         }
         None => {
-            let kind = provider::resolve(options.deps)
+            let kind = deps::resolve(options.deps)
                 .await
                 .map_err(|e| anyhow::anyhow!("choose the dependency provider: {e:#}"))?;
             reporter.event(Event::ProvisionStarted {
-                what: provider::describe(kind),
+                what: deps::describe(kind),
             });
             let provisioned =
-                provider::provision(kind, scenario, &ProvisionOptions { keep: options.keep })
+                deps::provision(kind, scenario, &ProvisionOptions { keep: options.keep })
                     .await
                     .map_err(|e| {
                         anyhow::anyhow!("provision {} dependencies: {e:#}", kind.as_str())

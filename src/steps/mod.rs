@@ -25,11 +25,11 @@ pub use outcome::{
 };
 pub use ready::{ReadyGate, ready_gate};
 
+use crate::deps::ProviderKind;
 use crate::http::Probe;
 use crate::mask::Masker;
 use crate::process::{ChildGuard, GuardOptions, OutputCapture, piped_output};
 use crate::progress::{Event, Reporter};
-use crate::provider::ProviderKind;
 use crate::scenario::Scenario;
 use crate::scenario::placeholders::Bindings;
 use crate::service::shell_quote;

@@ -10,7 +10,7 @@ use crate::support::{
 };
 
 fn temp_roots() -> Vec<String> {
-    std::fs::read_dir(gonogo::provision::default_temp_base())
+    std::fs::read_dir(gonogo::deps::embedded::default_temp_base())
         .unwrap()
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
@@ -93,7 +93,7 @@ fn sigint_mid_run_stops_everything_and_writes_no_evidence() {
     // Other tests run in parallel and have their own roots; ours is gone if
     // no root outlives its processes. Check no root belongs to a dead run.
     for root in new_roots {
-        let path = gonogo::provision::default_temp_base().join(&root);
+        let path = gonogo::deps::embedded::default_temp_base().join(&root);
         if path.exists() {
             let users = super::support::processes_with_marker(&marker);
             assert!(users.is_empty(), "{root} left behind");

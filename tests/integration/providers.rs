@@ -6,8 +6,8 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use gonogo::provision::resp::{RespConnection, RespValue};
-use gonogo::provision::{Embedded, EmbeddedOptions};
+use gonogo::deps::embedded::{Embedded, EmbeddedOptions};
+use gonogo::deps::resp::{RespConnection, RespValue};
 use sqlx::Connection;
 
 use crate::support::{
@@ -193,6 +193,12 @@ fn external_mode_proves_the_reference_service_and_leaves_the_servers_as_they_wer
     let evidence = evidence_json(&dir);
     for dep in evidence["dependencies"].as_array().expect("dependencies") {
         assert_eq!(dep["provider"], "external", "{dep}");
+        // Read-only version queries: `SHOW server_version`, `INFO server`.
+        let version = dep["version"].as_str().unwrap_or_default();
+        assert!(
+            version.starts_with("PostgreSQL ") || version.starts_with("Redis "),
+            "{dep}"
+        );
     }
     // The migration gate only read the schema: nothing was applied.
     let migration = &evidence["steps"][0];

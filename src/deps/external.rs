@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use sqlx::Connection;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::provision::Secret;
+use super::Secret;
+use super::resp::{RespConnection, RespValue};
 use crate::scenario::{ExternalSpec, ExternalUrl};
 
 use super::{PostgresEndpoint, ProviderGuard, ProviderKind, Provisioned, RedisEndpoint};
@@ -46,6 +46,36 @@ pub async fn connect(spec: &ExternalSpec) -> anyhow::Result<Provisioned> {
         redis,
         guard: ProviderGuard::External,
     })
+}
+
+/// What `gonogo doctor` says about the servers `spec` names: for each, the
+/// place it reached, or why it did not (unset, unparsable, unreachable
+/// within [`DEADLINE`]). The same reading and reachability check as
+/// [`connect`], without the version queries.
+pub async fn diagnose(spec: &ExternalSpec) -> Vec<Result<String, String>> {
+    let postgres = async {
+        let url = read(&spec.database_url)?;
+        let e = postgres_endpoint(&url).context("parse the database URL")?;
+        reachable("postgres", &e.host, e.port).await?;
+        Ok::<_, anyhow::Error>(format!(
+            "postgres {} reaches {}:{}",
+            spec.database_url, e.host, e.port
+        ))
+    };
+    let redis = async {
+        let url = read(&spec.redis_url)?;
+        let e = redis_endpoint(&url).context("parse the redis URL")?;
+        reachable("redis", &e.host, e.port).await?;
+        Ok::<_, anyhow::Error>(format!(
+            "redis {} reaches {}:{}",
+            spec.redis_url, e.host, e.port
+        ))
+    };
+    let (postgres, redis) = tokio::join!(postgres, redis);
+    [postgres, redis]
+        .into_iter()
+        .map(|r| r.map_err(|e| format!("{e:#}")))
+        .collect()
 }
 
 /// The URL an [`ExternalUrl`] names; the error never quotes the value.
@@ -173,54 +203,33 @@ pub(super) async fn redis_version(redis: &RedisEndpoint) -> String {
         return "unknown (TLS; not queried)".into();
     }
     let asked = tokio::time::timeout(DEADLINE, async {
-        let mut stream = tokio::net::TcpStream::connect((redis.host.as_str(), redis.port))
+        let mut conn = RespConnection::connect_to(&redis.host, redis.port)
             .await
             .ok()?;
-        let mut request = Vec::new();
         let password = redis.password.expose();
         if !password.is_empty() {
-            let mut auth = vec!["AUTH"];
+            let mut auth: Vec<&[u8]> = vec![b"AUTH"];
             if let Some(user) = &redis.user {
-                auth.push(user);
+                auth.push(user.as_bytes());
             }
-            auth.push(password);
-            request.extend(resp_command(&auth));
-        }
-        request.extend(resp_command(&["INFO", "server"]));
-        stream.write_all(&request).await.ok()?;
-        let mut reply = Vec::new();
-        let mut buf = [0u8; 4096];
-        loop {
-            let n = stream.read(&mut buf).await.ok()?;
-            if n == 0 {
-                break;
-            }
-            reply.extend_from_slice(&buf[..n]);
-            let text = String::from_utf8_lossy(&reply);
-            if text.starts_with('-') {
+            auth.push(password.as_bytes());
+            if !matches!(conn.command(&auth).await.ok()?, RespValue::Simple(_)) {
                 return None;
             }
-            if let Some(v) = text.lines().find_map(|l| l.strip_prefix("redis_version:")) {
-                return Some(v.trim().to_string());
-            }
         }
-        None
+        let RespValue::Bulk(Some(info)) = conn.command(&[b"INFO", b"server"]).await.ok()? else {
+            return None;
+        };
+        String::from_utf8_lossy(&info)
+            .lines()
+            .find_map(|l| l.strip_prefix("redis_version:"))
+            .map(|v| v.trim().to_string())
     })
     .await;
     match asked {
         Ok(Some(v)) => format!("Redis {v}"),
         _ => "unknown (version query failed)".into(),
     }
-}
-
-fn resp_command(args: &[&str]) -> Vec<u8> {
-    let mut out = format!("*{}\r\n", args.len()).into_bytes();
-    for arg in args {
-        out.extend(format!("${}\r\n", arg.len()).into_bytes());
-        out.extend(arg.as_bytes());
-        out.extend(b"\r\n");
-    }
-    out
 }
 
 #[cfg(test)]
