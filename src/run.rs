@@ -2,27 +2,22 @@
 //! mask → evidence. Each stage hands the next a typed value; this file only
 //! sequences them and owns the teardown.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use chrono::{SecondsFormat, Utc};
 
-use crate::deps::{self, DepsChoice, ProvisionOptions, Provisioned};
+use crate::deps::{self, Dependencies, DepsChoice, ProvisionOptions};
 use crate::error::{Error, Result};
 use crate::evidence::bundle::{self, BundleError, BundleOptions};
 use crate::evidence::write::{WriteError, Written, dir_name, write_bundle};
-use crate::evidence::{
-    DependencyInfo, Evidence, FaultTimeline, Metadata, Phases, SCHEMA_VERSION, ScenarioInfo,
-};
+use crate::evidence::{Evidence, FaultTimeline, Metadata, Phases, SCHEMA_VERSION, ScenarioInfo};
 use crate::http::Probe;
 use crate::mask::Masker;
 use crate::progress::{Event, Reporter};
-use crate::proxy::FaultProxy;
 use crate::scenario::Scenario;
 use crate::scenario::placeholders::Bindings;
-use crate::steps::faults::FaultTarget;
 use crate::steps::{self, Needs, StepContext, StepOutcome};
 use crate::verdict::Verdict;
 
@@ -115,21 +110,18 @@ pub async fn run(
             (Some(provisioned), steps::Mode::Launch { provider: kind })
         }
     };
-    for secret in provisioned.iter().flat_map(Provisioned::secrets) {
+    let deps = Dependencies::start(provisioned.as_ref(), scenario).await?;
+    for secret in deps.secrets() {
         masker.add_secret(secret);
     }
-    let proxies = Proxies::start(provisioned.as_ref(), scenario).await?;
-    let bindings = bindings(provisioned.as_ref(), &proxies);
+    let bindings = deps.bindings();
     for (key, template) in &scenario.service.env {
         masker.learn_from_env(key, &template.render(&bindings));
     }
     for (key, value) in &options.env {
         masker.learn_from_env(key, value);
     }
-    let dependencies = provisioned
-        .as_ref()
-        .map(|p| dependency_infos(p, &masker))
-        .unwrap_or_default();
+    let dependencies = deps.infos(&masker);
     for dep in &dependencies {
         reporter.event(Event::Provisioned {
             name: &dep.name,
@@ -150,10 +142,11 @@ pub async fn run(
             extra_env: options.env.clone(),
             reporter,
             mode,
+            deps: &deps,
         };
-        run_steps(&mut ctx, &proxies).await?
+        run_steps(&mut ctx).await?
     };
-    proxies.shutdown().await;
+    deps.shutdown().await;
     let steps_ms = steps_started.elapsed().as_millis() as u64;
 
     let cleanup = Instant::now();
@@ -291,7 +284,7 @@ fn planned_steps(scenario: &Scenario, target: bool) -> usize {
 
 type StepsRun = (Vec<StepOutcome>, Option<String>, Vec<FaultTimeline>);
 
-async fn run_steps(ctx: &mut StepContext<'_>, proxies: &Proxies) -> Result<StepsRun> {
+async fn run_steps(ctx: &mut StepContext<'_>) -> Result<StepsRun> {
     let total = planned_steps(ctx.scenario, ctx.mode.provider().is_none());
     let mut outcomes = Vec::new();
     let mut version = None;
@@ -384,8 +377,8 @@ async fn run_steps(ctx: &mut StepContext<'_>, proxies: &Proxies) -> Result<Steps
         let outcome = match ruled_out {
             Some(not_run) => not_run,
             None => {
-                let target = proxies.target(ctx.scenario, &metrics.fault);
-                let (outcome, timeline) = steps::metrics::metrics(ctx, number, &target).await?;
+                let target = ctx.dependency(&metrics.fault);
+                let (outcome, timeline) = steps::metrics::metrics(ctx, number, target).await?;
                 timelines.push(timeline);
                 outcome
             }
@@ -420,7 +413,7 @@ async fn run_steps(ctx: &mut StepContext<'_>, proxies: &Proxies) -> Result<Steps
         return Ok((outcomes, version, timelines));
     }
     for key in ctx.scenario.faults.targets.clone() {
-        let target = proxies.target(ctx.scenario, &key);
+        let target = ctx.dependency(&key);
         ctx.reporter.event(Event::StepStarted {
             number,
             total,
@@ -430,171 +423,13 @@ async fn run_steps(ctx: &mut StepContext<'_>, proxies: &Proxies) -> Result<Steps
                 number + 3
             ),
         });
-        let (group, timeline) = steps::faults::fault_steps(ctx, number, &target).await?;
+        let (group, timeline) = steps::faults::fault_steps(ctx, number, target).await?;
         steps::faults::report(ctx, &group, total);
         outcomes.extend(group);
         timelines.push(timeline);
         number += 4;
     }
     Ok((outcomes, version, timelines))
-}
-
-/// One fault proxy per dependency: the service only ever sees these.
-pub struct Proxies {
-    proxies: Vec<(String, FaultProxy)>,
-}
-
-impl Proxies {
-    /// One proxy per provisioned server and `[[dependency]]`; none in
-    /// target mode, where gonogo is not between the service and anything.
-    async fn start(provisioned: Option<&Provisioned>, scenario: &Scenario) -> Result<Proxies> {
-        let mut proxies = Vec::new();
-        let Some(provisioned) = provisioned else {
-            return Ok(Proxies { proxies });
-        };
-        let pg = &provisioned.postgres;
-        let redis = &provisioned.redis;
-        for (name, host, port) in [
-            ("postgres", &pg.host, pg.port),
-            ("redis", &redis.host, redis.port),
-        ] {
-            let addr = resolve(name, host, port).await?;
-            proxies.push((
-                name.to_string(),
-                FaultProxy::start(name, addr)
-                    .await
-                    .with_context(|| format!("start the {name} fault proxy"))?,
-            ));
-        }
-        for dep in &scenario.dependencies {
-            let addr = resolve(&dep.name, &dep.host, dep.port).await?;
-            proxies.push((
-                dep.name.clone(),
-                FaultProxy::start(&dep.name, addr)
-                    .await
-                    .with_context(|| format!("start the {} fault proxy", dep.name))?,
-            ));
-        }
-        Ok(Proxies { proxies })
-    }
-
-    fn get(&self, key: &str) -> &FaultProxy {
-        &self
-            .proxies
-            .iter()
-            .find(|(k, _)| k == key)
-            .expect("fault targets are validated against the declared dependencies")
-            .1
-    }
-
-    fn target(&self, scenario: &Scenario, key: &str) -> FaultTarget<'_> {
-        let (display, names) = match key {
-            "postgres" => (
-                "Postgres".to_string(),
-                scenario.faults.postgres_names.clone(),
-            ),
-            "redis" => ("Redis".to_string(), scenario.faults.redis_names.clone()),
-            other => {
-                let dep = scenario.dependencies.iter().find(|d| d.name == other);
-                (
-                    other.to_string(),
-                    dep.map(|d| d.names.clone()).unwrap_or_default(),
-                )
-            }
-        };
-        FaultTarget {
-            key: key.to_string(),
-            display,
-            names,
-            proxy: self.get(key),
-        }
-    }
-
-    fn port(&self, key: &str) -> u16 {
-        self.get(key).local_addr().port()
-    }
-
-    async fn shutdown(self) {
-        for (_, proxy) in self.proxies {
-            proxy.shutdown().await;
-        }
-    }
-}
-
-/// The first address of `host:port`, for a proxy's upstream.
-async fn resolve(name: &str, host: &str, port: u16) -> Result<SocketAddr> {
-    // A resolver that never answers must not hang the run.
-    let lookup = tokio::time::timeout(
-        Duration::from_secs(5),
-        tokio::net::lookup_host((host, port)),
-    )
-    .await
-    .map_err(|_| {
-        anyhow::anyhow!("resolve dependency {name} at {host}:{port}: no answer within 5 s")
-    })?;
-    Ok(lookup
-        .with_context(|| format!("resolve dependency {name} at {host}:{port}"))?
-        .next()
-        .with_context(|| format!("resolve dependency {name}: no address"))?)
-}
-
-/// What the evidence says about each provisioned server (URLs masked).
-fn dependency_infos(provisioned: &Provisioned, masker: &Masker) -> Vec<DependencyInfo> {
-    let pg = &provisioned.postgres;
-    let redis = &provisioned.redis;
-    let provider = provisioned.kind.as_str();
-    vec![
-        DependencyInfo {
-            name: "postgres".into(),
-            provider: provider.into(),
-            version: pg.version.clone(),
-            endpoint: masker.mask(&pg.url_via(&pg.host, pg.port)),
-            ready_ms: pg.ready.as_millis() as u64,
-            provisioned_from: pg.provisioned_from.clone(),
-        },
-        DependencyInfo {
-            name: "redis".into(),
-            provider: provider.into(),
-            version: redis.version.clone(),
-            endpoint: masker.mask(&redis.url_via(&redis.host, redis.port)),
-            ready_ms: redis.ready.as_millis() as u64,
-            provisioned_from: None,
-        },
-    ]
-}
-
-/// Placeholder values for the healthy servers, reached through their
-/// fault proxies (none in target mode: the placeholders render empty).
-fn bindings(provisioned: Option<&Provisioned>, proxies: &Proxies) -> Bindings {
-    let mut b = Bindings::new();
-    b.insert("host".into(), "127.0.0.1".into());
-    let Some(provisioned) = provisioned else {
-        return b;
-    };
-    let pg = &provisioned.postgres;
-    let redis = &provisioned.redis;
-    let pg_port = proxies.port("postgres");
-    let redis_port = proxies.port("redis");
-    b.insert("database_url".into(), pg.url_via("127.0.0.1", pg_port));
-    b.insert("database_host".into(), "127.0.0.1".into());
-    b.insert("database_port".into(), pg_port.to_string());
-    b.insert("database_user".into(), pg.user.clone());
-    b.insert("database_password".into(), pg.password.expose().to_string());
-    b.insert("database_name".into(), pg.database.clone());
-    b.insert("redis_url".into(), redis.url_via("127.0.0.1", redis_port));
-    b.insert("redis_host".into(), "127.0.0.1".into());
-    b.insert("redis_port".into(), redis_port.to_string());
-    b.insert("redis_password".into(), redis.password.expose().to_string());
-    for (name, proxy) in &proxies.proxies {
-        if name == "postgres" || name == "redis" {
-            continue;
-        }
-        let port = proxy.local_addr().port();
-        b.insert(format!("{name}_host"), "127.0.0.1".into());
-        b.insert(format!("{name}_port"), port.to_string());
-        b.insert(format!("{name}_addr"), format!("127.0.0.1:{port}"));
-    }
-    b
 }
 
 fn environment(scenario: &Scenario, options: &RunOptions) -> String {

@@ -14,6 +14,7 @@
 //! `auto` takes embedded when the binaries are here, else docker when a
 //! daemon answers, else fails saying what to install.
 
+pub mod dependency;
 pub mod docker;
 pub mod embedded;
 pub mod endpoint;
@@ -23,6 +24,7 @@ pub mod secret;
 
 use std::path::PathBuf;
 
+pub use self::dependency::{Dependencies, Dependency};
 pub use self::endpoint::{BOOTSTRAP_DATABASE, PostgresEndpoint, ROLE, RedisEndpoint};
 pub use self::secret::Secret;
 use crate::scenario::Scenario;
@@ -95,19 +97,6 @@ pub struct ProvisionOptions {
 }
 
 impl Provisioned {
-    /// The passwords the masker must hide, decoded and as in the URL.
-    pub fn secrets(&self) -> Vec<&str> {
-        [
-            self.postgres.password.expose(),
-            self.postgres.password_in_url.expose(),
-            self.redis.password.expose(),
-            self.redis.password_in_url.expose(),
-        ]
-        .into_iter()
-        .filter(|s| !s.is_empty())
-        .collect()
-    }
-
     /// Stops what gonogo started, reporting failures.
     pub async fn shutdown(self) -> anyhow::Result<()> {
         match self.guard {

@@ -21,10 +21,11 @@ use chrono::{SecondsFormat, Utc};
 
 use super::ready::startup_text;
 use super::{StepContext, StepOutcome, StepRecorder, until_ready_status};
+use crate::deps::Dependency;
 use crate::evidence::{FaultTimeline, TimelineEvent};
 use crate::http::HttpExchange;
 use crate::progress::Event;
-use crate::proxy::{Fault, FaultProxy};
+use crate::proxy::Fault;
 use crate::service::{RunningService, ServiceLaunch, Startup};
 
 /// How often ready and live are asked while waiting for a change.
@@ -38,17 +39,6 @@ pub fn step_ids(key: &str) -> [String; 4] {
         format!("{key}-timeout-discipline"),
         format!("{key}-recovery"),
     ]
-}
-
-/// One dependency to break.
-pub struct FaultTarget<'p> {
-    /// `postgres`, `redis`, or a `[[dependency]]` name.
-    pub key: String,
-    /// Human name for titles, e.g. `Redis`.
-    pub display: String,
-    /// Words a 503 body may use to name it (case-insensitive).
-    pub names: Vec<String>,
-    pub proxy: &'p FaultProxy,
 }
 
 /// Timeline under construction, anchored at its first event.
@@ -92,7 +82,7 @@ pub fn titles(display: &str) -> [String; 4] {
 pub async fn fault_steps(
     ctx: &mut StepContext<'_>,
     first: u32,
-    target: &FaultTarget<'_>,
+    target: &Dependency,
 ) -> anyhow::Result<(Vec<StepOutcome>, FaultTimeline)> {
     let faults = ctx.scenario.faults.clone();
     let ids = step_ids(&target.key);
@@ -372,7 +362,7 @@ pub async fn fault_steps(
 async fn clear_and_recover(
     ctx: &mut StepContext<'_>,
     service: &RunningService,
-    target: &FaultTarget<'_>,
+    target: &Dependency,
     step: &mut StepRecorder<'_>,
     timeline: &mut Timeline,
     after: &str,
@@ -415,7 +405,7 @@ async fn clear_and_recover(
     Ok(())
 }
 
-fn names_check(step: &mut StepRecorder<'_>, exchange: &HttpExchange, target: &FaultTarget<'_>) {
+fn names_check(step: &mut StepRecorder<'_>, exchange: &HttpExchange, target: &Dependency) {
     let body = exchange.body.to_lowercase();
     let named = target
         .names

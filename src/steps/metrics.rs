@@ -7,8 +7,8 @@ use std::time::Instant;
 
 use chrono::{SecondsFormat, Utc};
 
-use super::faults::FaultTarget;
 use super::{StepContext, StepOutcome, StepRecorder, start_healthy, until_ready_status};
+use crate::deps::Dependency;
 use crate::evidence::{FaultTimeline, TimelineEvent};
 use crate::prometheus;
 use crate::proxy::Fault;
@@ -20,7 +20,7 @@ pub const TITLE: &str = "Readiness gauge follows ready (metrics)";
 pub async fn metrics(
     ctx: &mut StepContext<'_>,
     number: u32,
-    target: &FaultTarget<'_>,
+    target: &Dependency,
 ) -> anyhow::Result<(StepOutcome, FaultTimeline)> {
     let spec = ctx
         .scenario

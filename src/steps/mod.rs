@@ -25,7 +25,7 @@ pub use outcome::{
 };
 pub use ready::{ReadyGate, ready_gate};
 
-use crate::deps::ProviderKind;
+use crate::deps::{Dependencies, Dependency, ProviderKind};
 use crate::http::Probe;
 use crate::mask::Masker;
 use crate::process::{ChildGuard, GuardOptions, OutputCapture, piped_output};
@@ -47,6 +47,8 @@ pub struct StepContext<'a> {
     pub reporter: &'a mut dyn Reporter,
     /// How the service is reached: launched by gonogo, or already running.
     pub mode: Mode,
+    /// Every dependency, each behind its fault proxy (none in target mode).
+    pub deps: &'a Dependencies,
 }
 
 /// How gonogo reaches the service under test, which decides the steps it
@@ -115,7 +117,17 @@ pub fn ruled_out(
     Some(step.finish())
 }
 
-impl StepContext<'_> {
+impl<'a> StepContext<'a> {
+    /// The dependency with this key. Fault targets and the metrics fault
+    /// are checked against the declared dependencies when the scenario
+    /// loads, and steps that break one run only in launch mode, where every
+    /// dependency has its proxy.
+    pub fn dependency(&self, key: &str) -> &'a Dependency {
+        self.deps
+            .get(key)
+            .expect("fault targets are validated against the declared dependencies")
+    }
+
     pub fn detail(&mut self, text: &str) {
         let masked = self.masker.mask(text);
         self.reporter.event(Event::StepDetail {

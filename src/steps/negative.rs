@@ -19,7 +19,8 @@ pub async fn negative(ctx: &mut StepContext<'_>, number: u32) -> anyhow::Result<
     let mut step = StepRecorder::new(ctx.masker, number, ID, TITLE);
     let spec = &ctx.scenario.service;
     let mut broken = ctx.bindings_with_port(&ctx.bindings)?;
-    let password = broken.get("redis_password").cloned().unwrap_or_default();
+    ctx.dependency("redis")
+        .bind(&mut broken, "127.0.0.1", CLOSED_PORT);
     let closed = format!("127.0.0.1:{CLOSED_PORT}");
     let closed_now = tokio::time::timeout(
         Duration::from_millis(500),
@@ -36,14 +37,6 @@ pub async fn negative(ctx: &mut StepContext<'_>, number: u32) -> anyhow::Result<
         },
         closed_now,
     );
-    let url = if password.is_empty() {
-        format!("redis://{closed}/0")
-    } else {
-        format!("redis://:{password}@{closed}/0")
-    };
-    broken.insert("redis_url".into(), url);
-    broken.insert("redis_host".into(), "127.0.0.1".into());
-    broken.insert("redis_port".into(), CLOSED_PORT.to_string());
     let launch = ServiceLaunch::build(spec, &broken, &ctx.extra_env, &[], &BTreeMap::new())?;
     ctx.detail(&format!(
         "restart service with Redis at {closed} on port {}",
