@@ -28,6 +28,7 @@ pub mod exit_codes;
 pub mod http;
 pub mod init;
 pub mod mask;
+pub mod outcome;
 pub mod process;
 pub mod progress;
 pub mod prometheus;

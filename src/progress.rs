@@ -4,7 +4,7 @@
 use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
-use crate::steps::StepStatus;
+use crate::outcome::StepStatus;
 use crate::verdict::Verdict;
 
 /// Something that happened during a run.

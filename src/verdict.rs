@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::exit_codes;
-use crate::steps::{StepOutcome, StepStatus};
+use crate::outcome::{StepOutcome, StepStatus};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Verdict {

@@ -1,6 +1,6 @@
-//! Waivers: the scenario's signed-off exceptions and the step outcomes in,
-//! the outcomes with waived steps marked [`StepStatus::Waived`] and one
-//! [`WaiverRecord`] per waiver out.
+//! Waivers stage: the scenario's signed-off exceptions ([`Waiver`]) and the
+//! step outcomes in, the outcomes with waived steps marked
+//! [`StepStatus::Waived`] and one [`WaiverRecord`] per waiver out.
 //!
 //! A waiver is an attestation (as in InSpec): a step id, a justification,
 //! an approver and an expiry date. It turns a FAIL or NOT RUN step into
@@ -14,20 +14,8 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
 use crate::mask::{Masked, Masker};
-use crate::steps::{StepOutcome, StepStatus};
-
-/// One waiver as the scenario declares it (`[[waiver]]`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Waiver {
-    /// The id of the step it waives, e.g. `negative-proof`.
-    pub step: String,
-    pub justification: String,
-    pub approver: String,
-    /// Last day (UTC) on which the waiver holds.
-    pub expires: NaiveDate,
-    /// 1-based line of the waiver in the scenario file, for messages.
-    pub line: usize,
-}
+use crate::outcome::{StepOutcome, StepStatus};
+use crate::scenario::Waiver;
 
 /// What became of a waiver in this run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -29,7 +29,7 @@ use std::time::Duration;
 use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite};
 
 use super::Evidence;
-use crate::steps::{StepOutcome, StepStatus};
+use crate::outcome::{StepOutcome, StepStatus};
 use crate::waiver::{WaiverRecord, WaiverState};
 
 /// Render `evidence` as JUnit XML.

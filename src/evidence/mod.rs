@@ -19,7 +19,7 @@ pub mod write;
 use serde::{Deserialize, Serialize};
 
 use crate::mask::Masked;
-use crate::steps::{StepOutcome, StepStatus};
+use crate::outcome::{FaultTimeline, StepOutcome, StepStatus};
 use crate::verdict::Verdict;
 use crate::waiver::WaiverRecord;
 
@@ -43,26 +43,6 @@ pub struct Evidence {
     /// Every waiver the scenario declared and what became of it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub waivers: Vec<WaiverRecord>,
-}
-
-/// The fault timeline of one dependency.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FaultTimeline {
-    pub dependency: String,
-    pub events: Vec<TimelineEvent>,
-}
-
-/// One moment of a fault timeline.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TimelineEvent {
-    /// RFC 3339, UTC, millisecond precision.
-    pub at_utc: String,
-    /// Milliseconds since the timeline's first event.
-    pub offset_ms: u64,
-    /// e.g. `fault down injected`, `first 503`, `fault cleared`,
-    /// `first 200 again`.
-    pub event: String,
-    pub detail: Masked,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -34,7 +34,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Evidence;
 use crate::mask::Masked;
-use crate::steps::StepStatus;
+use crate::outcome::StepStatus;
 use crate::verdict::Verdict;
 use crate::waiver::WaiverState;
 
@@ -172,7 +172,7 @@ pub fn render(evidence: &Evidence) -> serde_json::Result<Vec<u8>> {
 mod tests {
     use super::*;
     use crate::evidence::sample::evidence as sample;
-    use crate::steps::Latency;
+    use crate::outcome::Latency;
 
     #[test]
     fn statuses_map_to_the_seed_vocabulary() {

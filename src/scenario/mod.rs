@@ -16,7 +16,7 @@ use std::time::Duration;
 
 pub use load::{ScenarioError, load, load_str};
 pub use placeholders::Template;
-pub use release::ReleaseSpec;
+pub use release::{ReleaseSpec, Waiver};
 
 /// A validated proof description.
 #[derive(Debug, Clone)]
@@ -42,7 +42,7 @@ pub struct Scenario {
     /// `[release]`: the release this proof gates, for the scorecard.
     pub release: ReleaseSpec,
     /// `[[waiver]]`: signed-off exceptions, applied after the steps ran.
-    pub waivers: Vec<crate::waiver::Waiver>,
+    pub waivers: Vec<Waiver>,
     /// `[external]`: where `--deps external` finds the server URLs.
     pub external: ExternalSpec,
     /// `[migrations] external = true`: apply migrations to external

@@ -24,7 +24,6 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::ScenarioError;
-use crate::waiver::Waiver;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -47,6 +46,19 @@ pub struct WaiverFile {
 pub struct ReleaseSpec {
     pub version: Option<String>,
     pub owner: Option<String>,
+}
+
+/// One waiver as the scenario declares it (`[[waiver]]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Waiver {
+    /// The id of the step it waives, e.g. `negative-proof`.
+    pub step: String,
+    pub justification: String,
+    pub approver: String,
+    /// Last day (UTC) on which the waiver holds.
+    pub expires: NaiveDate,
+    /// 1-based line of the waiver in the scenario file, for messages.
+    pub line: usize,
 }
 
 pub fn release(raw: Option<&ReleaseFile>) -> ReleaseSpec {

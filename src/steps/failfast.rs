@@ -4,7 +4,8 @@
 
 use std::time::{Duration, Instant};
 
-use super::{StepContext, StepOutcome, StepRecorder};
+use super::{StepContext, StepRecorder};
+use crate::outcome::StepOutcome;
 use crate::service::{RunningService, ServiceLaunch};
 
 pub const ID: &str = "fail-fast";

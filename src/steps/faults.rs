@@ -20,10 +20,11 @@ use std::time::{Duration, Instant};
 use chrono::{SecondsFormat, Utc};
 
 use super::ready::startup_text;
-use super::{StepContext, StepOutcome, StepRecorder, until_ready_status};
+use super::{StepContext, StepRecorder, until_ready_status};
 use crate::deps::Dependency;
-use crate::evidence::{FaultTimeline, TimelineEvent};
 use crate::http::HttpExchange;
+use crate::outcome::StepOutcome;
+use crate::outcome::{FaultTimeline, TimelineEvent};
 use crate::progress::Event;
 use crate::proxy::Fault;
 use crate::service::{RunningService, ServiceLaunch, Startup};

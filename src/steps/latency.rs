@@ -2,12 +2,13 @@
 //! dependencies; p95 must stay within the threshold (seeds 001 and 002:
 //! P95 < 200 ms; ready and live within 200 ms when healthy).
 
+use crate::outcome::{Latency, StepOutcome};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use super::{Latency, Mode, StepContext, StepOutcome, StepRecorder, start_healthy};
+use super::{Mode, StepContext, StepRecorder, start_healthy};
 
 pub const ID: &str = "latency-slo";
 

@@ -7,9 +7,10 @@ use std::time::Instant;
 
 use chrono::{SecondsFormat, Utc};
 
-use super::{StepContext, StepOutcome, StepRecorder, start_healthy, until_ready_status};
+use super::{StepContext, StepRecorder, start_healthy, until_ready_status};
 use crate::deps::Dependency;
-use crate::evidence::{FaultTimeline, TimelineEvent};
+use crate::outcome::StepOutcome;
+use crate::outcome::{FaultTimeline, TimelineEvent};
 use crate::prometheus;
 use crate::proxy::Fault;
 use crate::scenario::MetricsSpec;

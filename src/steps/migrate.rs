@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 use sqlx::Connection;
 use sqlx::migrate::Migrator;
 
-use super::{StepContext, StepOutcome, StepRecorder, run_command};
+use super::{StepContext, StepRecorder, run_command};
+use crate::outcome::StepOutcome;
 use crate::scenario::{MigrationSpec, Template};
 
 pub const ID: &str = "migration-gate";

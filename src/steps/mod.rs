@@ -10,8 +10,8 @@ pub mod latency;
 pub mod metrics;
 pub mod migrate;
 pub mod negative;
-mod outcome;
 pub mod ready;
+mod recorder;
 pub mod shutdown;
 
 use std::path::Path;
@@ -20,14 +20,13 @@ use std::time::{Duration, Instant};
 pub use failfast::failfast;
 pub use migrate::migrate;
 pub use negative::negative;
-pub use outcome::{
-    Action, ActionKind, Check, Excerpt, Latency, StepOutcome, StepRecorder, StepStatus,
-};
 pub use ready::{ReadyGate, ready_gate};
+pub use recorder::StepRecorder;
 
 use crate::deps::{Dependencies, Dependency, ProviderKind};
 use crate::http::Probe;
 use crate::mask::Masker;
+use crate::outcome::StepOutcome;
 use crate::process::{ChildGuard, GuardOptions, OutputCapture, piped_output};
 use crate::progress::{Event, Reporter};
 use crate::scenario::Scenario;

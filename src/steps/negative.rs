@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::ready::{expect_response, startup_text};
-use super::{StepContext, StepOutcome, StepRecorder};
+use super::{StepContext, StepRecorder};
+use crate::outcome::StepOutcome;
 use crate::service::{RunningService, ServiceLaunch, Startup};
 
 pub const ID: &str = "negative-proof";

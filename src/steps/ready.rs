@@ -5,8 +5,9 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use super::{Mode, StepContext, StepOutcome, StepRecorder, pointer_text};
+use super::{Mode, StepContext, StepRecorder, pointer_text};
 use crate::http::HttpExchange;
+use crate::outcome::StepOutcome;
 use crate::scenario::BodyExpectation;
 use crate::service::{RunningService, ServiceLaunch, Startup};
 

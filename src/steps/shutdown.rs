@@ -3,9 +3,10 @@
 //! expected exit code. A service that ignores SIGTERM is killed afterwards,
 //! so nothing is left running either way.
 
+use crate::outcome::StepOutcome;
 use std::time::Instant;
 
-use super::{StepContext, StepOutcome, StepRecorder, start_healthy};
+use super::{StepContext, StepRecorder, start_healthy};
 
 pub const ID: &str = "graceful-shutdown";
 pub const TITLE: &str = "Graceful shutdown (SIGTERM)";

@@ -1,0 +1,305 @@
+//! The pipeline, end to end: scenario → dependencies → steps → waivers →
+//! verdict → mask → evidence. Each stage hands the next a typed value;
+//! [`run`] only sequences them and owns the teardown. Run metadata (times,
+//! host, git SHA) is in `metadata`.
+
+mod metadata;
+mod sequence;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+
+use self::metadata::Clock;
+use crate::deps::{self, Dependencies, DepsChoice, ProvisionOptions, Provisioned};
+use crate::error::{Error, Result};
+use crate::evidence::bundle::{self, BundleError, BundleOptions};
+use crate::evidence::write::{WriteError, Written, dir_name, write_bundle};
+use crate::evidence::{DependencyInfo, Evidence, Phases, SCHEMA_VERSION, ScenarioInfo};
+use crate::http::Probe;
+use crate::mask::Masker;
+use crate::progress::{Event, Reporter};
+use crate::scenario::Scenario;
+use crate::scenario::placeholders::Bindings;
+use crate::steps::{Mode, StepContext};
+use crate::verdict::Verdict;
+use crate::waiver;
+
+/// How to run one proof.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Root of the evidence tree (`evidence/`).
+    pub out: PathBuf,
+    /// Extra service environment (`--env KEY=VALUE`).
+    pub env: Vec<(String, String)>,
+    /// Environment label for the metadata (`--environment`).
+    pub environment: Option<String>,
+    /// Leave servers and temp dirs running (`--keep`).
+    pub keep: bool,
+    /// A report template to use instead of the built-in one.
+    pub template: Option<String>,
+    pub operator: Option<String>,
+    /// Partially mask hosts and IPs in URLs.
+    pub mask_hosts: bool,
+    /// How gonogo was invoked (masked before it is stored).
+    pub command_line: String,
+    /// Which artifacts to write (`--format`); empty means all.
+    pub formats: Vec<crate::evidence::bundle::Format>,
+    /// The release this run gates (`--release`, over `[release] version`).
+    pub release: Option<String>,
+    /// Who owns the gate (`--owner`, over `[release] owner`).
+    pub owner: Option<String>,
+    /// Where to append the CI step summary (`GITHUB_STEP_SUMMARY`).
+    pub step_summary: Option<PathBuf>,
+    /// The CI run's page, linked from the step summary.
+    pub ci_run_url: Option<String>,
+    /// Where Postgres and Redis come from (`--deps`).
+    pub deps: DepsChoice,
+    /// Prove the service already running at this base URL (`--service-url`)
+    /// instead of launching it: target mode.
+    pub service_url: Option<String>,
+}
+
+/// What a finished run produced.
+#[derive(Debug)]
+pub struct RunOutcome {
+    pub verdict: Verdict,
+    pub evidence: Evidence,
+    pub written: Written,
+}
+
+/// Run `scenario` end to end and write its evidence.
+pub async fn run(
+    scenario: &Scenario,
+    options: &RunOptions,
+    reporter: &mut dyn Reporter,
+) -> Result<RunOutcome> {
+    if options.service_url.is_none() {
+        preflight(scenario)?;
+    }
+    let mut clock = Clock::start();
+    reporter.event(Event::RunStarted {
+        scenario: &scenario.name,
+        path: &scenario.path.display().to_string(),
+        steps: sequence::planned_steps(scenario, options.service_url.is_some()),
+    });
+    let mut masker = Masker::new().with_partial_hosts(options.mask_hosts);
+    let (provisioned, mode) = provision(scenario, options, &mut masker, reporter).await?;
+    let deps = Dependencies::start(provisioned.as_ref(), scenario).await?;
+    let bindings = learn_secrets(&mut masker, &deps, scenario, options);
+    let dependencies = deps.infos(&masker);
+    report_dependencies(reporter, &dependencies);
+    let provision_ms = clock.lap();
+
+    let (mut steps, version, timelines) = {
+        let mut ctx = StepContext {
+            scenario,
+            masker: &masker,
+            probe: Probe::new(),
+            bindings,
+            extra_env: options.env.clone(),
+            reporter: &mut *reporter,
+            mode,
+            deps: &deps,
+        };
+        sequence::run_steps(&mut ctx).await?
+    };
+    deps.shutdown().await;
+    let steps_ms = clock.lap();
+    teardown(provisioned, options.keep, reporter).await?;
+    let phases = Phases {
+        provision_ms,
+        steps_ms,
+        teardown_ms: clock.lap(),
+    };
+
+    let today = clock.started_utc.date_naive();
+    let waivers = waiver::apply(&mut steps, &scenario.waivers, today, &masker);
+    for text in waiver::warnings(&waivers) {
+        reporter.event(Event::Warning { text: &text });
+    }
+    let verdict = Verdict::decide(&steps);
+    let metadata = metadata::metadata(
+        scenario,
+        options,
+        &masker,
+        &clock,
+        phases,
+        version.as_deref(),
+    )
+    .await;
+    let evidence = Evidence {
+        schema_version: SCHEMA_VERSION,
+        gonogo_version: env!("CARGO_PKG_VERSION").to_string(),
+        verdict,
+        headline: Evidence::headline(&steps),
+        scenario: scenario_info(scenario, &masker),
+        metadata,
+        dependencies,
+        steps,
+        timelines,
+        waivers,
+    };
+    let written = write_evidence(&evidence, options, &masker)?;
+    publish_summary(&evidence, &written, options, &masker, reporter);
+    reporter.event(Event::Finished {
+        scenario: &scenario.name,
+        verdict,
+        headline: &evidence.headline,
+        report: &written.report.display().to_string(),
+    });
+    Ok(RunOutcome {
+        verdict,
+        evidence,
+        written,
+    })
+}
+
+/// Start the dependencies (launch mode), or nothing (target mode); gives
+/// them and how the service will be reached.
+async fn provision(
+    scenario: &Scenario,
+    options: &RunOptions,
+    masker: &mut Masker,
+    reporter: &mut dyn Reporter,
+) -> Result<(Option<Provisioned>, Mode)> {
+    if let Some(url) = &options.service_url {
+        masker.learn_from_env("SERVICE_URL", url);
+        reporter.event(Event::ProvisionStarted {
+            what: "nothing: target mode asks the running service, and starts no dependencies",
+        });
+        let base_url = url.trim_end_matches('/').to_string();
+        return Ok((None, Mode::Target { base_url }));
+    }
+    let kind = deps::resolve(options.deps)
+        .await
+        .map_err(|e| anyhow::anyhow!("choose the dependency provider: {e:#}"))?;
+    reporter.event(Event::ProvisionStarted {
+        what: deps::describe(kind),
+    });
+    let provisioned = deps::provision(kind, scenario, &ProvisionOptions { keep: options.keep })
+        .await
+        .map_err(|e| anyhow::anyhow!("provision {} dependencies: {e:#}", kind.as_str()))?;
+    Ok((Some(provisioned), Mode::Launch { provider: kind }))
+}
+
+/// Teach the masker every secret the service will be given: the
+/// dependencies' passwords, URLs and secret-looking variables in the
+/// service's environment, and `--env` values. Gives the bindings the
+/// service starts with.
+fn learn_secrets(
+    masker: &mut Masker,
+    deps: &Dependencies,
+    scenario: &Scenario,
+    options: &RunOptions,
+) -> Bindings {
+    for secret in deps.secrets() {
+        masker.add_secret(secret);
+    }
+    let bindings = deps.bindings();
+    for (key, template) in &scenario.service.env {
+        masker.learn_from_env(key, &template.render(&bindings));
+    }
+    for (key, value) in &options.env {
+        masker.learn_from_env(key, value);
+    }
+    bindings
+}
+
+fn report_dependencies(reporter: &mut dyn Reporter, dependencies: &[DependencyInfo]) {
+    for dep in dependencies {
+        reporter.event(Event::Provisioned {
+            name: &dep.name,
+            version: &dep.version,
+            endpoint: dep.endpoint.as_str(),
+            took: Duration::from_millis(dep.ready_ms),
+        });
+    }
+}
+
+/// Stop what gonogo started, or leave it running with `--keep`.
+async fn teardown(
+    provisioned: Option<Provisioned>,
+    keep: bool,
+    reporter: &mut dyn Reporter,
+) -> Result<()> {
+    let started = Instant::now();
+    match provisioned {
+        Some(provisioned) if keep => {
+            if let Some(what) = provisioned.detach() {
+                reporter.event(Event::Kept { what: &what });
+            }
+        }
+        Some(provisioned) => {
+            provisioned.shutdown().await.context("stop dependencies")?;
+            reporter.event(Event::Cleanup {
+                took: started.elapsed(),
+            });
+        }
+        None => {}
+    }
+    Ok(())
+}
+
+fn scenario_info(scenario: &Scenario, masker: &Masker) -> ScenarioInfo {
+    ScenarioInfo {
+        name: scenario.name.clone(),
+        path: masker.mask(&scenario.path.display().to_string()),
+        description: scenario.description.as_deref().map(|d| masker.mask(d)),
+        sha256: crate::digest::sha256_hex(scenario.source.as_bytes()),
+    }
+}
+
+/// Append the CI step summary, when the CI asks for one; a failure is a
+/// warning, not a harness error (the evidence is already written).
+fn publish_summary(
+    evidence: &Evidence,
+    written: &Written,
+    options: &RunOptions,
+    masker: &Masker,
+    reporter: &mut dyn Reporter,
+) {
+    let Some(path) = &options.step_summary else {
+        return;
+    };
+    let published = crate::evidence::summary::publish(
+        path,
+        evidence,
+        written,
+        options.ci_run_url.clone(),
+        masker.secrets(),
+    );
+    if let Err(e) = published {
+        let text = format!("step summary not written: {e:#}");
+        reporter.event(Event::Warning { text: &text });
+    }
+}
+
+/// Fail before starting anything if the service cannot possibly start.
+fn preflight(scenario: &Scenario) -> Result<()> {
+    let program = scenario.service.command[0].render(&Bindings::new());
+    crate::service::resolve_program(&program, &scenario.service.workdir).map_err(|e| {
+        Error::Usage(format!(
+            "service command in {}: {e}; build or install it first",
+            scenario.path.display()
+        ))
+    })?;
+    Ok(())
+}
+
+fn write_evidence(evidence: &Evidence, options: &RunOptions, masker: &Masker) -> Result<Written> {
+    let bundle = BundleOptions {
+        template: options.template.clone(),
+        formats: options.formats.clone(),
+    };
+    let artifacts = bundle::artifacts(evidence, &bundle).map_err(|e| match e {
+        BundleError::Template(t) => Error::Usage(t.to_string()),
+        other => Error::Harness(anyhow::anyhow!("{other}")),
+    })?;
+    let name = dir_name(evidence);
+    write_bundle(&options.out, &name, &artifacts, masker.secrets()).map_err(|e| match e {
+        WriteError::SecretLeak(_) => Error::Harness(anyhow::anyhow!("{e}")),
+        WriteError::Io(io) => Error::Harness(io.context("write evidence")),
+    })
+}
