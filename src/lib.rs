@@ -29,6 +29,7 @@ pub mod http;
 pub mod init;
 pub mod mask;
 pub mod outcome;
+pub mod plan;
 pub mod process;
 pub mod progress;
 pub mod prometheus;

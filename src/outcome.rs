@@ -18,7 +18,8 @@ pub enum StepStatus {
     Pass,
     #[serde(rename = "FAIL")]
     Fail,
-    /// The step could not run here (see `reason`).
+    /// A precondition of the step did not hold, so it proved nothing
+    /// either way; the summary says which and what was observed.
     #[serde(rename = "NOT RUN")]
     NotRun,
     /// It failed or could not run, but a valid waiver covers it (see
@@ -147,6 +148,9 @@ pub struct StepOutcome {
     /// Stable identifier, e.g. `ready-gate`.
     pub id: String,
     pub title: String,
+    /// What the step proves when it passes, in one plain sentence.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub claim: String,
     pub required: bool,
     pub status: StepStatus,
     /// One line saying why it passed or failed.

@@ -141,6 +141,16 @@ pub enum Startup {
     TimedOut(Duration),
 }
 
+impl Startup {
+    /// How long the wait took, whichever way it ended.
+    pub fn took(&self) -> Duration {
+        match self {
+            Startup::Answering(d) | Startup::TimedOut(d) => *d,
+            Startup::Exited { after, .. } => *after,
+        }
+    }
+}
+
 /// A started service instance. Dropping it stops its process group.
 pub struct RunningService {
     guard: ChildGuard,

@@ -57,6 +57,24 @@ pub struct WaiverRecord {
     pub step_status: Option<StepStatus>,
 }
 
+/// What `waiver` does to a step that ended with `status`, as of `today`.
+fn decide(status: StepStatus, waiver: &Waiver, today: NaiveDate) -> WaiverState {
+    match status {
+        StepStatus::Pass | StepStatus::Waived => WaiverState::Unused,
+        StepStatus::Fail | StepStatus::NotRun if today > waiver.expires => WaiverState::Expired,
+        StepStatus::Fail | StepStatus::NotRun => WaiverState::Applied,
+    }
+}
+
+/// The status `step` will have once `waivers` are applied as of `today`:
+/// what the live progress shows as each step finishes.
+pub fn shown_status(step: &StepOutcome, waivers: &[Waiver], today: NaiveDate) -> StepStatus {
+    match waivers.iter().find(|w| w.step == step.id) {
+        Some(w) if decide(step.status, w, today) == WaiverState::Applied => StepStatus::Waived,
+        _ => step.status,
+    }
+}
+
 /// Apply `waivers` to `steps` as of `today` (UTC), returning one record per
 /// waiver in scenario order.
 pub fn apply(
@@ -72,16 +90,13 @@ pub fn apply(
             let step_status = step.as_ref().map(|s| s.status);
             let state = match step {
                 None => WaiverState::Unmatched,
-                Some(step) => match step.status {
-                    StepStatus::Pass | StepStatus::Waived => WaiverState::Unused,
-                    StepStatus::Fail | StepStatus::NotRun if today > waiver.expires => {
-                        WaiverState::Expired
-                    }
-                    StepStatus::Fail | StepStatus::NotRun => {
+                Some(step) => {
+                    let state = decide(step.status, waiver, today);
+                    if state == WaiverState::Applied {
                         step.status = StepStatus::Waived;
-                        WaiverState::Applied
                     }
-                },
+                    state
+                }
             };
             WaiverRecord {
                 step: waiver.step.clone(),
@@ -123,7 +138,8 @@ mod tests {
 
     fn step(id: &'static str, passed: bool) -> StepOutcome {
         let masker = Masker::new();
-        let mut recorder = StepRecorder::new(&masker, 1, id, "A step");
+        let planned = crate::plan::PlannedStep::new(id, "A step", "it holds", "nothing");
+        let mut recorder = StepRecorder::new(&masker, &planned);
         recorder.check("200", if passed { "200" } else { "500" }, passed);
         recorder.finish()
     }

@@ -29,10 +29,11 @@ pub enum Flaw {
     SigtermExits1,
     GaugeStuck,
     Ready503Anonymous,
+    RedisAuthDropped,
 }
 
 impl Flaw {
-    pub const ALL: [Flaw; 15] = [
+    pub const ALL: [Flaw; 16] = [
         Flaw::ReadyIgnoresRedis,
         Flaw::Ready500,
         Flaw::StrictBootsWithoutRedis,
@@ -48,6 +49,7 @@ impl Flaw {
         Flaw::SigtermExits1,
         Flaw::GaugeStuck,
         Flaw::Ready503Anonymous,
+        Flaw::RedisAuthDropped,
     ];
 
     pub fn name(self) -> &'static str {
@@ -67,6 +69,7 @@ impl Flaw {
             Flaw::SigtermExits1 => "sigterm-exits-1",
             Flaw::GaugeStuck => "gauge-stuck",
             Flaw::Ready503Anonymous => "ready-503-anonymous",
+            Flaw::RedisAuthDropped => "redis-auth-dropped",
         }
     }
 

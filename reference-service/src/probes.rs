@@ -138,6 +138,23 @@ pub struct Deps {
     scrubber: Scrubber,
 }
 
+/// `url` without the password of its userinfo (the user, if any, stays):
+/// what a client that forgot the password would connect with.
+fn without_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split_once(':').map_or(userinfo, |(user, _)| user);
+            let at = if user.is_empty() { "" } else { "@" };
+            format!("{scheme}://{user}{at}{host}{}", &rest[authority_end..])
+        }
+        None => url.to_owned(),
+    }
+}
+
 impl Deps {
     /// Builds the pool and client without connecting: connectivity is the
     /// probes' business, and a dependency that is down must not stop boot.
@@ -181,7 +198,11 @@ impl Deps {
             },
         };
 
-        let redis = match config.redis_url.as_deref() {
+        let redis_url = match config.redis_url.as_deref() {
+            Some(url) if config.flaws.has(Flaw::RedisAuthDropped) => Some(without_password(url)),
+            other => other.map(str::to_owned),
+        };
+        let redis = match redis_url.as_deref() {
             None => Redis::NotConfigured,
             Some(url) => match redis::Client::open(url) {
                 Ok(client) => {
@@ -320,5 +341,23 @@ fn short_error(scrubber: &Scrubber, error: &dyn std::fmt::Display) -> String {
     match line.char_indices().nth(MAX_ERROR_LEN) {
         Some((cut, _)) => format!("{}...", &line[..cut]),
         None => line.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_password;
+
+    #[test]
+    fn the_password_is_dropped_and_the_rest_kept() {
+        assert_eq!(
+            without_password("redis://:s3cret@127.0.0.1:6379/0"),
+            "redis://127.0.0.1:6379/0"
+        );
+        assert_eq!(
+            without_password("redis://app:s3cret@cache:6380/2"),
+            "redis://app@cache:6380/2"
+        );
+        assert_eq!(without_password("redis://cache:6379"), "redis://cache:6379");
     }
 }

@@ -207,6 +207,23 @@ impl Dependencies {
     }
 }
 
+/// The keys of every dependency a run of `scenario` has (in launch mode),
+/// in order: `postgres`, `redis`, then each `[[dependency]]`.
+pub fn keys(scenario: &Scenario) -> Vec<String> {
+    let mut keys = vec!["postgres".to_string(), "redis".to_string()];
+    keys.extend(scenario.dependencies.iter().map(|d| d.name.clone()));
+    keys
+}
+
+/// The name titles and messages use for the dependency `key`.
+pub fn display(key: &str) -> String {
+    match key {
+        "postgres" => "Postgres".into(),
+        "redis" => "Redis".into(),
+        other => other.into(),
+    }
+}
+
 /// A dependency before its proxy starts.
 struct Declared {
     key: String,
@@ -224,7 +241,7 @@ fn declare(provisioned: &Provisioned, scenario: &Scenario) -> Vec<Declared> {
     let mut all = vec![
         Declared {
             key: "postgres".into(),
-            display: "Postgres".into(),
+            display: display("postgres"),
             names: scenario.faults.postgres_names.clone(),
             upstream: (pg.host.clone(), pg.port),
             provider,
@@ -232,7 +249,7 @@ fn declare(provisioned: &Provisioned, scenario: &Scenario) -> Vec<Declared> {
         },
         Declared {
             key: "redis".into(),
-            display: "Redis".into(),
+            display: display("redis"),
             names: scenario.faults.redis_names.clone(),
             upstream: (redis.host.clone(), redis.port),
             provider,
@@ -241,7 +258,7 @@ fn declare(provisioned: &Provisioned, scenario: &Scenario) -> Vec<Declared> {
     ];
     all.extend(scenario.dependencies.iter().map(|dep| Declared {
         key: dep.name.clone(),
-        display: dep.name.clone(),
+        display: display(&dep.name),
         names: dep.names.clone(),
         upstream: (dep.host.clone(), dep.port),
         provider: None,

@@ -4,7 +4,6 @@
 //! host, git SHA) is in `metadata`.
 
 mod metadata;
-mod sequence;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -19,10 +18,11 @@ use crate::evidence::write::{WriteError, Written, dir_name, write_bundle};
 use crate::evidence::{DependencyInfo, Evidence, Phases, SCHEMA_VERSION, ScenarioInfo};
 use crate::http::Probe;
 use crate::mask::Masker;
+use crate::outcome::StepOutcome;
 use crate::progress::{Event, Reporter};
 use crate::scenario::Scenario;
 use crate::scenario::placeholders::Bindings;
-use crate::steps::{Mode, StepContext};
+use crate::steps::{self, Mode, Plan, StepContext};
 use crate::verdict::Verdict;
 use crate::waiver;
 
@@ -79,20 +79,24 @@ pub async fn run(
         preflight(scenario)?;
     }
     let mut clock = Clock::start();
+    let mode = mode(options).await?;
+    let plan = Plan::new(scenario, &mode);
     reporter.event(Event::RunStarted {
         scenario: &scenario.name,
         path: &scenario.path.display().to_string(),
-        steps: sequence::planned_steps(scenario, options.service_url.is_some()),
+        steps: plan.len(),
     });
     let mut masker = Masker::new().with_partial_hosts(options.mask_hosts);
-    let (provisioned, mode) = provision(scenario, options, &mut masker, reporter).await?;
+    let provisioned = provision(scenario, options, &mode, &mut masker, reporter).await?;
     let deps = Dependencies::start(provisioned.as_ref(), scenario).await?;
     let bindings = learn_secrets(&mut masker, &deps, scenario, options);
     let dependencies = deps.infos(&masker);
     report_dependencies(reporter, &dependencies);
     let provision_ms = clock.lap();
 
-    let (mut steps, version, timelines) = {
+    let today = clock.started_utc.date_naive();
+    let shown = |o: &StepOutcome| waiver::shown_status(o, &scenario.waivers, today);
+    let proof = {
         let mut ctx = StepContext {
             scenario,
             masker: &masker,
@@ -103,7 +107,7 @@ pub async fn run(
             mode,
             deps: &deps,
         };
-        sequence::run_steps(&mut ctx).await?
+        steps::run(&plan, &mut ctx, &shown).await?
     };
     deps.shutdown().await;
     let steps_ms = clock.lap();
@@ -114,7 +118,7 @@ pub async fn run(
         teardown_ms: clock.lap(),
     };
 
-    let today = clock.started_utc.date_naive();
+    let mut steps = proof.outcomes;
     let waivers = waiver::apply(&mut steps, &scenario.waivers, today, &masker);
     for text in waiver::warnings(&waivers) {
         reporter.event(Event::Warning { text: &text });
@@ -126,7 +130,7 @@ pub async fn run(
         &masker,
         &clock,
         phases,
-        version.as_deref(),
+        proof.version.as_deref(),
     )
     .await;
     let evidence = Evidence {
@@ -138,7 +142,7 @@ pub async fn run(
         metadata,
         dependencies,
         steps,
-        timelines,
+        timelines: proof.timelines,
         waivers,
     };
     let written = write_evidence(&evidence, options, &masker)?;
@@ -156,32 +160,43 @@ pub async fn run(
     })
 }
 
-/// Start the dependencies (launch mode), or nothing (target mode); gives
-/// them and how the service will be reached.
+/// How the service will be reached: at `--service-url` (target mode), or
+/// launched by gonogo on dependencies from the chosen provider.
+async fn mode(options: &RunOptions) -> Result<Mode> {
+    if let Some(url) = &options.service_url {
+        let base_url = url.trim_end_matches('/').to_string();
+        return Ok(Mode::Target { base_url });
+    }
+    let provider = deps::resolve(options.deps)
+        .await
+        .map_err(|e| anyhow::anyhow!("choose the dependency provider: {e:#}"))?;
+    Ok(Mode::Launch { provider })
+}
+
+/// Start the dependencies (launch mode), or nothing (target mode).
 async fn provision(
     scenario: &Scenario,
     options: &RunOptions,
+    mode: &Mode,
     masker: &mut Masker,
     reporter: &mut dyn Reporter,
-) -> Result<(Option<Provisioned>, Mode)> {
-    if let Some(url) = &options.service_url {
-        masker.learn_from_env("SERVICE_URL", url);
+) -> Result<Option<Provisioned>> {
+    let Mode::Launch { provider: kind } = *mode else {
+        if let Some(url) = &options.service_url {
+            masker.learn_from_env("SERVICE_URL", url);
+        }
         reporter.event(Event::ProvisionStarted {
             what: "nothing: target mode asks the running service, and starts no dependencies",
         });
-        let base_url = url.trim_end_matches('/').to_string();
-        return Ok((None, Mode::Target { base_url }));
-    }
-    let kind = deps::resolve(options.deps)
-        .await
-        .map_err(|e| anyhow::anyhow!("choose the dependency provider: {e:#}"))?;
+        return Ok(None);
+    };
     reporter.event(Event::ProvisionStarted {
         what: deps::describe(kind),
     });
     let provisioned = deps::provision(kind, scenario, &ProvisionOptions { keep: options.keep })
         .await
         .map_err(|e| anyhow::anyhow!("provision {} dependencies: {e:#}", kind.as_str()))?;
-    Ok((Some(provisioned), Mode::Launch { provider: kind }))
+    Ok(Some(provisioned))
 }
 
 /// Teach the masker every secret the service will be given: the

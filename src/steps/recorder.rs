@@ -1,38 +1,32 @@
-//! Builds one step's [`StepOutcome`], masking everything on the way in.
+//! Builds one planned step's [`StepOutcome`], masking everything on the way
+//! in.
 
 use std::time::{Duration, Instant};
 
 use crate::http::HttpExchange;
 use crate::mask::Masker;
 use crate::outcome::{Action, ActionKind, Check, Excerpt, Latency, StepOutcome, StepStatus};
+use crate::plan::{PlannedStep, Unmet};
 
 /// Builds a [`StepOutcome`], masking everything on the way in.
 pub struct StepRecorder<'m> {
     masker: &'m Masker,
-    number: u32,
-    id: String,
-    title: String,
+    step: PlannedStep,
     started: Instant,
     ended: Option<Instant>,
     checks: Vec<Check>,
     actions: Vec<Action>,
     log: Option<Excerpt>,
     latency: Option<Latency>,
-    not_run: Option<String>,
+    not_run: Option<Unmet>,
 }
 
 impl<'m> StepRecorder<'m> {
-    pub fn new(
-        masker: &'m Masker,
-        number: u32,
-        id: impl Into<String>,
-        title: impl Into<String>,
-    ) -> Self {
+    /// Start recording `step` now.
+    pub fn new(masker: &'m Masker, step: &PlannedStep) -> Self {
         StepRecorder {
             masker,
-            number,
-            id: id.into(),
-            title: title.into(),
+            step: step.clone(),
             started: Instant::now(),
             ended: None,
             checks: Vec::new(),
@@ -41,10 +35,6 @@ impl<'m> StepRecorder<'m> {
             latency: None,
             not_run: None,
         }
-    }
-
-    pub fn masker(&self) -> &Masker {
-        self.masker
     }
 
     /// Start timing now (for steps recorded side by side).
@@ -153,55 +143,57 @@ impl<'m> StepRecorder<'m> {
         self.latency = Some(latency);
     }
 
-    /// Mark the step as impossible to run here, with the reason.
-    pub fn not_run(&mut self, reason: impl Into<String>) {
-        self.not_run = Some(reason.into());
+    /// A precondition of the step did not hold: it is NOT RUN, with the
+    /// precondition and what was observed, whatever it recorded so far.
+    pub fn unmet(&mut self, unmet: Unmet) {
+        self.not_run = Some(unmet);
     }
 
     pub fn finish(self) -> StepOutcome {
-        let failed: Vec<&Check> = self.checks.iter().filter(|c| !c.passed).collect();
-        let (status, summary) = if let Some(reason) = &self.not_run {
-            (StepStatus::NotRun, self.masker.mask(reason))
-        } else if self.checks.is_empty() {
-            // A step that checked nothing proves nothing.
-            (
-                StepStatus::Fail,
-                self.masker.mask("no expectation was checked"),
-            )
-        } else if let Some(first) = failed.first() {
-            (
-                StepStatus::Fail,
-                self.masker.mask(&format!(
-                    "expected {}, observed {}",
-                    first.expected, first.observed
-                )),
-            )
-        } else {
-            (
-                StepStatus::Pass,
-                self.masker.mask(&format!(
-                    "{} of {} checks passed",
-                    self.checks.len(),
-                    self.checks.len()
-                )),
-            )
+        let (status, summary) = self.verdict();
+        // A step that did not run took no time of its own.
+        let ended = match status {
+            StepStatus::NotRun => self.started,
+            _ => self.ended.unwrap_or_else(Instant::now),
         };
         StepOutcome {
-            number: self.number,
-            id: self.id,
-            title: self.title,
+            number: self.step.number,
+            id: self.step.id,
+            title: self.step.title,
+            claim: self.step.claim,
             required: true,
             status,
-            summary,
-            duration_ms: self
-                .ended
-                .unwrap_or_else(Instant::now)
-                .duration_since(self.started)
-                .as_millis() as u64,
+            summary: self.masker.mask(&summary),
+            duration_ms: ended.duration_since(self.started).as_millis() as u64,
             checks: self.checks,
             actions: self.actions,
             log: self.log,
             latency: self.latency,
+        }
+    }
+
+    /// The status and the one line that says why.
+    fn verdict(&self) -> (StepStatus, String) {
+        if let Some(unmet) = &self.not_run {
+            return (StepStatus::NotRun, unmet.to_string());
+        }
+        if self.checks.is_empty() {
+            // A step that checked nothing proves nothing.
+            return (StepStatus::Fail, "no expectation was checked".into());
+        }
+        match self.checks.iter().find(|c| !c.passed) {
+            Some(first) => (
+                StepStatus::Fail,
+                format!("expected {}, observed {}", first.expected, first.observed),
+            ),
+            None => (
+                StepStatus::Pass,
+                format!(
+                    "{} of {} checks passed",
+                    self.checks.len(),
+                    self.checks.len()
+                ),
+            ),
         }
     }
 }
@@ -213,7 +205,8 @@ mod tests {
     #[test]
     fn a_step_without_checks_fails() {
         let m = Masker::new();
-        let outcome = StepRecorder::new(&m, 1, "x", "X").finish();
+        let step = PlannedStep::new("x", "X", "x holds", "nothing");
+        let outcome = StepRecorder::new(&m, &step).finish();
         assert_eq!(outcome.status, StepStatus::Fail);
     }
 }

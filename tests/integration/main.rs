@@ -6,6 +6,7 @@ mod cleanup;
 mod fastapi;
 mod faults;
 mod parallel;
+mod plan;
 mod proof;
 mod providers;
 mod provision;

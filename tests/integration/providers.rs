@@ -386,6 +386,16 @@ fn target_mode_is_inconclusive_until_the_steps_it_cannot_run_are_waived() {
         steps.iter().all(|s| s.1 == "PASS" || s.1 == "NOT RUN"),
         "{steps:?}"
     );
+    // Each reason names what the step itself needs: the shutdown step
+    // signals an instance gonogo started, it restarts nothing.
+    let shutdown = not_run
+        .iter()
+        .find(|s| s.0 == "graceful-shutdown")
+        .expect("graceful-shutdown is NOT RUN");
+    assert!(
+        shutdown.2.contains("SIGTERM") && !shutdown.2.contains("restart"),
+        "{shutdown:?}"
+    );
     let report = std::fs::read_to_string(evidence_dir(&out).join("report.md")).expect("report");
     assert!(report.contains("NOT RUN"), "the report lists them");
 

@@ -1,0 +1,109 @@
+//! The one loop over the plan: for each unit, check its preconditions
+//! against what is known so far; run it when they hold, or record each of
+//! its steps as NOT RUN with the unmet precondition when not; report every
+//! step as it finishes, numbered from the plan.
+
+use std::time::Duration;
+
+use super::{Plan, Ran, StepContext, StepRecorder, Unit};
+use crate::outcome::{FaultTimeline, StepOutcome, StepStatus};
+use crate::plan::{self, Ready, Unmet};
+use crate::progress::Event;
+
+/// What the whole plan gave.
+#[derive(Debug, Default)]
+pub struct Proof {
+    /// One per planned step, in plan order.
+    pub outcomes: Vec<StepOutcome>,
+    /// One per unit that injected faults and recorded any event.
+    pub timelines: Vec<FaultTimeline>,
+    /// The version endpoint's body, when the ready gate captured it.
+    pub version: Option<String>,
+}
+
+/// Run `plan`. `shown` gives the status the live progress shows for a
+/// finished step (WAIVED where a valid waiver covers it).
+pub async fn run(
+    plan: &Plan,
+    ctx: &mut StepContext<'_>,
+    shown: &dyn Fn(&StepOutcome) -> StepStatus,
+) -> anyhow::Result<Proof> {
+    let total = plan.len();
+    let mut facts = ctx.mode.facts();
+    let mut proof = Proof::default();
+    for unit in plan.units() {
+        let ran = match plan::first_unmet(&unit.preconditions, &facts) {
+            Some(unmet) => not_run(ctx, unit, &unmet),
+            None => run_unit(ctx, unit, total).await?,
+        };
+        if unit.establishes_ready {
+            facts.ready = ran.ready.clone().unwrap_or_else(|| {
+                Ready::Unknown(
+                    ran.outcomes
+                        .first()
+                        .map_or(String::new(), |o| o.summary.to_string()),
+                )
+            });
+        }
+        for outcome in &ran.outcomes {
+            ctx.reporter.event(Event::StepFinished {
+                number: outcome.number,
+                total,
+                title: &outcome.title,
+                status: shown(outcome),
+                took: Duration::from_millis(outcome.duration_ms),
+                summary: outcome.summary.as_str(),
+            });
+        }
+        proof.outcomes.extend(ran.outcomes);
+        proof
+            .timelines
+            .extend(ran.timeline.filter(|t| !t.events.is_empty()));
+        proof.version = proof.version.or(ran.version);
+    }
+    Ok(proof)
+}
+
+/// Run one unit whose preconditions hold.
+async fn run_unit(ctx: &mut StepContext<'_>, unit: &Unit, total: usize) -> anyhow::Result<Ran> {
+    let (first, last) = match (unit.steps.first(), unit.steps.last()) {
+        (Some(first), Some(last)) => (first.number, last.number),
+        _ => anyhow::bail!("the plan has a unit without steps: {}", unit.label),
+    };
+    let title = if first == last {
+        unit.label.clone()
+    } else {
+        format!("{} (steps {first}-{last})", unit.label)
+    };
+    ctx.reporter.event(Event::StepStarted {
+        number: first,
+        total,
+        title: &title,
+    });
+    let ran = unit.exercise.run(ctx, &unit.steps).await?;
+    let ids: Vec<&str> = ran.outcomes.iter().map(|o| o.id.as_str()).collect();
+    let planned: Vec<&str> = unit.steps.iter().map(|s| s.id.as_str()).collect();
+    anyhow::ensure!(
+        ids == planned,
+        "{} gave outcomes for {ids:?}, not for its planned steps {planned:?}",
+        unit.label
+    );
+    Ok(ran)
+}
+
+/// Every step of `unit`, NOT RUN for `unmet`.
+fn not_run(ctx: &StepContext<'_>, unit: &Unit, unmet: &Unmet) -> Ran {
+    let outcomes = unit
+        .steps
+        .iter()
+        .map(|step| {
+            let mut recorder = StepRecorder::new(ctx.masker, step);
+            recorder.unmet(unmet.clone());
+            recorder.finish()
+        })
+        .collect();
+    Ran {
+        outcomes,
+        ..Ran::default()
+    }
+}

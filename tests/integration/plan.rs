@@ -1,0 +1,107 @@
+//! The step plan's rule, with real services: a step whose precondition did
+//! not hold is NOT RUN with the precondition and what was observed, never
+//! FAIL; the step that broke the precondition carries the FAIL.
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::proof::{run_reference, status_of};
+
+const REFERENCE: &str = "scenarios/reference.toml";
+
+fn step<'a>(json: &'a Value, id: &str) -> &'a Value {
+    json["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == id)
+        .unwrap_or_else(|| panic!("no step {id}"))
+}
+
+fn summary(json: &Value, id: &str) -> String {
+    step(json, id)["summary"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn a_service_whose_ready_never_reaches_200_runs_nothing_that_needs_it() {
+    // The Redis client drops the password: every PING is refused and ready
+    // answers 503 from the start. Only the ready gate may fail for it.
+    let started = Instant::now();
+    let (code, transcript, json, report) =
+        run_reference("never-ready", REFERENCE, Some("redis-auth-dropped"));
+    let took = started.elapsed();
+    assert_eq!(code, 1, "{transcript}");
+    assert_eq!(json["verdict"], "NO-GO");
+    assert_eq!(status_of(&json, "ready-gate"), "FAIL", "{transcript}");
+    let mut needs_healthy = vec![
+        "negative-proof".to_string(),
+        "latency-slo".to_string(),
+        "metrics-gauge".to_string(),
+    ];
+    for dep in ["postgres", "redis"] {
+        for kind in [
+            "runtime-outage",
+            "liveness-isolation",
+            "timeout-discipline",
+            "recovery",
+        ] {
+            needs_healthy.push(format!("{dep}-{kind}"));
+        }
+    }
+    for id in &needs_healthy {
+        assert_eq!(status_of(&json, id), "NOT RUN", "{id}: {transcript}");
+        let why = summary(&json, id);
+        assert!(
+            why.starts_with(
+                "needs a healthy service; the ready gate never saw one: ready answered HTTP 503"
+            ),
+            "{id}: {why}"
+        );
+    }
+    // The latency step did not send its requests.
+    assert_eq!(step(&json, "latency-slo")["actions"], Value::Array(vec![]));
+    // Steps that do not need a healthy service still ran.
+    for id in ["migration-gate", "fail-fast", "graceful-shutdown"] {
+        assert_eq!(status_of(&json, id), "PASS", "{id}: {transcript}");
+    }
+    let verdict = transcript.lines().find(|l| l.starts_with("NO-GO")).unwrap();
+    assert!(
+        verdict.contains("failed: Step 2 (Runtime ready gate"),
+        "{verdict}"
+    );
+    assert!(report.contains("**NOT RUN**"), "{report}");
+    assert!(
+        took < Duration::from_secs(120),
+        "the proof took {took:?}: steps that cannot prove anything must not wait"
+    );
+}
+
+#[test]
+fn ready_that_never_recovers_leaves_the_blackhole_untried() {
+    // After the outage ready replays its 503 forever: recovery fails, and a
+    // 503 while blackholed would prove nothing, so timeout discipline is
+    // NOT RUN; liveness, observed during the outage, still passes.
+    let (code, transcript, json, _) = run_reference(
+        "never-recovers-plan",
+        REFERENCE,
+        Some("ready-never-recovers"),
+    );
+    assert_eq!(code, 1, "{transcript}");
+    for dep in ["postgres", "redis"] {
+        assert_eq!(status_of(&json, &format!("{dep}-runtime-outage")), "PASS");
+        assert_eq!(status_of(&json, &format!("{dep}-recovery")), "FAIL");
+        assert_eq!(
+            status_of(&json, &format!("{dep}-liveness-isolation")),
+            "PASS",
+            "{transcript}"
+        );
+        let id = format!("{dep}-timeout-discipline");
+        assert_eq!(status_of(&json, &id), "NOT RUN", "{transcript}");
+        let why = summary(&json, &id);
+        assert!(
+            why.starts_with("needs ready answering 200 before the blackhole; ready did not return to 200 after the outage"),
+            "{why}"
+        );
+    }
+}
