@@ -390,18 +390,26 @@ async fn execute(cli: Cli) -> Result<i32> {
         Command::Validate { scenarios } => {
             let mut failed = false;
             for path in scenarios {
-                match scenario::load(&path) {
-                    Ok(s) => println!(
-                        "ok {}: scenario `{}`, {} failfast cases, migrations {}",
-                        path.display(),
-                        s.name,
-                        s.failfast.cases.len(),
-                        match s.migrations {
-                            Some(scenario::MigrationSpec::SqlDir { .. }) => "from a SQL directory",
-                            Some(scenario::MigrationSpec::Command { .. }) => "by command",
-                            None => "not configured",
+                match crate::steps::load_scenario(&path) {
+                    Ok(s) => {
+                        println!(
+                            "ok {}: scenario `{}`, {} failfast cases, migrations {}",
+                            path.display(),
+                            s.name,
+                            s.failfast.cases.len(),
+                            match s.migrations {
+                                Some(scenario::MigrationSpec::SqlDir { .. }) => {
+                                    "from a SQL directory"
+                                }
+                                Some(scenario::MigrationSpec::Command { .. }) => "by command",
+                                None => "not configured",
+                            }
+                        );
+                        let today = chrono::Utc::now().date_naive();
+                        for warning in crate::waiver::expired(&s, today) {
+                            let _ = writeln!(std::io::stderr(), "warning: {warning}");
                         }
-                    ),
+                    }
                     Err(e) => {
                         let _ = writeln!(std::io::stderr(), "error: {e}");
                         failed = true;
@@ -418,7 +426,7 @@ async fn execute(cli: Cli) -> Result<i32> {
             // Every file is checked before anything starts.
             let mut scenarios = Vec::new();
             for path in &args.scenarios {
-                scenarios.push(scenario::load(path)?);
+                scenarios.push(crate::steps::load_scenario(path)?);
             }
             let template = args
                 .template

@@ -26,6 +26,11 @@ pub enum StepStatus {
     /// `waiver`); it does not block GO.
     #[serde(rename = "WAIVED")]
     Waived,
+    /// The scenario declares that the step does not apply to this service
+    /// (`[[not_applicable]]`, with a reason); it was not run, does not
+    /// count as passed, and does not block GO.
+    #[serde(rename = "NOT APPLICABLE")]
+    NotApplicable,
 }
 
 impl StepStatus {
@@ -35,6 +40,7 @@ impl StepStatus {
             StepStatus::Fail => "FAIL",
             StepStatus::NotRun => "NOT RUN",
             StepStatus::Waived => "WAIVED",
+            StepStatus::NotApplicable => "NOT APPLICABLE",
         }
     }
 }

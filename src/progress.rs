@@ -106,6 +106,7 @@ impl TerminalReporter {
             StepStatus::Fail => self.paint("31;1", "FAIL"),
             StepStatus::NotRun => self.paint("33;1", "NOT RUN"),
             StepStatus::Waived => self.paint("35;1", "WAIVED"),
+            StepStatus::NotApplicable => self.paint("36;1", "NOT APPLICABLE"),
         }
     }
 

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::mask::{Masked, Masker};
 use crate::outcome::{StepOutcome, StepStatus};
-use crate::scenario::Waiver;
+use crate::scenario::{Scenario, Waiver};
 
 /// What became of a waiver in this run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -60,7 +60,7 @@ pub struct WaiverRecord {
 /// What `waiver` does to a step that ended with `status`, as of `today`.
 fn decide(status: StepStatus, waiver: &Waiver, today: NaiveDate) -> WaiverState {
     match status {
-        StepStatus::Pass | StepStatus::Waived => WaiverState::Unused,
+        StepStatus::Pass | StepStatus::Waived | StepStatus::NotApplicable => WaiverState::Unused,
         StepStatus::Fail | StepStatus::NotRun if today > waiver.expires => WaiverState::Expired,
         StepStatus::Fail | StepStatus::NotRun => WaiverState::Applied,
     }
@@ -110,23 +110,37 @@ pub fn apply(
         .collect()
 }
 
-/// One line for each waiver the operator should look at: expired ones
-/// (the step still blocks) and unmatched ones (probably a typo).
+/// One warning per waiver of `scenario` that has expired by `today` (UTC),
+/// with its file and line: what `gonogo validate` prints.
+pub fn expired(scenario: &Scenario, today: NaiveDate) -> Vec<String> {
+    scenario
+        .waivers
+        .iter()
+        .filter(|w| today > w.expires)
+        .map(|w| {
+            format!(
+                "{}:{}: the waiver for `{}` expired on {}; it counts as no waiver, so the step blocks GO if it fails or does not run",
+                scenario.path.display(),
+                w.line,
+                w.step,
+                w.expires.format("%Y-%m-%d")
+            )
+        })
+        .collect()
+}
+
+/// One line for each waiver the operator should look at after the run:
+/// unmatched ones (no step of this run has the id). Expired ones are
+/// warned about before the run, by [`expired`].
 pub fn warnings(records: &[WaiverRecord]) -> Vec<String> {
     records
         .iter()
         .filter_map(|r| match r.state {
-            WaiverState::Expired => Some(format!(
-                "the waiver for `{}` expired on {}; the step counts as {}",
-                r.step,
-                r.expires,
-                r.step_status.map_or("unwaived", StepStatus::label)
-            )),
             WaiverState::Unmatched => Some(format!(
                 "the waiver for `{}` matches no step of this run; check the step id",
                 r.step
             )),
-            WaiverState::Applied | WaiverState::Unused => None,
+            WaiverState::Applied | WaiverState::Unused | WaiverState::Expired => None,
         })
         .collect()
 }
@@ -151,6 +165,7 @@ mod tests {
             approver: "alice".into(),
             expires: NaiveDate::parse_from_str(expires, "%Y-%m-%d").unwrap(),
             line: 1,
+            span: 0..0,
         }
     }
 
@@ -192,7 +207,7 @@ mod tests {
             crate::verdict::Verdict::decide(&steps),
             crate::verdict::Verdict::NoGo
         );
-        assert!(warnings(&records)[0].contains("expired on 2026-02-28"));
+        assert!(warnings(&records).is_empty(), "warned before the run");
     }
 
     #[test]

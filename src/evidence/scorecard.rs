@@ -3,7 +3,7 @@
 //! deployment gate that reads `overall_passed`.
 //!
 //! Each proof step is one suite. `status` is `passed`, `failed`, `skipped`
-//! (NOT RUN) or `waived`; `duration` is in seconds. Steps that measure
+//! (NOT RUN), `waived` or `not_applicable`; `duration` is in seconds. Steps that measure
 //! response times add `p50_latency_ms`, `p95_latency_ms`, `p99_latency_ms`,
 //! `max_latency_ms` and `latency_samples`; the others leave them out.
 //! `release` and `owner` are `null` when neither the scenario's `[release]`
@@ -68,6 +68,9 @@ pub enum SuiteStatus {
     Failed,
     Skipped,
     Waived,
+    /// Declared not applicable by the scenario (`[[not_applicable]]`).
+    #[serde(rename = "not_applicable")]
+    NotApplicable,
 }
 
 impl From<StepStatus> for SuiteStatus {
@@ -77,6 +80,7 @@ impl From<StepStatus> for SuiteStatus {
             StepStatus::Fail => SuiteStatus::Failed,
             StepStatus::NotRun => SuiteStatus::Skipped,
             StepStatus::Waived => SuiteStatus::Waived,
+            StepStatus::NotApplicable => SuiteStatus::NotApplicable,
         }
     }
 }

@@ -86,6 +86,10 @@ pub async fn run(
         path: &scenario.path.display().to_string(),
         steps: plan.len(),
     });
+    let today = clock.started_utc.date_naive();
+    for text in waiver::expired(scenario, today) {
+        reporter.event(Event::Warning { text: &text });
+    }
     let mut masker = Masker::new().with_partial_hosts(options.mask_hosts);
     let provisioned = provision(scenario, options, &mode, &mut masker, reporter).await?;
     let deps = Dependencies::start(provisioned.as_ref(), scenario).await?;
@@ -94,7 +98,6 @@ pub async fn run(
     report_dependencies(reporter, &dependencies);
     let provision_ms = clock.lap();
 
-    let today = clock.started_utc.date_naive();
     let shown = |o: &StepOutcome| waiver::shown_status(o, &scenario.waivers, today);
     let proof = {
         let mut ctx = StepContext {

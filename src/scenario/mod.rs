@@ -16,7 +16,7 @@ use std::time::Duration;
 
 pub use load::{ScenarioError, load, load_str};
 pub use placeholders::Template;
-pub use release::{ReleaseSpec, Waiver};
+pub use release::{NotApplicable, ReleaseSpec, Waiver};
 
 /// A validated proof description.
 #[derive(Debug, Clone)]
@@ -43,6 +43,8 @@ pub struct Scenario {
     pub release: ReleaseSpec,
     /// `[[waiver]]`: signed-off exceptions, applied after the steps ran.
     pub waivers: Vec<Waiver>,
+    /// `[[not_applicable]]`: steps that do not apply to this service.
+    pub not_applicable: Vec<NotApplicable>,
     /// `[external]`: where `--deps external` finds the server URLs.
     pub external: ExternalSpec,
     /// `[migrations] external = true`: apply migrations to external
@@ -52,6 +54,18 @@ pub struct Scenario {
     pub shutdown: ShutdownSpec,
     /// Present only when the scenario names a metrics path and gauge.
     pub metrics: Option<MetricsSpec>,
+}
+
+impl Scenario {
+    /// The `[[not_applicable]]` entry for the step `id`, if any.
+    pub fn not_applicable(&self, id: &str) -> Option<&NotApplicable> {
+        self.not_applicable.iter().find(|n| n.step == id)
+    }
+
+    /// An error pointing at `span` of this scenario's file.
+    pub fn error_at(&self, span: std::ops::Range<usize>, message: String) -> ScenarioError {
+        load::error_at(&self.path, &self.source, span, message)
+    }
 }
 
 /// Latency SLO on healthy dependencies (seeds 001, 002: P95 < 200 ms).

@@ -26,6 +26,7 @@ mod runner;
 mod timeline;
 
 use std::future::Future;
+use std::path::Path;
 use std::pin::Pin;
 
 pub use command::{CommandRun, run_command};
@@ -41,8 +42,8 @@ use crate::mask::Masker;
 use crate::outcome::{FaultTimeline, StepOutcome};
 use crate::plan::{Facts, Hold, PlannedStep, Precondition, Ready, Resource};
 use crate::progress::{Event, Reporter};
-use crate::scenario::Scenario;
 use crate::scenario::placeholders::Bindings;
+use crate::scenario::{Scenario, ScenarioError};
 
 /// What every step needs: the scenario, the masker, placeholder values for
 /// healthy dependencies, and where to report progress.
@@ -259,6 +260,43 @@ impl Plan {
     pub fn steps(&self) -> impl Iterator<Item = &PlannedStep> {
         self.units.iter().flat_map(|u| u.steps.iter())
     }
+}
+
+/// Read and validate the scenario at `path`: the file itself (see
+/// [`crate::scenario::load`]), then every step id it names (`[[waiver]]`,
+/// `[[not_applicable]]`) against its plan.
+pub fn load_scenario(path: &Path) -> Result<Scenario, ScenarioError> {
+    let scenario = crate::scenario::load(path)?;
+    validate(&scenario)?;
+    Ok(scenario)
+}
+
+/// Check that every step id `scenario` names is a step of its plan, in
+/// launch or target mode; the error lists the valid ids.
+pub fn validate(scenario: &Scenario) -> Result<(), ScenarioError> {
+    let ids = step_ids(scenario);
+    let named = scenario
+        .waivers
+        .iter()
+        .map(|w| (&w.step, &w.span, "waiver"))
+        .chain(
+            scenario
+                .not_applicable
+                .iter()
+                .map(|n| (&n.step, &n.span, "[[not_applicable]] entry")),
+        );
+    for (step, span, what) in named {
+        if !ids.contains(step) {
+            return Err(scenario.error_at(
+                span.clone(),
+                format!(
+                    "the {what} names `{step}`, which is not a step of this scenario; its steps are {}",
+                    ids.join(", ")
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Every step id a run of `scenario` can have, in either mode (launch or

@@ -18,7 +18,15 @@ pub struct StepRecorder<'m> {
     actions: Vec<Action>,
     log: Option<Excerpt>,
     latency: Option<Latency>,
-    not_run: Option<Unmet>,
+    skipped: Option<Skipped>,
+}
+
+/// Why a step was not run.
+enum Skipped {
+    /// A precondition did not hold.
+    Unmet(Unmet),
+    /// The scenario declares the step not applicable, for this reason.
+    NotApplicable(String),
 }
 
 impl<'m> StepRecorder<'m> {
@@ -33,7 +41,7 @@ impl<'m> StepRecorder<'m> {
             actions: Vec::new(),
             log: None,
             latency: None,
-            not_run: None,
+            skipped: None,
         }
     }
 
@@ -146,14 +154,20 @@ impl<'m> StepRecorder<'m> {
     /// A precondition of the step did not hold: it is NOT RUN, with the
     /// precondition and what was observed, whatever it recorded so far.
     pub fn unmet(&mut self, unmet: Unmet) {
-        self.not_run = Some(unmet);
+        self.skipped = Some(Skipped::Unmet(unmet));
+    }
+
+    /// The scenario declares the step not applicable (`[[not_applicable]]`)
+    /// for `reason`: it is NOT APPLICABLE, whatever it recorded so far.
+    pub fn not_applicable(&mut self, reason: &str) {
+        self.skipped = Some(Skipped::NotApplicable(reason.to_string()));
     }
 
     pub fn finish(self) -> StepOutcome {
         let (status, summary) = self.verdict();
         // A step that did not run took no time of its own.
         let ended = match status {
-            StepStatus::NotRun => self.started,
+            StepStatus::NotRun | StepStatus::NotApplicable => self.started,
             _ => self.ended.unwrap_or_else(Instant::now),
         };
         StepOutcome {
@@ -174,8 +188,15 @@ impl<'m> StepRecorder<'m> {
 
     /// The status and the one line that says why.
     fn verdict(&self) -> (StepStatus, String) {
-        if let Some(unmet) = &self.not_run {
-            return (StepStatus::NotRun, unmet.to_string());
+        match &self.skipped {
+            Some(Skipped::Unmet(unmet)) => return (StepStatus::NotRun, unmet.to_string()),
+            Some(Skipped::NotApplicable(reason)) => {
+                return (
+                    StepStatus::NotApplicable,
+                    format!("declared not applicable: {reason}"),
+                );
+            }
+            None => {}
         }
         if self.checks.is_empty() {
             // A step that checked nothing proves nothing.

@@ -1,14 +1,17 @@
-//! The one loop over the plan: for each unit, check its preconditions
-//! against what is known so far; run it when they hold, or record each of
-//! its steps as NOT RUN with the unmet precondition when not; report every
-//! step as it finishes, numbered from the plan.
+//! The one loop over the plan: for each unit, skip it when the scenario
+//! declares all its steps not applicable (NOT APPLICABLE, with the reason);
+//! else check its preconditions against what is known so far, and run it
+//! when they hold or record each of its steps as NOT RUN with the unmet
+//! precondition when not; report every step as it finishes, numbered from
+//! the plan.
 
 use std::time::Duration;
 
 use super::{Plan, Ran, StepContext, StepRecorder, Unit};
 use crate::outcome::{FaultTimeline, StepOutcome, StepStatus};
-use crate::plan::{self, Ready, Unmet};
+use crate::plan::{self, Ready};
 use crate::progress::Event;
+use crate::scenario::NotApplicable;
 
 /// What the whole plan gave.
 #[derive(Debug, Default)]
@@ -32,10 +35,31 @@ pub async fn run(
     let mut facts = ctx.mode.facts();
     let mut proof = Proof::default();
     for unit in plan.units() {
-        let ran = match plan::first_unmet(&unit.preconditions, &facts) {
-            Some(unmet) => not_run(ctx, unit, &unmet),
-            None => run_unit(ctx, unit, total).await?,
+        let declared: Vec<Option<&NotApplicable>> = unit
+            .steps
+            .iter()
+            .map(|s| ctx.scenario.not_applicable(&s.id))
+            .collect();
+        let mut ran = if declared.iter().all(Option::is_some) {
+            skip(ctx, unit, |recorder, i| {
+                if let Some(n) = declared[i] {
+                    recorder.not_applicable(&n.reason);
+                }
+            })
+        } else if let Some(unmet) = plan::first_unmet(&unit.preconditions, &facts) {
+            skip(ctx, unit, |recorder, _| recorder.unmet(unmet.clone()))
+        } else {
+            run_unit(ctx, unit, total).await?
         };
+        // A step declared not applicable inside a unit that ran anyway
+        // (it shares an instance with steps that apply) is not judged.
+        for ((outcome, step), declared) in ran.outcomes.iter_mut().zip(&unit.steps).zip(&declared) {
+            if let Some(n) = declared {
+                let mut recorder = StepRecorder::new(ctx.masker, step);
+                recorder.not_applicable(&n.reason);
+                *outcome = recorder.finish();
+            }
+        }
         if unit.establishes_ready {
             facts.ready = ran.ready.clone().unwrap_or_else(|| {
                 Ready::Unknown(
@@ -91,14 +115,16 @@ async fn run_unit(ctx: &mut StepContext<'_>, unit: &Unit, total: usize) -> anyho
     Ok(ran)
 }
 
-/// Every step of `unit`, NOT RUN for `unmet`.
-fn not_run(ctx: &StepContext<'_>, unit: &Unit, unmet: &Unmet) -> Ran {
+/// Every step of `unit` recorded without running: `why` marks the
+/// recorder of the `i`th step NOT RUN or NOT APPLICABLE.
+fn skip(ctx: &StepContext<'_>, unit: &Unit, why: impl Fn(&mut StepRecorder<'_>, usize)) -> Ran {
     let outcomes = unit
         .steps
         .iter()
-        .map(|step| {
+        .enumerate()
+        .map(|(i, step)| {
             let mut recorder = StepRecorder::new(ctx.masker, step);
-            recorder.unmet(unmet.clone());
+            why(&mut recorder, i);
             recorder.finish()
         })
         .collect();

@@ -105,3 +105,48 @@ fn ready_that_never_recovers_leaves_the_blackhole_untried() {
         );
     }
 }
+
+#[test]
+fn a_step_declared_not_applicable_inside_a_fault_sequence_is_not_judged() {
+    // The Redis sequence still runs for its other three steps, on one
+    // instance; the declared step is NOT APPLICABLE, and the verdict is GO.
+    crate::support::reference_service();
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = crate::parallel::twin(dir.path(), "not-applicable", None);
+    let mut text = std::fs::read_to_string(&scenario).unwrap();
+    text.push_str(
+        "\n[[not_applicable]]\nstep = \"redis-timeout-discipline\"\nreason = \"Redis sits on the same host; a blackhole cannot happen\"\n",
+    );
+    std::fs::write(&scenario, text).unwrap();
+    let out = dir.path().join("evidence");
+    let marker = crate::support::marker("not-applicable-faults");
+    let mut command = crate::support::gonogo(&marker);
+    command.arg("run").arg(&scenario).arg("--out").arg(&out);
+    let output = crate::support::run_with_limit(command, Duration::from_secs(120));
+    let transcript = format!(
+        "{}{}",
+        crate::support::stdout(&output),
+        crate::support::stderr(&output)
+    );
+    assert_eq!(output.status.code(), Some(0), "{transcript}");
+    let json: Value = serde_json::from_str(
+        &std::fs::read_to_string(crate::support::evidence_dir(&out).join("evidence.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        status_of(&json, "redis-timeout-discipline"),
+        "NOT APPLICABLE"
+    );
+    for id in [
+        "redis-runtime-outage",
+        "redis-liveness-isolation",
+        "redis-recovery",
+    ] {
+        assert_eq!(status_of(&json, id), "PASS", "{id}: {transcript}");
+    }
+    let headline = json["headline"].as_str().unwrap();
+    assert!(
+        headline.starts_with("14 of 14 required steps passed; 1 not applicable"),
+        "{headline}"
+    );
+}
