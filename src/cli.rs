@@ -5,6 +5,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use p256::elliptic_curve::zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
 use crate::evidence::bundle::Format;
@@ -26,8 +27,11 @@ Examples:
       Prove several services side by side, each with its own servers.
   gonogo validate scenarios/*.toml
       Check scenario files without running anything.
-  gonogo verify evidence/20260301T100000Z-reference
-      Check that an evidence bundle still matches its manifest.json.
+  gonogo verify evidence/20260301T100000Z-reference --key gonogo.pub
+      Check that an evidence bundle still matches its manifest.json and
+      carries a valid signature; print its verdict, subjects and steps.
+  gonogo keygen --out ~/.config/gonogo
+      Make a signing key pair for `gonogo run --sign-key`.
 
 Exit codes:
   0 GO   1 NO-GO   2 usage or scenario error   3 harness or infrastructure error
@@ -53,6 +57,8 @@ Examples:
   gonogo run scenarios/*.toml -j 2                 # several proofs at once
   gonogo run scenarios/reference.toml --deps external   # DATABASE_URL / REDIS_URL
   gonogo run scenarios/reference.toml --service-url http://127.0.0.1:8080
+  gonogo run scenarios/reference.toml --sign-key gonogo.key \\
+      --subject ghcr.io/acme/api@sha256:<64 hex>    # signed in-toto attestation
 
 The verdict line goes to stdout; progress goes to stderr.
 Exit codes: 0 GO, 1 NO-GO, 2 bad scenario or usage, 3 harness error,
@@ -93,19 +99,26 @@ Exits 0 when every file is valid, 2 otherwise, naming file, line and field.")]
         #[arg(required = true, value_name = "SCENARIO")]
         scenarios: Vec<PathBuf>,
     },
-    /// Check an evidence directory against its manifest.json.
+    /// Check an evidence bundle: its files, its manifest and its signature.
+    #[command(after_help = VERIFY_HELP)]
+    Verify(VerifyArgs),
+    /// Make a signing key pair (ECDSA P-256) for `gonogo run --sign-key`.
     #[command(after_help = "\
 Examples:
-  gonogo verify evidence/20260301T100000Z-reference
+  gonogo keygen --out ~/.config/gonogo
+  gonogo keygen --out ci-keys --force        # replace an existing pair
 
-Recomputes the SHA-256 of every file and compares it with manifest.json.
-Prints the manifest's own SHA-256: compare it with the one the CI step
-summary recorded. Exits 0 when intact, 5 naming each file that changed,
-disappeared or appeared, 2 when the directory has no manifest.json.")]
-    Verify {
-        /// The evidence directory (the one holding manifest.json).
-        #[arg(value_name = "DIR")]
-        dir: PathBuf,
+Writes DIR/gonogo.key (PKCS#8 PEM, mode 0600: keep it secret, e.g. in the
+CI secret store as GONOGO_SIGNING_KEY) and DIR/gonogo.pub (SPKI PEM: give
+it to whoever verifies). Prints the key id, SHA256:<hex of the public
+key's DER>. Existing files are kept unless --force is given.")]
+    Keygen {
+        /// The directory to write gonogo.key and gonogo.pub into.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Replace an existing key pair.
+        #[arg(long)]
+        force: bool,
     },
     /// Re-render a report from a stored evidence.json, without re-running.
     #[command(after_help = "\
@@ -126,6 +139,56 @@ Writes to stdout unless --out is given.")]
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
     },
+}
+
+const VERIFY_HELP: &str = "\
+Examples:
+  gonogo verify evidence/20260301T100000Z-reference
+  gonogo verify evidence/20260301T100000Z-reference --key gonogo.pub
+  gonogo verify DIR --key gonogo.pub --expect-manifest-sha256 39f9…
+
+Checks every file against its SHA-256 in manifest.json (nothing missing,
+nothing added but attestation.intoto.jsonl); that the manifest's verdict,
+times, scenario and git SHA agree with evidence.json, whose verdict must
+follow from its steps; and, for a signed bundle, that the attestation
+names this manifest. Reads only regular files, each at most 64 MiB.
+
+The hashes alone cannot catch someone who edits a report and recomputes
+every hash: only a signature can. Pass --key with the signer's public key
+to check it; without --key a signed bundle is reported as signed but not
+checked, and an unsigned one as unsigned. A release gate should always
+pass --key (or at least --expect-manifest-sha256 with the SHA-256 the CI
+run published).
+
+Prints the verdict, subjects, signer, time and each step's result, then
+one line: ok, or TAMPERED. Exits 0 when intact, 5 naming each difference
+(a missing manifest included), 2 for a bad --key or a directory that is
+not a bundle, 3 when a file cannot be read.";
+
+#[derive(Debug, Args)]
+struct VerifyArgs {
+    /// The evidence directory (the one holding manifest.json).
+    #[arg(value_name = "DIR")]
+    dir: PathBuf,
+    /// The signer's public key (SPKI PEM, e.g. gonogo.pub or cosign.pub):
+    /// the bundle must carry a valid signature by it.
+    #[arg(long, value_name = "FILE")]
+    key: Option<PathBuf>,
+    /// The SHA-256 manifest.json must have (as the CI run published it).
+    #[arg(long, value_name = "HEX", value_parser = parse_sha256)]
+    expect_manifest_sha256: Option<String>,
+}
+
+fn parse_sha256(text: &str) -> std::result::Result<String, String> {
+    let hex = text
+        .strip_prefix("sha256:")
+        .unwrap_or(text)
+        .to_ascii_lowercase();
+    if hex.len() == 64 && hex.chars().all(|c| c.is_ascii_hexdigit()) {
+        Ok(hex)
+    } else {
+        Err(format!("`{text}` is not a SHA-256 (64 hex characters)"))
+    }
 }
 
 #[derive(Debug, Args)]
@@ -214,7 +277,8 @@ struct RunArgs {
     /// Print only step results and the verdict, not each action.
     #[arg(long, short)]
     quiet: bool,
-    /// Artifacts to write, comma-separated; manifest.json is always written.
+    /// Artifacts to write, comma-separated; evidence.json and manifest.json
+    /// are always written.
     #[arg(
         long,
         value_name = "LIST",
@@ -228,6 +292,15 @@ struct RunArgs {
     /// Who owns the release gate, for the scorecard (over `[release] owner`).
     #[arg(long, value_name = "NAME", env = "GONOGO_OWNER")]
     owner: Option<String>,
+    /// Sign the bundle with this private key (PKCS#8 PEM, see gonogo keygen):
+    /// adds attestation.intoto.jsonl. GONOGO_SIGNING_KEY may hold the PEM
+    /// text instead; it is never passed to the service.
+    #[arg(long, value_name = "FILE")]
+    sign_key: Option<PathBuf>,
+    /// An artifact the signed attestation vouches for, e.g. the image the
+    /// service was built into (repeatable; needs a signing key).
+    #[arg(long = "subject", value_name = "NAME@sha256:HEX")]
+    subjects: Vec<crate::attest::statement::Subject>,
 }
 
 /// The GitHub Actions run page, from the variables every job has.
@@ -265,6 +338,8 @@ fn parse_key_value(text: &str) -> std::result::Result<(String, String), String> 
 
 /// Run the command line; returns the process exit code.
 pub fn main() -> i32 {
+    // SAFETY: the first thing gonogo does: no other thread exists yet.
+    let env_key = unsafe { crate::attest::key::take_from_env() };
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(4)
@@ -279,7 +354,7 @@ pub fn main() -> i32 {
     };
     let result = runtime.block_on(async {
         tokio::select! {
-            result = execute(cli) => result,
+            result = execute(cli, env_key) => result,
             signal = interrupted() => Err(Error::Interrupted(signal)),
         }
     });
@@ -385,7 +460,7 @@ async fn interrupted() -> &'static str {
     }
 }
 
-async fn execute(cli: Cli) -> Result<i32> {
+async fn execute(cli: Cli, env_key: Option<Zeroizing<String>>) -> Result<i32> {
     match cli.command {
         Command::Validate { scenarios } => {
             let mut failed = false;
@@ -426,6 +501,7 @@ async fn execute(cli: Cli) -> Result<i32> {
                 .map(crate::evidence::markdown::load_template)
                 .transpose()
                 .map_err(|e| Error::Usage(e.to_string()))?;
+            let signing = signer(&args, env_key.as_deref().map(String::as_str))?;
             let options = RunOptions {
                 out: args.out,
                 env: args.env,
@@ -444,6 +520,7 @@ async fn execute(cli: Cli) -> Result<i32> {
                 ci_run_url: github_run_url(),
                 deps: args.deps,
                 service_url: args.service_url.map(check_service_url).transpose()?,
+                signing,
             };
             if let [scenario] = scenarios.as_slice() {
                 let mut reporter = TerminalReporter::new(args.quiet);
@@ -462,29 +539,19 @@ async fn execute(cli: Cli) -> Result<i32> {
             })
         }
         Command::Init(args) => init(args),
-        Command::Verify { dir } => {
-            let verification = crate::verify::verify(&dir)?;
-            if verification.intact() {
-                println!(
-                    "ok {}: {} files match manifest.json (manifest sha256 {})",
-                    dir.display(),
-                    verification.matched,
-                    verification.manifest_sha256
-                );
-                return Ok(exit_codes::GO);
-            }
-            let mut err = std::io::stderr().lock();
-            for mismatch in &verification.mismatches {
-                let _ = writeln!(err, "{}: {mismatch}", dir.display());
-            }
+        Command::Verify(args) => verify(args),
+        Command::Keygen { out, force } => {
+            let pair = crate::attest::key::keygen(&out, force).map_err(Error::Usage)?;
             println!(
-                "TAMPERED {}: {} of {} checks failed (manifest sha256 {})",
-                dir.display(),
-                verification.mismatches.len(),
-                verification.mismatches.len() + verification.matched,
-                verification.manifest_sha256
+                "wrote {} (private: keep it secret) and {} (public); key id {}\n\
+                 next: gonogo run SCENARIO --sign-key {}, then gonogo verify DIR --key {}",
+                pair.private.display(),
+                pair.public.display(),
+                pair.keyid,
+                pair.private.display(),
+                pair.public.display()
             );
-            Ok(exit_codes::TAMPERED)
+            Ok(exit_codes::GO)
         }
         Command::Render {
             evidence,
@@ -503,6 +570,48 @@ async fn execute(cli: Cli) -> Result<i32> {
             Ok(exit_codes::GO)
         }
     }
+}
+
+/// The run's signer, from `--sign-key` or `GONOGO_SIGNING_KEY`, checked
+/// before anything starts; `--subject` needs one.
+fn signer(args: &RunArgs, env_key: Option<&str>) -> Result<Option<crate::attest::Signer>> {
+    let key =
+        crate::attest::key::signing_key(args.sign_key.as_deref(), env_key).map_err(Error::Usage)?;
+    match key {
+        Some(key) => Ok(Some(crate::attest::Signer {
+            key,
+            subjects: args.subjects.clone(),
+        })),
+        None if !args.subjects.is_empty() => Err(Error::Usage(
+            "--subject goes into the signed attestation: give a signing key with --sign-key FILE or GONOGO_SIGNING_KEY".into(),
+        )),
+        None => Ok(None),
+    }
+}
+
+fn verify(args: VerifyArgs) -> Result<i32> {
+    let key = args
+        .key
+        .as_deref()
+        .map(crate::attest::key::verifying_key)
+        .transpose()
+        .map_err(Error::Usage)?;
+    let options = crate::verify::VerifyOptions {
+        key,
+        expect_manifest_sha256: args.expect_manifest_sha256,
+    };
+    let verification = crate::verify::verify(&args.dir, &options)?;
+    let mut err = std::io::stderr().lock();
+    for mismatch in &verification.mismatches {
+        let _ = writeln!(err, "{}: {mismatch}", args.dir.display());
+    }
+    drop(err);
+    let _ = std::io::stdout().write_all(crate::verify::render(&verification).as_bytes());
+    Ok(if verification.intact() {
+        exit_codes::GO
+    } else {
+        exit_codes::TAMPERED
+    })
 }
 
 fn init(args: InitArgs) -> Result<i32> {

@@ -13,12 +13,14 @@
 //! - [`mask`]: the only way text becomes evidence (`Masked`).
 //! - [`evidence`]: the `Evidence` model and its renderers and writer.
 //! - [`run`]: sequences the stages and owns the teardown.
-//! - [`verify`]: checks a written bundle against its `manifest.json`.
+//! - [`attest`]: signs the bundle (a DSSE in-toto attestation) and reads it back.
+//! - [`verify`]: checks a written bundle against its `manifest.json` and signature.
 //!
 //! Supporting modules: [`process`] (guards that own child processes),
 //! [`proxy`] (the TCP fault proxy), [`http`] (probes with deadlines),
 //! [`progress`] (live terminal output), [`exit_codes`] and [`error`].
 
+pub mod attest;
 pub mod cli;
 pub mod digest;
 pub mod doctor;

@@ -59,6 +59,8 @@ pub struct RunOptions {
     /// Prove the service already running at this base URL (`--service-url`)
     /// instead of launching it: target mode.
     pub service_url: Option<String>,
+    /// Sign the bundle (`--sign-key`, `--subject`): adds the attestation.
+    pub signing: Option<crate::attest::Signer>,
 }
 
 /// What a finished run produced.
@@ -90,6 +92,9 @@ pub async fn run(
     });
 
     let mut masker = Masker::new().with_partial_hosts(options.mask_hosts);
+    for secret in options.signing.iter().flat_map(|s| s.key.secrets()) {
+        masker.add_secret(secret);
+    }
     let (provisioned, mode) = match &options.service_url {
         Some(url) => {
             masker.learn_from_env("SERVICE_URL", url);
@@ -227,7 +232,7 @@ pub async fn run(
         timelines,
         waivers,
     };
-    let written = write_evidence(&evidence, options, &masker)?;
+    let written = write_evidence(&evidence, options, &masker, &scenario.service.workdir)?;
     if let Some(path) = &options.step_summary {
         let published = crate::evidence::summary::publish(
             path,
@@ -611,15 +616,29 @@ fn environment(scenario: &Scenario, options: &RunOptions) -> String {
     "local".into()
 }
 
-fn write_evidence(evidence: &Evidence, options: &RunOptions, masker: &Masker) -> Result<Written> {
+fn write_evidence(
+    evidence: &Evidence,
+    options: &RunOptions,
+    masker: &Masker,
+    workdir: &std::path::Path,
+) -> Result<Written> {
     let bundle = BundleOptions {
         template: options.template.clone(),
         formats: options.formats.clone(),
     };
-    let artifacts = bundle::artifacts(evidence, &bundle).map_err(|e| match e {
+    let mut artifacts = bundle::artifacts(evidence, &bundle).map_err(|e| match e {
         BundleError::Template(t) => Error::Usage(t.to_string()),
         other => Error::Harness(anyhow::anyhow!("{other}")),
     })?;
+    if let Some(signer) = &options.signing {
+        let origin = crate::attest::Origin {
+            workdir,
+            run_url: options.ci_run_url.as_deref(),
+        };
+        let signed = crate::attest::attestation(signer, evidence, &artifacts, &origin, masker)
+            .map_err(|e| anyhow::anyhow!("sign the evidence: {e}"))?;
+        artifacts.push(signed);
+    }
     let name = dir_name(evidence);
     write_bundle(&options.out, &name, &artifacts, masker.secrets()).map_err(|e| match e {
         WriteError::SecretLeak(_) => Error::Harness(anyhow::anyhow!("{e}")),
