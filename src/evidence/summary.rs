@@ -40,6 +40,8 @@ pub struct SummaryLinks {
     pub manifest_sha256: Option<String>,
     /// The CI run's page, where the uploaded evidence is.
     pub run_url: Option<String>,
+    /// The key id that signed the bundle's attestation, when signed.
+    pub signed_by: Option<String>,
 }
 
 /// The Markdown block for `evidence`.
@@ -110,6 +112,14 @@ pub fn render(evidence: &Evidence, links: &SummaryLinks) -> String {
             links.dir
         );
     }
+    if let Some(keyid) = &links.signed_by {
+        let _ = writeln!(
+            out,
+            "\nSigned: `{}` (in-toto test-result attestation) by key `{keyid}`; check it with `gonogo verify {} --key gonogo.pub`",
+            crate::attest::ATTESTATION_FILE,
+            links.dir
+        );
+    }
     out.push('\n');
     out
 }
@@ -125,11 +135,16 @@ pub fn publish(
     let manifest_sha256 = std::fs::read(written.dir.join(MANIFEST_FILE))
         .ok()
         .map(|bytes| crate::digest::sha256_hex(&bytes));
+    let signed_by = std::fs::read(written.dir.join(crate::attest::ATTESTATION_FILE))
+        .ok()
+        .and_then(|bytes| crate::attest::dsse::Envelope::parse(&bytes).ok())
+        .map(|envelope| envelope.keyids().join(", "));
     let links = SummaryLinks {
         report: written.report.display().to_string(),
         dir: written.dir.display().to_string(),
         manifest_sha256,
         run_url,
+        signed_by,
     };
     append(path, &render(evidence, &links), secrets)
 }
@@ -185,6 +200,7 @@ mod tests {
                 dir: "evidence/x".into(),
                 manifest_sha256: Some("feed".into()),
                 run_url: Some("https://ci.example/run/1".into()),
+                signed_by: Some("SHA256:beef".into()),
             },
         );
         assert!(text.starts_with("### ❌ gonogo: NO-GO — sample"), "{text}");
@@ -194,6 +210,7 @@ mod tests {
         assert!(text.contains("&lt;script&gt;"), "{text}");
         assert!(text.contains("`evidence/x/report.md`"), "{text}");
         assert!(text.contains("sha256 `feed`"), "{text}");
+        assert!(text.contains("by key `SHA256:beef`"), "{text}");
     }
 
     #[test]

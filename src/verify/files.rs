@@ -160,7 +160,14 @@ mod tests {
             read_regular(Path::new("/dev/null")),
             Err(ReadProblem::NotRegular("a character device"))
         ));
+        let big = dir.path().join("big");
+        // Sparse: no disk is used.
+        fs::File::create(&big)
+            .unwrap()
+            .set_len(MAX_FILE_BYTES + 1)
+            .unwrap();
+        assert!(matches!(read_regular(&big), Err(ReadProblem::TooLarge(_))));
         let listed: Vec<String> = entries_under(dir.path()).unwrap().into_keys().collect();
-        assert_eq!(listed, ["a.txt", "fifo", "link"]);
+        assert_eq!(listed, ["a.txt", "big", "fifo", "link"]);
     }
 }

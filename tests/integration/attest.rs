@@ -608,6 +608,7 @@ fn a_key_from_the_environment_signs_and_never_leaks() {
     let leaked_line = lines.last().unwrap().clone();
     let scenario_file = gate_scenario(scratch.path(), "gate", "");
     let out = scratch.path().join("evidence");
+    let step_summary = scratch.path().join("step-summary.md");
     let marker = marker("attest-env-key");
     let mut command = gonogo(&marker);
     command
@@ -618,6 +619,7 @@ fn a_key_from_the_environment_signs_and_never_leaks() {
         .args(["--env", "REFERENCE_FLAW=ready-500", "--env"])
         .arg(format!("LEAKED_LINE={leaked_line}"))
         .env("GONOGO_SIGNING_KEY", &pem)
+        .env("GITHUB_STEP_SUMMARY", &step_summary)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = command.spawn().unwrap();
@@ -666,6 +668,12 @@ fn a_key_from_the_environment_signs_and_never_leaks() {
     let dir = evidence_dir(&out);
     let mut texts = all_files(&dir);
     texts.push(("stdout and stderr".into(), transcript));
+    let summary = std::fs::read_to_string(&step_summary).unwrap();
+    assert!(
+        summary.contains("Signed: `attestation.intoto.jsonl`"),
+        "{summary}"
+    );
+    texts.push(("step summary".into(), summary));
     let body: String = lines.concat();
     let report = texts.iter().find(|(n, _)| n == "report.md").unwrap();
     assert!(
@@ -702,4 +710,47 @@ fn a_key_from_the_environment_signs_and_never_leaks() {
     assert!(out.contains("verdict   NO-GO"), "{out}");
     assert!(out.contains("FAIL      3. negative-proof"), "{out}");
     assert!(out.contains("WAIVED"), "{out}");
+}
+
+/// The openssl + jq recipe in docs/ci.md, run as written.
+#[test]
+fn the_documented_openssl_recipe_verifies_the_bundle() {
+    let jq = Command::new("jq").arg("--version").output();
+    if !jq.is_ok_and(|o| o.status.success()) {
+        eprintln!("SKIPPED the docs/ci.md recipe: jq is not installed");
+        return;
+    }
+    let run = signed_reference();
+    let doc = std::fs::read_to_string(crate::support::repo().join("docs/ci.md")).unwrap();
+    let start = doc
+        .find("# verify-attestation.sh DIR")
+        .expect("docs/ci.md holds the recipe");
+    let end = start + doc[start..].find("\n```").unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    let script = scratch.path().join("verify-attestation.sh");
+    std::fs::write(&script, &doc[start..end]).unwrap();
+    std::fs::copy(&run.public, scratch.path().join("gonogo.pub")).unwrap();
+    let recipe = |dir: &Path| {
+        let output = Command::new("bash")
+            .arg(&script)
+            .arg(dir)
+            .current_dir(scratch.path())
+            .output()
+            .unwrap();
+        (
+            output.status.success(),
+            format!("{}{}", stdout(&output), stderr(&output)),
+        )
+    };
+    let (ok, out) = recipe(&run.dir);
+    assert!(ok, "{out}");
+    assert!(out.contains("Verified OK"), "{out}");
+    assert!(
+        out.contains("signed and intact: 15 of 15 required steps passed"),
+        "{out}"
+    );
+    let (_keep, forged) = copy_of(&run.dir);
+    forge_report(&forged);
+    let (ok, out) = recipe(&forged);
+    assert!(!ok, "a rehashed report must fail the recipe: {out}");
 }
