@@ -241,7 +241,16 @@ pub fn verify(dir: &Path, options: &VerifyOptions) -> Result<Verification> {
             return Ok(v);
         }
     };
-    let attestation = entries.remove(ATTESTATION_FILE);
+    // The attestation signs the manifest, so gonogo never lists it there;
+    // a manifest that does is not gonogo's, and the file is hashed as listed.
+    let attestation = if manifest.files.iter().any(|f| f.path == ATTESTATION_FILE) {
+        v.mismatches.push(Mismatch::BadManifest(format!(
+            "it lists {ATTESTATION_FILE}, which signs the manifest and cannot be in it"
+        )));
+        None
+    } else {
+        entries.remove(ATTESTATION_FILE)
+    };
     let evidence_bytes = check_files(&mut v, &manifest, &mut entries)?;
     v.mismatches
         .extend(entries.into_keys().map(Mismatch::Added));

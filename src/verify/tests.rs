@@ -362,3 +362,20 @@ fn manifest_paths_cannot_escape_the_bundle() {
 fn control_characters_from_a_bundle_are_not_printed() {
     assert_eq!(printable("a\x1b[2Jb\n"), "a?[2Jb?");
 }
+
+#[test]
+fn a_manifest_that_lists_the_attestation_is_not_gonogos() {
+    let key = SigningKey::generate().unwrap();
+    let dir = bundle_with(Some(&key));
+    let signed = fs::read(dir.path().join(ATTESTATION_FILE)).unwrap();
+    edit_manifest(dir.path(), |m| {
+        m["files"].as_array_mut().unwrap().push(serde_json::json!({
+            "path": ATTESTATION_FILE, "sha256": sha256_hex(&signed), "bytes": signed.len()
+        }));
+    });
+    let v = check(dir.path());
+    let [Mismatch::BadManifest(why)] = &v.mismatches[..] else {
+        panic!("{:?}", v.mismatches);
+    };
+    assert!(why.contains("cannot be in it"), "{why}");
+}
