@@ -19,6 +19,7 @@
 //! [`proxy`] (the TCP fault proxy), [`http`] (probes with deadlines),
 //! [`progress`] (live terminal output), [`exit_codes`] and [`error`].
 
+pub mod alerts;
 pub mod cli;
 pub mod digest;
 pub mod doctor;
