@@ -71,6 +71,17 @@ impl Promtool {
     }
 }
 
+/// For `gonogo doctor`: promtool's version and path, or why it is
+/// missing (with the install hint).
+pub async fn diagnose() -> Result<String, String> {
+    let promtool = Promtool::find()?;
+    let version = promtool
+        .version()
+        .await
+        .map_err(|e| format!("{} does not run: {e}", promtool.path.display()))?;
+    Ok(format!("{version}  ({})", promtool.path.display()))
+}
+
 fn parent(file: &Path) -> &Path {
     file.parent()
         .filter(|p| !p.as_os_str().is_empty())

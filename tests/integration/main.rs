@@ -3,6 +3,7 @@
 
 mod artifacts;
 mod cleanup;
+mod conformance;
 mod fastapi;
 mod faults;
 mod parallel;
