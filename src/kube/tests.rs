@@ -415,3 +415,47 @@ fn the_serving_port_is_the_only_port_or_named() {
         .replace("port: http", "port: 8080");
     assert_eq!(container(&none).serving_port(None).unwrap().number, 8080);
 }
+
+/// The shipped reference Deployment passes with the reference service's
+/// observations, and each failing fixture fails at its own check.
+#[test]
+fn the_reference_deployment_passes_and_each_fixture_fails_at_its_check() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let judge_file = |relative: &str, obs: &Observations| {
+        let c = super::manifest::read(&root.join(relative), &Selection::default())
+            .unwrap_or_else(|e| panic!("{relative}: {e}"));
+        let serving = c.serving_port(None).expect("one port");
+        judge(&c, &serving, obs)
+    };
+    let obs = healthy();
+    let shipped = judge_file("examples/reference/deploy/deployment.yaml", &obs);
+    assert_eq!(shipped.failures().count(), 0, "{shipped:#?}");
+
+    // A cold start of 3.2 s and a healthy ready p99 of 1.3 s: what the
+    // budget and timeout fixtures are meant to catch.
+    let mut slow = healthy();
+    let cold = slow.cold_start.as_mut().unwrap();
+    cold.first_success.insert("/live".into(), Some(ms(3_200)));
+    slow.healthy_p99.insert("/ready".into(), ms(1_300));
+    let shipped = judge_file("examples/reference/deploy/deployment.yaml", &slow);
+    assert_eq!(shipped.failures().count(), 0, "{shipped:#?}");
+
+    for (fixture, obs, rule) in [
+        (
+            "liveness-on-ready-path.yaml",
+            &obs,
+            Rule::LivenessDuringFault,
+        ),
+        ("startup-budget-2s.yaml", &slow, Rule::StartupBudget),
+        (
+            "grace-shorter-than-shutdown.yaml",
+            &obs,
+            Rule::ShutdownGrace,
+        ),
+        ("timeout-1s-slow-ready.yaml", &slow, Rule::ProbeTimeout),
+    ] {
+        let result = judge_file(&format!("tests/fixtures/kube/{fixture}"), obs);
+        let failed: Vec<Rule> = result.failures().map(|c| c.rule).collect();
+        assert_eq!(failed, [rule], "{fixture}: {result:#?}");
+    }
+}
