@@ -14,10 +14,15 @@
 //! - [`evidence`]: the `Evidence` model and its renderers and writer.
 //! - [`run`]: sequences the stages and owns the teardown.
 //! - [`verify`]: checks a written bundle against its `manifest.json`.
+//! - [`kube`]: the Kubernetes manifest's probes judged with kubelet
+//!   semantics against what the proof observed.
+//! - [`alerts`]: the Prometheus alert rules proven with promtool against
+//!   the series the service exported.
 //!
 //! Supporting modules: [`process`] (guards that own child processes),
 //! [`proxy`] (the TCP fault proxy), [`http`] (probes with deadlines),
-//! [`progress`] (live terminal output), [`exit_codes`] and [`error`].
+//! [`progress`] (live terminal output), [`yaml`] (YAML with positions),
+//! [`exit_codes`] and [`error`].
 
 pub mod alerts;
 pub mod cli;

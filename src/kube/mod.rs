@@ -5,7 +5,7 @@
 //!   (probes with Kubernetes' defaults, ports, preStop, grace period).
 //! - [`observe`]: the [`Observations`] the judges need, recorded by the
 //!   proof's steps.
-//! - [`judge`]: kubelet semantics applied to both, giving a
+//! - [`mod@judge`]: kubelet semantics applied to both, giving a
 //!   [`Conformance`] (checks, what could not be judged, a table per probe).
 
 pub mod judge;

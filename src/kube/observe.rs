@@ -1,6 +1,6 @@
 //! What the proof observed, as the probe judges need it: timed answers per
 //! path during each fault window, the cold start, SIGTERM to exit, healthy
-//! latency. Plain data: the steps record it, [`super::judge`] reads it.
+//! latency. Plain data: the steps record it, [`mod@super::judge`] reads it.
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -94,3 +94,61 @@ fn the_example_deploy_files_load_with_the_shipped_scenarios() {
         );
     }
 }
+
+/// The Kubernetes Job example: its scenario (from the ConfigMap) loads
+/// with a Deployment where the init container writes it, and the Job runs
+/// gonogo in target mode against the in-cluster Service.
+#[test]
+fn the_kubernetes_job_example_carries_a_valid_target_mode_scenario() {
+    use gonogo::yaml::YamlFile;
+    let path = repo().join("examples/kubernetes/gonogo-job.yaml");
+    let file = YamlFile::read(&path).unwrap();
+    let mut data = None;
+    let mut args = None;
+    for (_, doc) in file.documents() {
+        match doc.require("kind").unwrap().str().unwrap() {
+            "ConfigMap" => data = Some(doc.require("data").unwrap()),
+            "Job" => {
+                let pod = doc.require("spec").unwrap().require("template").unwrap();
+                let spec = pod.require("spec").unwrap();
+                let container = &spec.require("containers").unwrap().items().unwrap()[0];
+                let list = container.require("args").unwrap().items().unwrap();
+                args = Some(
+                    list.iter()
+                        .map(|a| a.str().unwrap().to_string())
+                        .collect::<Vec<_>>(),
+                );
+            }
+            _ => {}
+        }
+    }
+    let args = args.expect("a Job");
+    assert!(
+        args.iter().any(|a| a.starts_with("--service-url=http://")),
+        "{args:?}"
+    );
+    let data = data.expect("a ConfigMap");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("config")).unwrap();
+    std::fs::create_dir_all(dir.path().join("work")).unwrap();
+    for name in ["scenario.toml", "alerts.yml"] {
+        let text = data.require(name).unwrap().str().unwrap().to_string();
+        std::fs::write(dir.path().join("config").join(name), text).unwrap();
+    }
+    std::fs::copy(
+        repo().join("examples/reference/deploy/deployment.yaml"),
+        dir.path().join("work/deployment.yaml"),
+    )
+    .unwrap();
+    let scenario = gonogo::scenario::load(&dir.path().join("config/scenario.toml"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        scenario.kubernetes.unwrap().container.name,
+        "reference-service"
+    );
+    assert_eq!(
+        scenario.alerts.unwrap().target_labels["namespace"],
+        "platform"
+    );
+    assert_eq!(scenario.waivers.len(), 6);
+}
