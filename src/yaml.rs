@@ -309,10 +309,18 @@ pub enum IntOrStr {
 
 /// The first line whose block nesting exceeds [`MAX_DEPTH`], with that
 /// depth. Counts indentation plus compact indicators (`- - - x`), an upper
-/// bound on the depth a line can open.
+/// bound on the depth a line can open; the content of block scalars (`|`,
+/// `>`) is text, not nesting, and is skipped.
 fn too_deep(text: &str) -> Option<(usize, usize)> {
+    let mut scalar_parent: Option<usize> = None;
     for (index, line) in text.lines().enumerate() {
         let indent = line.len() - line.trim_start_matches([' ', '\t']).len();
+        if let Some(parent) = scalar_parent {
+            if line.trim().is_empty() || indent > parent {
+                continue;
+            }
+            scalar_parent = None;
+        }
         let mut rest = &line[indent..];
         let mut compact = 0;
         while let Some(after) = rest
@@ -327,8 +335,22 @@ fn too_deep(text: &str) -> Option<(usize, usize)> {
         if depth > MAX_DEPTH {
             return Some((index + 1, depth));
         }
+        if opens_block_scalar(line) {
+            scalar_parent = Some(indent);
+        }
     }
     None
+}
+
+/// Whether a line ends with a block scalar indicator: `key: |`, `- >-`,
+/// `key: |2+`.
+fn opens_block_scalar(line: &str) -> bool {
+    let code = line.split(" #").next().unwrap_or(line).trim_end();
+    let tail = code.trim_end_matches(|c: char| c.is_ascii_digit() || c == '-' || c == '+');
+    (tail.ends_with('|') || tail.ends_with('>'))
+        && tail[..tail.len() - 1].ends_with([' ', ':', '-'])
+        || tail == "|"
+        || tail == ">"
 }
 
 #[cfg(test)]
@@ -398,6 +420,22 @@ mod tests {
             ));
         }
         assert!(YamlFile::parse(Path::new("x.yaml"), &laughs).is_err());
+    }
+
+    #[test]
+    fn block_scalar_text_is_not_nesting() {
+        let json = " ".repeat(400) + "{\"deep\": 1}";
+        let folded = " ".repeat(300) + "folded";
+        let text = format!("data:\n  config.json: |\n{json}\n  other: >-\n{folded}\nnext: 1\n");
+        let file = parse(&text);
+        let (_, root) = &file.documents()[0];
+        assert_eq!(root.require("next").unwrap().int().unwrap(), 1);
+        let err = YamlFile::parse(
+            Path::new("x.yaml"),
+            &format!("a:\n{}b: 1\n", " ".repeat(300)),
+        )
+        .unwrap_err();
+        assert!(err.message.contains("nesting 300 levels deep"), "{err}");
     }
 
     #[test]
