@@ -43,6 +43,8 @@ pub struct Diagnosis {
     pub server_user: Result<String, String>,
     pub docker: DockerStatus,
     pub providers: Vec<ProviderCheck>,
+    /// promtool (alert-rule checks): version and path, or the install hint.
+    pub promtool: Result<String, String>,
 }
 
 impl Diagnosis {
@@ -146,6 +148,7 @@ pub async fn diagnose() -> Diagnosis {
         server_user,
         docker,
         providers: vec![embedded, docker_check, external],
+        promtool: crate::alerts::promtool::diagnose().await,
     }
 }
 
@@ -243,6 +246,16 @@ pub fn render(d: &Diagnosis) -> String {
             p.detail
         );
     }
+    let _ = match &d.promtool {
+        Ok(text) => writeln!(
+            out,
+            "tools (alert-rule checks):\n  ok       promtool      {text}"
+        ),
+        Err(e) => writeln!(
+            out,
+            "tools (alert-rule checks):\n  missing  promtool      {e}"
+        ),
+    };
     let _ = writeln!(
         out,
         "{}",

@@ -15,11 +15,17 @@
 //! - [`run`]: sequences the stages and owns the teardown.
 //! - [`attest`]: signs the bundle (a DSSE in-toto attestation) and reads it back.
 //! - [`verify`]: checks a written bundle against its `manifest.json` and signature.
+//! - [`kube`]: the Kubernetes manifest's probes judged with kubelet
+//!   semantics against what the proof observed.
+//! - [`alerts`]: the Prometheus alert rules proven with promtool against
+//!   the series the service exported.
 //!
 //! Supporting modules: [`process`] (guards that own child processes),
 //! [`proxy`] (the TCP fault proxy), [`http`] (probes with deadlines),
-//! [`progress`] (live terminal output), [`exit_codes`] and [`error`].
+//! [`progress`] (live terminal output), [`yaml`] (YAML with positions),
+//! [`exit_codes`] and [`error`].
 
+pub mod alerts;
 pub mod attest;
 pub mod cli;
 pub mod digest;
@@ -29,6 +35,7 @@ pub mod evidence;
 pub mod exit_codes;
 pub mod http;
 pub mod init;
+pub mod kube;
 pub mod mask;
 pub mod process;
 pub mod progress;
@@ -43,3 +50,4 @@ pub mod steps;
 pub mod verdict;
 pub mod verify;
 pub mod waiver;
+pub mod yaml;

@@ -39,6 +39,10 @@ pub struct ScenarioFile {
     pub waivers: Vec<super::release::WaiverFile>,
     /// Where `--deps external` finds the server URLs.
     pub external: Option<ExternalFile>,
+    /// The deployment's manifest, whose probes are judged.
+    pub kubernetes: Option<super::conformance::KubernetesFile>,
+    /// The alert rule file, proven with promtool.
+    pub alerts: Option<Spanned<super::conformance::AlertsFile>>,
 }
 
 /// `[external]`: the variables (or literal URLs) naming servers gonogo

@@ -11,12 +11,12 @@ use toml::Spanned;
 
 use super::file::{self, ScenarioFile};
 use super::placeholders::Template;
+use super::{AlertsSpec, ExternalSpec, ExternalUrl, KubernetesSpec};
 use super::{
     BodyExpectation, CurrentCheck, FailFastCase, FailFastSpec, FaultsSpec, LatencySpec,
     MetricsSpec, MigrationSpec, NegativeSpec, ReadySpec, Scenario, ServiceSpec, ShutdownSpec,
     TcpDependency,
 };
-use super::{ExternalSpec, ExternalUrl};
 
 /// Default deadline for each HTTP request to the service (seed 000: ≤ 5 s).
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
@@ -385,6 +385,7 @@ impl Ctx<'_> {
             .as_ref()
             .map(|m| self.metrics(m, &dependencies))
             .transpose()?;
+        let (kubernetes, alerts) = self.conformance(&raw, metrics.as_ref())?;
         let environment = raw.environment.clone();
         let release = super::release::release(raw.release.as_ref());
         let waivers = super::release::waivers(&raw.waivers, self.source, &|span, message| {
@@ -413,7 +414,30 @@ impl Ctx<'_> {
             latency,
             shutdown,
             metrics,
+            kubernetes,
+            alerts,
         })
+    }
+
+    /// `[kubernetes]` and `[alerts]`, with their files read.
+    fn conformance(
+        &self,
+        raw: &ScenarioFile,
+        metrics: Option<&MetricsSpec>,
+    ) -> Result<(Option<KubernetesSpec>, Option<AlertsSpec>), ScenarioError> {
+        let resolve = |p: &str| self.resolve(p);
+        let error_at = |span, message| self.error_at(span, message);
+        let kubernetes = raw
+            .kubernetes
+            .as_ref()
+            .map(|k| super::conformance::kubernetes(k, &resolve, &error_at))
+            .transpose()?;
+        let alerts = raw
+            .alerts
+            .as_ref()
+            .map(|a| super::conformance::alerts(a, metrics, &resolve, &error_at))
+            .transpose()?;
+        Ok((kubernetes, alerts))
     }
 
     fn external(&self, raw: Option<&file::ExternalFile>) -> Result<ExternalSpec, ScenarioError> {

@@ -4,6 +4,7 @@
 //! [`Scenario`] the runner uses, reporting any problem with file, line and
 //! field (exit code 2, nothing run, no evidence written).
 
+mod conformance;
 mod duration;
 mod file;
 mod load;
@@ -14,6 +15,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use conformance::{AlertsSpec, KubernetesSpec};
 pub use load::{ScenarioError, load, load_str};
 pub use placeholders::Template;
 pub use release::ReleaseSpec;
@@ -52,6 +54,10 @@ pub struct Scenario {
     pub shutdown: ShutdownSpec,
     /// Present only when the scenario names a metrics path and gauge.
     pub metrics: Option<MetricsSpec>,
+    /// `[kubernetes]`: the manifest whose probes are judged.
+    pub kubernetes: Option<KubernetesSpec>,
+    /// `[alerts]`: the rule file proven with promtool.
+    pub alerts: Option<AlertsSpec>,
 }
 
 /// Latency SLO on healthy dependencies (seeds 001, 002: P95 < 200 ms).

@@ -4,6 +4,7 @@
 mod artifacts;
 mod attest;
 mod cleanup;
+mod conformance;
 mod fastapi;
 mod faults;
 mod parallel;

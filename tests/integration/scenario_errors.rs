@@ -95,3 +95,23 @@ fn missing_service_binary_is_a_usage_error() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("no-such-server"), "{err}");
 }
+
+#[test]
+fn a_missing_manifest_or_unknown_alert_is_a_scenario_error() {
+    assert_error(
+        "missing-manifest",
+        "[service]\ncommand = [\"./server\"]\n\n[kubernetes]\nmanifest = \"deploy/deployment.yaml\"\n",
+        "5:12",
+        "field `kubernetes.manifest`: manifest ",
+    );
+    let rules = crate::support::repo().join("examples/reference/deploy/alerts.yml");
+    assert_error(
+        "unknown-alert",
+        &format!(
+            "[service]\ncommand = [\"./server\"]\n\n[alerts]\nrules = \"{}\"\nalert = \"ReadyzFailure\"\n",
+            rules.display()
+        ),
+        "6:9",
+        "no alert `ReadyzFailure`",
+    );
+}
