@@ -113,7 +113,8 @@ Examples:
   gonogo render evidence/20260301T100000Z-reference/evidence.json --template cab.md.j2
   gonogo render evidence/.../evidence.json --out ticket.md
 
-The template sees the same model as report.md.j2 (see templates/).
+The template sees the same model as the built-in one, which is compiled into
+the binary (src/evidence/report.md.j2 in gonogo's repository).
 Writes to stdout unless --out is given.")]
     Render {
         /// A stored evidence.json.
