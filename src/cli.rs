@@ -58,17 +58,26 @@ The verdict line goes to stdout; progress goes to stderr.
 Exit codes: 0 GO, 1 NO-GO, 2 bad scenario or usage, 3 harness error,
 4 INCONCLUSIVE, 130 interrupted. With several scenarios, the worst wins.")]
     Run(RunArgs),
-    /// Show which dependency providers work on this machine.
+    /// Show which dependency providers work on this machine, or install
+    /// what they need (--install).
     #[command(after_help = "\
 Examples:
   gonogo doctor
+  gonogo doctor --install          # print the command that installs what is missing
+  sudo gonogo doctor --install --yes   # and run it (apt-get: Debian, Ubuntu)
 
 Lists initdb, postgres and redis-server with their versions, the account
 Postgres would run as, whether a Docker daemon answers GET /_ping within
 2 s, and whether DATABASE_URL and REDIS_URL are set and reachable; says
 what to install for each provider that does not work.
-Exits 0 when at least one provider works, 3 otherwise.")]
-    Doctor,
+Exits 0 when at least one provider works, 3 otherwise.
+
+--install checks initdb, postgres, redis-server and promtool (and, as root,
+an account for Postgres), and prints the package manager's command for
+what is missing: apt-get on Debian and Ubuntu, dnf, apk or brew elsewhere.
+--yes runs it (apt-get only; as root, or through sudo -n, which must not
+need a password). Exits 0 when nothing is missing (any more), 3 otherwise.")]
+    Doctor(DoctorArgs),
     /// Write a commented starter scenario for your service.
     #[command(after_help = "\
 Examples:
@@ -127,6 +136,17 @@ Writes to stdout unless --out is given.")]
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
     },
+}
+
+#[derive(Debug, Args)]
+struct DoctorArgs {
+    /// Print the package manager's command that installs what is missing
+    /// (Postgres, redis-server, promtool) instead of the diagnosis.
+    #[arg(long)]
+    install: bool,
+    /// With --install: run that command (apt-get only).
+    #[arg(long, requires = "install")]
+    yes: bool,
 }
 
 #[derive(Debug, Args)]
@@ -453,7 +473,8 @@ async fn execute(cli: Cli) -> Result<i32> {
             }
             Ok(run_parallel(scenarios, options, usize::from(args.jobs), args.quiet).await)
         }
-        Command::Doctor => {
+        Command::Doctor(DoctorArgs { install: true, yes }) => crate::install::main(yes).await,
+        Command::Doctor(_) => {
             let diagnosis = crate::doctor::diagnose().await;
             print!("{}", crate::doctor::render(&diagnosis));
             Ok(if diagnosis.any_works() {

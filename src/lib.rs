@@ -17,7 +17,9 @@
 //!
 //! Supporting modules: [`process`] (guards that own child processes),
 //! [`proxy`] (the TCP fault proxy), [`http`] (probes with deadlines),
-//! [`progress`] (live terminal output), [`exit_codes`] and [`error`].
+//! [`progress`] (live terminal output), [`install`] (`doctor --install`:
+//! the package manager's command for what is missing), [`exit_codes`] and
+//! [`error`].
 
 pub mod cli;
 pub mod digest;
@@ -27,6 +29,7 @@ pub mod evidence;
 pub mod exit_codes;
 pub mod http;
 pub mod init;
+pub mod install;
 pub mod mask;
 pub mod process;
 pub mod progress;
