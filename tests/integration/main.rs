@@ -2,6 +2,7 @@
 //! real reference service, the real `gonogo` executable.
 
 mod artifacts;
+mod ci;
 mod cleanup;
 mod fastapi;
 mod faults;
