@@ -627,6 +627,24 @@ fn action_run_refuses_bad_inputs_with_exit_2_and_no_verdict() {
         stdout(&output)
     );
     assert_eq!(outputs["evidence-dir"], "");
+    // Nothing in args is expanded or run.
+    let (output, _) = action_run(
+        tmp.path(),
+        &[
+            ("INPUT_SCENARIO", "missing.toml"),
+            (
+                "INPUT_ARGS",
+                "--operator \"$(touch pwned)\" `touch pwned2` ${HOME}",
+            ),
+        ],
+    );
+    assert_eq!(output.status.code(), Some(2));
+    assert!(!tmp.path().join("pwned").exists() && !tmp.path().join("pwned2").exists());
+    assert!(
+        stdout(&output).contains(r"\$\{HOME\}"),
+        "{}",
+        stdout(&output)
+    );
 }
 
 #[test]
@@ -779,4 +797,97 @@ fn doctor_install_prints_the_apt_command_for_what_is_missing() {
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(2), "--yes needs --install");
+}
+
+/// Every use of the Action or the component that the docs and examples
+/// show, as (where, inputs given, Action or not).
+fn documented_uses() -> Vec<(String, Vec<String>, bool)> {
+    let mut documents = Vec::new();
+    for file in [
+        "examples/ci/github-actions.yml",
+        "examples/ci/.gitlab-ci.yml",
+    ] {
+        for doc in yaml_documents(&repo().join(file)) {
+            documents.push((file.to_string(), doc));
+        }
+    }
+    let block = regex::Regex::new(r"(?s)```yaml\n(.*?)```").unwrap();
+    for file in ["README.md", "docs/ci.md"] {
+        let text = std::fs::read_to_string(repo().join(file)).unwrap();
+        for (n, found) in block.captures_iter(&text).enumerate() {
+            let doc: Value = serde_yaml_ng::from_str(&found[1])
+                .unwrap_or_else(|e| panic!("{file}, yaml block {n}: {e}"));
+            documents.push((format!("{file} yaml block {n}"), doc));
+        }
+    }
+    let mut uses = Vec::new();
+    for (source, doc) in &documents {
+        collect_uses(source, doc, &mut uses);
+    }
+    uses
+}
+
+fn collect_uses(source: &str, value: &Value, uses: &mut Vec<(String, Vec<String>, bool)>) {
+    match value {
+        Value::Object(map) => {
+            let action = map
+                .get("uses")
+                .and_then(Value::as_str)
+                .is_some_and(|u| u.starts_with("OWNER/gonogo@"));
+            let component = map
+                .get("component")
+                .and_then(Value::as_str)
+                .is_some_and(|c| c.contains("/OWNER/gonogo/gonogo@"));
+            if action || component {
+                let given = map.get(if action { "with" } else { "inputs" });
+                uses.push((
+                    source.to_string(),
+                    given.map(keys).unwrap_or_default(),
+                    action,
+                ));
+            }
+            map.values().for_each(|v| collect_uses(source, v, uses));
+        }
+        Value::Array(items) => items.iter().for_each(|v| collect_uses(source, v, uses)),
+        _ => {}
+    }
+}
+
+#[test]
+fn the_documented_workflows_use_inputs_that_exist() {
+    let action_inputs = keys(&action()["inputs"]);
+    let component =
+        &yaml_documents(&repo().join("templates/gonogo/template.yml"))[0]["spec"]["inputs"];
+    let component_inputs = keys(component);
+    let uses = documented_uses();
+    for (source, given, action) in &uses {
+        let known = if *action {
+            &action_inputs
+        } else {
+            &component_inputs
+        };
+        assert!(
+            given.iter().any(|i| i == "scenario"),
+            "{source}: no scenario"
+        );
+        for input in given {
+            assert!(known.contains(input), "{source}: no input {input}");
+        }
+    }
+    let count = |file: &str, action: bool| {
+        uses.iter()
+            .filter(|(s, _, a)| s.starts_with(file) && *a == action)
+            .count()
+    };
+    // The README's two workflows, the examples, and docs/ci.md's four.
+    assert_eq!(
+        (count("README.md", true), count("README.md", false)),
+        (1, 1)
+    );
+    assert_eq!(count("examples/ci/github-actions.yml", true), 1);
+    assert_eq!(count("examples/ci/.gitlab-ci.yml", false), 1);
+    assert_eq!(
+        (count("docs/ci.md", true), count("docs/ci.md", false)),
+        (3, 1)
+    );
 }
