@@ -374,7 +374,7 @@ pub async fn execute(plan: &InstallPlan) -> std::result::Result<(), String> {
             full.extend(["sudo", "-n"]);
         }
         full.extend(argv.iter().map(String::as_str));
-        println!("gonogo doctor --install: running {line}");
+        say(&format!("gonogo doctor --install: running {line}"));
         let mut command = tokio::process::Command::new(full[0]);
         command
             .args(&full[1..])
@@ -401,27 +401,35 @@ pub async fn execute(plan: &InstallPlan) -> std::result::Result<(), String> {
     Ok(())
 }
 
+/// One line to stdout; a closed stdout is not worth a panic.
+fn say(line: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stdout(), "{line}");
+}
+
 /// `gonogo doctor --install [--yes]`: print the plan; with `yes`, run it
 /// and check again. Exits 0 when nothing is missing (any more), 3 when
 /// something still is.
 pub async fn main(yes: bool) -> Result<i32> {
     let plan = plan_here();
-    print!("{}", render(&plan));
+    say(render(&plan).trim_end());
     if plan.missing().is_empty() {
         return Ok(exit_codes::GO);
     }
     if !yes {
         if plan.runnable() {
-            println!(
-                "run them, or `gonogo doctor --install --yes` to have gonogo run them (as root, or with sudo that needs no password)"
+            say(
+                "run them, or `gonogo doctor --install --yes` to have gonogo run them (as root, or with sudo that needs no password)",
             );
         }
         return Ok(exit_codes::HARNESS);
     }
     if !plan.runnable() {
-        return Err(Error::Harness(anyhow::anyhow!(
-            "--yes runs apt-get only; run the commands above yourself"
-        )));
+        let why = match plan.manager {
+            None => "nothing was installed: gonogo knows no package manager here",
+            Some(_) => "--yes runs apt-get only; run the commands above yourself",
+        };
+        return Err(Error::Harness(anyhow::anyhow!(why)));
     }
     execute(&plan)
         .await
@@ -429,7 +437,7 @@ pub async fn main(yes: bool) -> Result<i32> {
     let after = plan_here();
     let still: Vec<&str> = after.missing().iter().map(|c| c.label()).collect();
     if still.is_empty() {
-        println!("installed; nothing is missing now");
+        say("installed; nothing is missing now");
         Ok(exit_codes::GO)
     } else {
         Err(Error::Harness(anyhow::anyhow!(
