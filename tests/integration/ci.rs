@@ -275,7 +275,8 @@ fn parse_outputs(path: &Path) -> BTreeMap<String, String> {
 
 /// A copy of examples/fastapi-backend as a service's own git repository,
 /// with its scenario at the root as `gonogo.toml`
-/// (scenarios/fastapi-backend.toml with `workdir = "."`). The virtualenv is
+/// (scenarios/fastapi-backend.toml with `workdir = "."` and a latency SLO
+/// a loaded machine meets). The virtualenv is
 /// linked, not copied: a venv cannot move. Gives the commit's SHA.
 fn service_repository(dir: &Path) -> String {
     copy_tree(&repo().join("examples/fastapi-backend"), dir);
@@ -290,6 +291,14 @@ fn service_repository(dir: &Path) -> String {
         "workdir = \".\"",
     );
     assert_ne!(moved, scenario, "the scenario's workdir line changed");
+    assert!(
+        !moved.contains("[latency]"),
+        "the scenario now sets [latency]"
+    );
+    // What is under test is the gate, not this machine's speed: the tests
+    // run proofs side by side, so a loaded runner must not turn GO into
+    // NO-GO through the latency SLO.
+    let moved = format!("{moved}\n[latency]\nrequests = 50\np95_ms = 2000\n");
     std::fs::write(dir.join("gonogo.toml"), moved).unwrap();
     std::fs::write(dir.join(".gitignore"), ".venv\n__pycache__/\n").unwrap();
     let git = |args: &[&str]| {
