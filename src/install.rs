@@ -148,25 +148,10 @@ impl PackageManager {
     }
 
     /// The commands that install `packages`, without any `sudo`.
-    fn commands(self, packages: &[&str]) -> Vec<Vec<String>> {
-        let with = |head: &[&str]| -> Vec<String> {
-            head.iter()
-                .chain(packages)
-                .map(|s| (*s).to_string())
-                .collect()
-        };
+    fn commands(self, packages: &[&str], machine: Machine) -> Vec<InstallStep> {
+        let with = |head: &[&str]| InstallStep::required(&[head, packages].concat());
         match self {
-            PackageManager::Apt => vec![
-                ["apt-get", "update", "-qq"].map(String::from).to_vec(),
-                with(&[
-                    "env",
-                    "DEBIAN_FRONTEND=noninteractive",
-                    "apt-get",
-                    "install",
-                    "-y",
-                    "-qq",
-                ]),
-            ],
+            PackageManager::Apt => apt_commands(packages, machine),
             PackageManager::Dnf => vec![with(&["dnf", "install", "-y"])],
             PackageManager::Apk => vec![with(&["apk", "add", "--no-cache"])],
             PackageManager::Brew => vec![with(&["brew", "install"])],
@@ -174,8 +159,19 @@ impl PackageManager {
     }
 
     /// What the printed commands do not say.
-    fn notes(self, missing: &[Component]) -> Vec<String> {
+    fn notes(self, missing: &[Component], machine: Machine) -> Vec<String> {
         let mut notes = Vec::new();
+        if self == PackageManager::Apt && missing.contains(&Component::Promtool) {
+            notes.push(format!(
+                "promtool comes in the prometheus package, installed without recommends; {} keeps its server from starting{}",
+                if machine.policy_rc_d {
+                    format!("this machine's {POLICY_RC_D} decides whether the install")
+                } else {
+                    format!("a temporary {POLICY_RC_D}")
+                },
+                if machine.systemd { ", and systemctl disables it" } else { "" }
+            ));
+        }
         if self != PackageManager::Apt {
             notes.push(format!(
                 "gonogo runs only apt-get itself and is tested with it; check these {} package names against your release",
@@ -194,6 +190,107 @@ impl PackageManager {
     }
 }
 
+/// Debian's hook that lets a package's install start its service, or not.
+const POLICY_RC_D: &str = "/usr/sbin/policy-rc.d";
+
+/// apt-get: the servers with their recommends; the prometheus package
+/// (for promtool) without, its server kept from starting, as
+/// `scripts/install-deps` does.
+fn apt_commands(packages: &[&str], machine: Machine) -> Vec<InstallStep> {
+    let install = [
+        "env",
+        "DEBIAN_FRONTEND=noninteractive",
+        "apt-get",
+        "install",
+        "-y",
+        "-qq",
+    ];
+    let (prometheus, others): (Vec<&str>, Vec<&str>) =
+        packages.iter().partition(|p| **p == "prometheus");
+    let mut steps = vec![InstallStep::required(&["apt-get", "update", "-qq"])];
+    if !others.is_empty() {
+        steps.push(InstallStep::required(&[&install[..], &others].concat()));
+    }
+    if prometheus.is_empty() {
+        return steps;
+    }
+    let deny =
+        format!("printf '#!/bin/sh\\nexit 101\\n' > {POLICY_RC_D} && chmod 755 {POLICY_RC_D}");
+    if !machine.policy_rc_d {
+        steps.push(InstallStep::required(&["sh", "-c", &deny]));
+    }
+    let no_recommends = ["--no-install-recommends", "prometheus"];
+    steps.push(InstallStep::required(
+        &[&install[..], &no_recommends].concat(),
+    ));
+    if !machine.policy_rc_d {
+        steps.push(InstallStep::new(
+            &["rm", "-f", POLICY_RC_D],
+            StepKind::Cleanup,
+        ));
+    }
+    if machine.systemd {
+        let disable = ["systemctl", "disable", "--now", "prometheus"];
+        steps.push(InstallStep::new(&disable, StepKind::BestEffort));
+    }
+    steps
+}
+
+/// How a failed step affects the rest of the plan.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StepKind {
+    /// Must succeed; after a failure no further `Required` step runs.
+    Required,
+    /// Undoes an earlier step, so it runs even after a failure.
+    Cleanup,
+    /// Reported when it fails, never fatal.
+    BestEffort,
+}
+
+/// One command of a plan, without `sudo`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InstallStep {
+    pub argv: Vec<String>,
+    pub kind: StepKind,
+}
+
+impl InstallStep {
+    fn new(argv: &[&str], kind: StepKind) -> InstallStep {
+        InstallStep {
+            argv: argv.iter().map(|a| (*a).to_string()).collect(),
+            kind,
+        }
+    }
+
+    fn required(argv: &[&str]) -> InstallStep {
+        InstallStep::new(argv, StepKind::Required)
+    }
+}
+
+/// What about this machine shapes the commands.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Machine {
+    pub root: bool,
+    pub has_sudo: bool,
+    /// A `policy-rc.d` exists already; it is then left as it is.
+    pub policy_rc_d: bool,
+    /// systemd runs here (`/run/systemd/system`).
+    pub systemd: bool,
+}
+
+impl Machine {
+    /// This machine.
+    pub fn here(search: &BinarySearch) -> Machine {
+        Machine {
+            // SAFETY: geteuid cannot fail and has no preconditions.
+            root: unsafe { libc::geteuid() } == 0,
+            has_sudo: search.find("sudo").is_ok(),
+            policy_rc_d: std::path::Path::new(POLICY_RC_D).exists(),
+            systemd: std::path::Path::new("/run/systemd/system").is_dir(),
+        }
+    }
+}
+
 /// What is missing and how to install it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct InstallPlan {
@@ -201,8 +298,8 @@ pub struct InstallPlan {
     pub manager: Option<PackageManager>,
     /// Prefix each command with `sudo` (not root, and the manager needs it).
     pub sudo: bool,
-    /// The install commands, without `sudo`; empty when nothing is missing.
-    pub commands: Vec<Vec<String>>,
+    /// The install commands; empty when nothing is missing.
+    pub commands: Vec<InstallStep>,
     /// Caveats for this manager.
     pub notes: Vec<String>,
 }
@@ -252,13 +349,11 @@ pub fn check(
         .collect()
 }
 
-/// The plan for `checks` with `manager`; `root` and `has_sudo` decide
-/// whether the commands need `sudo`.
+/// The plan for `checks` with `manager` on `machine`.
 pub fn plan(
     checks: Vec<ComponentCheck>,
     manager: Option<PackageManager>,
-    root: bool,
-    has_sudo: bool,
+    machine: Machine,
 ) -> InstallPlan {
     let missing: Vec<Component> = checks
         .iter()
@@ -272,11 +367,11 @@ pub fn plan(
             let commands = if packages.is_empty() {
                 Vec::new()
             } else {
-                m.commands(&packages)
+                m.commands(&packages, machine)
             };
-            let mut notes = m.notes(&missing);
-            let sudo = m.needs_root() && !root;
-            if sudo && !has_sudo {
+            let mut notes = m.notes(&missing, machine);
+            let sudo = m.needs_root() && !machine.root;
+            if sudo && !machine.has_sudo {
                 notes.push("these need root: run them as root (sudo is not installed here)".into());
             }
             (commands, notes, sudo)
@@ -297,10 +392,11 @@ pub fn plan_here() -> InstallPlan {
     let search = BinarySearch::from_env();
     let server_user = ServerUser::choose().map(|_| ()).map_err(|e| e.to_string());
     let checks = check(&search, server_user);
-    // SAFETY: geteuid cannot fail and has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
-    let has_sudo = search.find("sudo").is_ok();
-    plan(checks, PackageManager::detect(&search), root, has_sudo)
+    plan(
+        checks,
+        PackageManager::detect(&search),
+        Machine::here(&search),
+    )
 }
 
 /// One command as a shell line, with `sudo` when the plan needs it.
@@ -353,8 +449,8 @@ pub fn render(plan: &InstallPlan) -> String {
     );
     if !plan.commands.is_empty() {
         out.push_str("install with:\n");
-        for argv in &plan.commands {
-            let _ = writeln!(out, "  {}", shell_line(plan, argv));
+        for step in &plan.commands {
+            let _ = writeln!(out, "  {}", shell_line(plan, &step.argv));
         }
     }
     for note in &plan.notes {
@@ -363,42 +459,59 @@ pub fn render(plan: &InstallPlan) -> String {
     out
 }
 
-/// Run the plan's commands in order, each under a guard with
-/// [`COMMAND_DEADLINE`], their output going straight to the terminal.
-/// `sudo` runs with `-n`: a password prompt would hang a CI job.
+/// Run the plan's commands in order, their output going straight to the
+/// terminal. After a failure only cleanup steps run; a best-effort step's
+/// failure is only reported.
 pub async fn execute(plan: &InstallPlan) -> std::result::Result<(), String> {
-    for argv in &plan.commands {
-        let line = shell_line(plan, argv);
-        let mut full: Vec<&str> = Vec::new();
-        if plan.sudo {
-            full.extend(["sudo", "-n"]);
+    let mut failed: Option<String> = None;
+    for step in &plan.commands {
+        if failed.is_some() && step.kind != StepKind::Cleanup {
+            continue;
         }
-        full.extend(argv.iter().map(String::as_str));
-        say(&format!("gonogo doctor --install: running {line}"));
-        let mut command = tokio::process::Command::new(full[0]);
-        command
-            .args(&full[1..])
-            .stdin(Stdio::null())
-            .stdout(Stdio::inherit())
-            .stderr(Stdio::inherit());
-        let mut guard = ChildGuard::spawn(full[0], command, GuardOptions::default())
-            .map_err(|e| format!("start `{line}`: {e}"))?;
-        let status = guard
-            .wait_timeout(COMMAND_DEADLINE)
-            .await
-            .map_err(|e| format!("wait for `{line}`: {e}"))?;
-        let Some(status) = status else {
-            let _ = guard.stop().await;
-            return Err(format!(
-                "`{line}` did not finish within {} min; it was stopped",
-                COMMAND_DEADLINE.as_secs() / 60
-            ));
-        };
-        if !status.success() {
-            return Err(format!("`{line}` failed ({status})"));
+        if let Err(e) = run_step(plan, step).await {
+            match step.kind {
+                StepKind::BestEffort => say(&format!("gonogo doctor --install: ignored: {e}")),
+                _ => failed = failed.or(Some(e)),
+            }
         }
     }
-    Ok(())
+    failed.map_or(Ok(()), Err)
+}
+
+/// One command under a guard with [`COMMAND_DEADLINE`]. `sudo` runs with
+/// `-n`: a password prompt would hang a CI job.
+async fn run_step(plan: &InstallPlan, step: &InstallStep) -> std::result::Result<(), String> {
+    let line = shell_line(plan, &step.argv);
+    let mut full: Vec<&str> = Vec::new();
+    if plan.sudo {
+        full.extend(["sudo", "-n"]);
+    }
+    full.extend(step.argv.iter().map(String::as_str));
+    say(&format!("gonogo doctor --install: running {line}"));
+    let mut command = tokio::process::Command::new(full[0]);
+    command
+        .args(&full[1..])
+        .stdin(Stdio::null())
+        .stdout(Stdio::inherit())
+        .stderr(Stdio::inherit());
+    let mut guard = ChildGuard::spawn(full[0], command, GuardOptions::default())
+        .map_err(|e| format!("start `{line}`: {e}"))?;
+    let status = guard
+        .wait_timeout(COMMAND_DEADLINE)
+        .await
+        .map_err(|e| format!("wait for `{line}`: {e}"))?;
+    let Some(status) = status else {
+        let _ = guard.stop().await;
+        return Err(format!(
+            "`{line}` did not finish within {} min; it was stopped",
+            COMMAND_DEADLINE.as_secs() / 60
+        ));
+    };
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("`{line}` failed ({status})"))
+    }
 }
 
 /// One line to stdout; a closed stdout is not worth a panic.
@@ -467,51 +580,95 @@ mod tests {
         BinarySearch::new(dir.path(), dir.path().join("no-postgres-libs"))
     }
 
+    fn user() -> Machine {
+        Machine {
+            has_sudo: true,
+            ..Machine::default()
+        }
+    }
+
+    fn root() -> Machine {
+        Machine {
+            root: true,
+            ..Machine::default()
+        }
+    }
+
+    fn lines(plan: &InstallPlan) -> Vec<String> {
+        plan.commands
+            .iter()
+            .map(|step| shell_line(plan, &step.argv))
+            .collect()
+    }
+
     #[test]
     fn an_empty_machine_with_apt_gets_every_debian_package() {
         let dir = bin_dir(&["apt-get"]);
         let checks = check(&search(&dir), Ok(()));
-        let plan = plan(checks, PackageManager::detect(&search(&dir)), false, true);
+        let plan = plan(checks, PackageManager::detect(&search(&dir)), user());
         assert_eq!(
             plan.missing(),
             vec![Component::Postgres, Component::Redis, Component::Promtool]
         );
         assert!(plan.runnable());
-        let text = render(&plan);
-        assert!(text.contains("  sudo apt-get update -qq\n"), "{text}");
-        assert!(
-            text.contains(
-                "  sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql redis-server prometheus\n"
-            ),
-            "{text}"
+        assert_eq!(
+            lines(&plan),
+            [
+                "sudo apt-get update -qq",
+                "sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql redis-server",
+                r"sudo sh -c 'printf '\''#!/bin/sh\nexit 101\n'\'' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d'",
+                "sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus",
+                "sudo rm -f /usr/sbin/policy-rc.d",
+            ]
         );
+        let kinds: Vec<StepKind> = plan.commands.iter().map(|s| s.kind).collect();
+        assert_eq!(kinds[4], StepKind::Cleanup);
+        assert!(render(&plan).contains("a temporary /usr/sbin/policy-rc.d keeps its server"));
     }
 
     #[test]
-    fn root_needs_no_sudo_and_only_what_is_missing_is_installed() {
+    fn promtool_alone_keeps_the_machines_policy_and_disables_the_server_under_systemd() {
         let dir = bin_dir(&["apt-get", "initdb", "postgres", "redis-server"]);
+        let machine = Machine {
+            root: true,
+            policy_rc_d: true,
+            systemd: true,
+            ..Machine::default()
+        };
         let plan = plan(
             check(&search(&dir), Ok(())),
             Some(PackageManager::Apt),
-            true,
-            false,
+            machine,
         );
         assert_eq!(plan.missing(), vec![Component::Promtool]);
         assert!(!plan.sudo);
         assert_eq!(
-            plan.commands[1].last().map(String::as_str),
-            Some("prometheus")
+            lines(&plan),
+            [
+                "apt-get update -qq",
+                "env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus",
+                "systemctl disable --now prometheus",
+            ]
         );
-        assert!(render(&plan).contains("present  redis-server"));
+        assert_eq!(plan.commands[2].kind, StepKind::BestEffort);
+        let text = render(&plan);
+        assert!(text.contains("present  redis-server"), "{text}");
+        assert!(
+            text.contains("this machine's /usr/sbin/policy-rc.d decides"),
+            "{text}"
+        );
     }
 
     #[test]
     fn a_root_run_without_a_postgres_account_installs_postgresql() {
         let dir = bin_dir(&["initdb", "postgres", "redis-server", "promtool"]);
         let checks = check(&search(&dir), Err("no account".into()));
-        let plan = plan(checks, Some(PackageManager::Apt), true, false);
+        let plan = plan(checks, Some(PackageManager::Apt), root());
         assert_eq!(plan.missing(), vec![Component::Postgres]);
-        assert!(plan.commands[1].contains(&"postgresql".to_string()));
+        assert_eq!(
+            lines(&plan)[1],
+            "env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql"
+        );
     }
 
     #[test]
@@ -520,8 +677,7 @@ mod tests {
         let plan = plan(
             check(&search(&dir), Ok(())),
             Some(PackageManager::Apt),
-            false,
-            true,
+            user(),
         );
         assert!(plan.commands.is_empty());
         assert!(!plan.runnable());
@@ -545,7 +701,7 @@ mod tests {
             ),
         ] {
             let dir = bin_dir(&[]);
-            let plan = plan(check(&search(&dir), Ok(())), Some(manager), false, true);
+            let plan = plan(check(&search(&dir), Ok(())), Some(manager), user());
             let text = render(&plan);
             assert!(text.contains(expect), "{text}");
             assert!(!plan.runnable(), "{text}");
@@ -556,8 +712,7 @@ mod tests {
         let dnf = render(&plan(
             check(&search(&dir), Ok(())),
             Some(PackageManager::Dnf),
-            true,
-            false,
+            root(),
         ));
         assert!(
             dnf.contains("promtool: take it from the Prometheus release tarball"),
@@ -568,10 +723,12 @@ mod tests {
     #[test]
     fn without_a_package_manager_it_names_what_to_install() {
         let dir = bin_dir(&[]);
-        let plan = plan(check(&search(&dir), Ok(())), None, false, false);
+        let plan = plan(check(&search(&dir), Ok(())), None, Machine::default());
         let text = render(&plan);
         assert!(
-            text.contains("no known package manager (apt-get, dnf, apk, brew) on PATH: install postgres, redis-server, promtool"),
+            text.contains(
+                "no known package manager (apt-get, dnf, apk, brew) on PATH: install postgres, redis-server, promtool"
+            ),
             "{text}"
         );
         assert!(plan.commands.is_empty());
@@ -583,9 +740,39 @@ mod tests {
         let plan = plan(
             check(&search(&dir), Ok(())),
             Some(PackageManager::Apt),
-            false,
-            false,
+            Machine::default(),
         );
         assert!(render(&plan).contains("run them as root (sudo is not installed here)"));
+    }
+
+    /// The cleanup step runs after a failed install, and a best-effort
+    /// step's failure does not fail the plan (real commands: `false`).
+    #[tokio::test]
+    async fn after_a_failure_only_cleanup_runs() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let marker = dir.path().join("cleaned");
+        let touch = format!("touch {}", marker.display());
+        let plan = InstallPlan {
+            checks: Vec::new(),
+            manager: Some(PackageManager::Apt),
+            sudo: false,
+            commands: vec![
+                InstallStep::required(&["false"]),
+                InstallStep::required(&["sh", "-c", "exit 7"]),
+                InstallStep::new(&["sh", "-c", &touch], StepKind::Cleanup),
+            ],
+            notes: Vec::new(),
+        };
+        let err = execute(&plan).await.expect_err("false fails");
+        assert!(err.contains("`false` failed"), "{err}");
+        assert!(marker.exists(), "the cleanup step ran");
+        let plan = InstallPlan {
+            commands: vec![
+                InstallStep::new(&["false"], StepKind::BestEffort),
+                InstallStep::required(&["true"]),
+            ],
+            ..plan
+        };
+        assert_eq!(execute(&plan).await, Ok(()));
     }
 }
