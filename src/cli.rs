@@ -64,7 +64,7 @@ Exit codes: 0 GO, 1 NO-GO, 2 bad scenario or usage, 3 harness error,
 Examples:
   gonogo doctor
   gonogo doctor --install          # print the command that installs what is missing
-  sudo gonogo doctor --install --yes   # and run it (apt-get: Debian, Ubuntu)
+  gonogo doctor --install --yes    # and run it (apt-get; as root, or through sudo -n)
 
 Lists initdb, postgres and redis-server with their versions, the account
 Postgres would run as, whether a Docker daemon answers GET /_ping within
