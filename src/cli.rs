@@ -64,17 +64,26 @@ The verdict line goes to stdout; progress goes to stderr.
 Exit codes: 0 GO, 1 NO-GO, 2 bad scenario or usage, 3 harness error,
 4 INCONCLUSIVE, 130 interrupted. With several scenarios, the worst wins.")]
     Run(RunArgs),
-    /// Show which dependency providers work on this machine.
+    /// Show which dependency providers work on this machine, or install
+    /// what they need (--install).
     #[command(after_help = "\
 Examples:
   gonogo doctor
+  gonogo doctor --install          # print the command that installs what is missing
+  gonogo doctor --install --yes    # and run it (apt-get; as root, or through sudo -n)
 
 Lists initdb, postgres and redis-server with their versions, the account
 Postgres would run as, whether a Docker daemon answers GET /_ping within
 2 s, and whether DATABASE_URL and REDIS_URL are set and reachable; says
 what to install for each provider that does not work.
-Exits 0 when at least one provider works, 3 otherwise.")]
-    Doctor,
+Exits 0 when at least one provider works, 3 otherwise.
+
+--install checks initdb, postgres, redis-server and promtool (and, as root,
+an account for Postgres), and prints the package manager's command for
+what is missing: apt-get on Debian and Ubuntu, dnf, apk or brew elsewhere.
+--yes runs it (apt-get only; as root, or through sudo -n, which must not
+need a password). Exits 0 when nothing is missing (any more), 3 otherwise.")]
+    Doctor(DoctorArgs),
     /// Write a commented starter scenario for your service.
     #[command(after_help = "\
 Examples:
@@ -126,7 +135,8 @@ Examples:
   gonogo render evidence/20260301T100000Z-reference/evidence.json --template cab.md.j2
   gonogo render evidence/.../evidence.json --out ticket.md
 
-The template sees the same model as report.md.j2 (see templates/).
+The template sees the same model as the built-in one, which is compiled into
+the binary (src/evidence/report.md.j2 in gonogo's repository).
 Writes to stdout unless --out is given.")]
     Render {
         /// A stored evidence.json.
@@ -189,6 +199,17 @@ fn parse_sha256(text: &str) -> std::result::Result<String, String> {
     } else {
         Err(format!("`{text}` is not a SHA-256 (64 hex characters)"))
     }
+}
+
+#[derive(Debug, Args)]
+struct DoctorArgs {
+    /// Print the package manager's command that installs what is missing
+    /// (Postgres, redis-server, promtool) instead of the diagnosis.
+    #[arg(long)]
+    install: bool,
+    /// With --install: run that command (apt-get only).
+    #[arg(long, requires = "install")]
+    yes: bool,
 }
 
 #[derive(Debug, Args)]
@@ -529,7 +550,8 @@ async fn execute(cli: Cli, env_key: Option<Zeroizing<String>>) -> Result<i32> {
             }
             Ok(run_parallel(scenarios, options, usize::from(args.jobs), args.quiet).await)
         }
-        Command::Doctor => {
+        Command::Doctor(DoctorArgs { install: true, yes }) => crate::install::main(yes).await,
+        Command::Doctor(_) => {
             let diagnosis = crate::doctor::diagnose().await;
             print!("{}", crate::doctor::render(&diagnosis));
             Ok(if diagnosis.any_works() {

@@ -104,7 +104,7 @@ pub async fn diagnose() -> Diagnosis {
             name: "embedded",
             works: false,
             detail: format!(
-                "missing {}: install with `apt-get install {}` (or `scripts/demo`, which installs them)",
+                "missing {}: install with `apt-get install {}` (or `gonogo doctor --install`)",
                 missing
                     .iter()
                     .map(|b| format!("`{}`", b.name))
@@ -262,7 +262,7 @@ pub fn render(d: &Diagnosis) -> String {
         if d.any_works() {
             "at least one provider works: `gonogo run` can prove a service here"
         } else {
-            "no provider works here: install the embedded binaries (apt-get install postgresql redis-server), start Docker, or set DATABASE_URL and REDIS_URL"
+            "no provider works here: install the embedded binaries (`gonogo doctor --install` says how), start Docker, or set DATABASE_URL and REDIS_URL"
         }
     );
     out

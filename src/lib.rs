@@ -23,7 +23,8 @@
 //! Supporting modules: [`process`] (guards that own child processes),
 //! [`proxy`] (the TCP fault proxy), [`http`] (probes with deadlines),
 //! [`progress`] (live terminal output), [`yaml`] (YAML with positions),
-//! [`exit_codes`] and [`error`].
+//! [`install`] (`doctor --install`: the package manager's command for what
+//! is missing), [`exit_codes`] and [`error`].
 
 pub mod alerts;
 pub mod attest;
@@ -35,6 +36,7 @@ pub mod evidence;
 pub mod exit_codes;
 pub mod http;
 pub mod init;
+pub mod install;
 pub mod kube;
 pub mod mask;
 pub mod process;

@@ -1,6 +1,6 @@
 //! `report.md`: the change-ticket report, rendered from [`Evidence`] with a
-//! minijinja template (`templates/report.md.j2` unless `--template` says
-//! otherwise).
+//! minijinja template (`report.md.j2` beside this file, compiled into the
+//! binary, unless `--template` says otherwise).
 //!
 //! Sample:
 //!
@@ -17,7 +17,7 @@ use minijinja::{Environment, UndefinedBehavior, Value};
 use super::Evidence;
 
 /// The built-in template, compiled into the binary.
-pub const DEFAULT_TEMPLATE: &str = include_str!("../../templates/report.md.j2");
+pub const DEFAULT_TEMPLATE: &str = include_str!("report.md.j2");
 
 /// A template that cannot be loaded or rendered, with its location.
 #[derive(Debug, thiserror::Error)]

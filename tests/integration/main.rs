@@ -3,6 +3,7 @@
 
 mod artifacts;
 mod attest;
+mod ci;
 mod cleanup;
 mod conformance;
 mod fastapi;
