@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::evidence::bundle::Format;
 use crate::exit_codes;
 use crate::progress::TerminalReporter;
-use crate::run::{RunOptions, run};
+use crate::run::RunOptions;
 use crate::scenario;
 
 const ABOUT: &str = "Prove a service's readiness contract against real Postgres and Redis, \
@@ -126,6 +126,13 @@ Writes to stdout unless --out is given.")]
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
     },
+    /// Internal: the watchdog that ends gonogo's process tree if gonogo is
+    /// killed (see src/process/watchdog.rs).
+    #[command(name = "__watchdog", hide = true)]
+    Watchdog {
+        /// The gonogo process to watch (the watchdog's parent).
+        parent: u32,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -228,6 +235,11 @@ struct RunArgs {
     /// Who owns the release gate, for the scorecard (over `[release] owner`).
     #[arg(long, value_name = "NAME", env = "GONOGO_OWNER")]
     owner: Option<String>,
+    /// End a proof that runs longer than this (e.g. 90s, 30m, 2h; at most
+    /// 24h) as a harness error (exit 3), naming the step it was in; every
+    /// process is stopped and no evidence is written.
+    #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = crate::deadline::parse)]
+    deadline: std::time::Duration,
 }
 
 /// The GitHub Actions run page, from the variables every job has.
@@ -266,6 +278,15 @@ fn parse_key_value(text: &str) -> std::result::Result<(String, String), String> 
 /// Run the command line; returns the process exit code.
 pub fn main() -> i32 {
     let cli = Cli::parse();
+    if let Command::Watchdog { parent } = cli.command {
+        return crate::process::watchdog::main(parent);
+    }
+    // Commands that start processes own their whole tree (src/process.rs).
+    let spawns = matches!(cli.command, Command::Run(_) | Command::Doctor);
+    if spawns && let Err(error) = guard_the_tree() {
+        let _ = writeln!(std::io::stderr(), "error: {error:#}");
+        return error.exit_code();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(4)
         .enable_all()
@@ -277,23 +298,48 @@ pub fn main() -> i32 {
             return exit_codes::HARNESS;
         }
     };
-    let result = runtime.block_on(async {
-        tokio::select! {
-            result = execute(cli) => result,
-            signal = interrupted() => Err(Error::Interrupted(signal)),
-        }
-    });
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        runtime.block_on(async {
+            tokio::select! {
+                result = execute(cli) => result,
+                signal = interrupted() => Err(Error::Interrupted(signal)),
+            }
+        })
+    }));
     // Dropping the runtime here, after the select dropped the run future,
-    // means every guard has already stopped its process.
+    // means every guard has already stopped its process; what is left are
+    // the orphans gonogo adopted as subreaper.
     drop(runtime);
+    if spawns {
+        crate::process::reaper::end_descendants();
+        crate::process::watchdog::finish();
+    }
     match result {
-        Ok(code) => code,
-        Err(error) => {
+        Ok(Ok(code)) => code,
+        Ok(Err(error)) => {
             // A closed stderr must not turn an error into a panic.
             let _ = writeln!(std::io::stderr(), "error: {error:#}");
             error.exit_code()
         }
+        Err(_panic) => {
+            let _ = writeln!(
+                std::io::stderr(),
+                "error: gonogo panicked (a bug; please report it); every child process was stopped and no evidence was written"
+            );
+            exit_codes::PANIC
+        }
     }
+}
+
+/// Become the subreaper of everything gonogo starts, and start the
+/// watchdog that ends it all if gonogo is killed (src/process.rs).
+fn guard_the_tree() -> Result<()> {
+    crate::process::reaper::become_subreaper()
+        .map_err(|e| anyhow::anyhow!("become the subreaper of gonogo's children: {e}"))?;
+    crate::process::watchdog::start().map_err(|e| {
+        anyhow::anyhow!("start the watchdog that ends gonogo's children if it is killed: {e}")
+    })?;
+    Ok(())
 }
 
 /// Prove several scenarios, at most `jobs` at a time, each isolated with
@@ -305,6 +351,7 @@ async fn run_parallel(
     options: RunOptions,
     jobs: usize,
     quiet: bool,
+    deadline: std::time::Duration,
 ) -> i32 {
     // The proofs share this thread (a LocalSet): their real work happens
     // in child processes and runtime tasks, and children spawned from this
@@ -320,7 +367,9 @@ async fn run_parallel(
                 tasks.spawn_local(async move {
                     let _permit = permits.acquire_owned().await;
                     let mut reporter = TerminalReporter::new(quiet).with_prefix(&scenario.name);
-                    let result = run(&scenario, &options, &mut reporter).await;
+                    let result =
+                        crate::deadline::run_within(&scenario, &options, &mut reporter, deadline)
+                            .await;
                     (index, scenario.name, result.map(|o| o.verdict))
                 });
             }
@@ -420,6 +469,7 @@ async fn execute(cli: Cli) -> Result<i32> {
             for path in &args.scenarios {
                 scenarios.push(scenario::load(path)?);
             }
+            crate::evidence::out_dir::preflight(&args.out).map_err(Error::Usage)?;
             let template = args
                 .template
                 .as_deref()
@@ -447,10 +497,13 @@ async fn execute(cli: Cli) -> Result<i32> {
             };
             if let [scenario] = scenarios.as_slice() {
                 let mut reporter = TerminalReporter::new(args.quiet);
-                let outcome = run(scenario, &options, &mut reporter).await?;
+                let outcome =
+                    crate::deadline::run_within(scenario, &options, &mut reporter, args.deadline)
+                        .await?;
                 return Ok(outcome.verdict.exit_code());
             }
-            Ok(run_parallel(scenarios, options, usize::from(args.jobs), args.quiet).await)
+            let jobs = usize::from(args.jobs);
+            Ok(run_parallel(scenarios, options, jobs, args.quiet, args.deadline).await)
         }
         Command::Doctor => {
             let diagnosis = crate::doctor::diagnose().await;
@@ -486,6 +539,7 @@ async fn execute(cli: Cli) -> Result<i32> {
             );
             Ok(exit_codes::TAMPERED)
         }
+        Command::Watchdog { .. } => Ok(exit_codes::USAGE),
         Command::Render {
             evidence,
             template,

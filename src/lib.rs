@@ -12,14 +12,17 @@
 //! - [`verdict`]: GO, NO-GO or INCONCLUSIVE from the outcomes.
 //! - [`mask`]: the only way text becomes evidence (`Masked`).
 //! - [`evidence`]: the `Evidence` model and its renderers and writer.
-//! - [`run`]: sequences the stages and owns the teardown.
+//! - [`run`]: sequences the stages and owns the teardown; [`deadline`]
+//!   bounds a whole run.
 //! - [`verify`]: checks a written bundle against its `manifest.json`.
 //!
 //! Supporting modules: [`process`] (guards that own child processes),
+//! [`sockets`] (who answers on a port),
 //! [`proxy`] (the TCP fault proxy), [`http`] (probes with deadlines),
 //! [`progress`] (live terminal output), [`exit_codes`] and [`error`].
 
 pub mod cli;
+pub mod deadline;
 pub mod digest;
 pub mod doctor;
 pub mod error;
@@ -37,6 +40,7 @@ pub mod proxy;
 pub mod run;
 pub mod scenario;
 pub mod service;
+pub mod sockets;
 pub mod steps;
 pub mod verdict;
 pub mod verify;
