@@ -28,6 +28,8 @@ Examples:
       Check scenario files without running anything.
   gonogo verify evidence/20260301T100000Z-reference
       Check that an evidence bundle still matches its manifest.json.
+  gonogo stop /dev/shm/gonogo-1234-AbCdEfGh
+      Stop the servers a `run --keep` left, and remove their directory.
 
 Exit codes:
   0 GO   1 NO-GO   2 usage or scenario error   3 harness or infrastructure error
@@ -49,7 +51,8 @@ Examples:
   gonogo run scenarios/reference.toml
   gonogo run scenarios/reference.toml --out /tmp/evidence --operator alice
   gonogo run scenarios/reference.toml --env FEATURE_X=1 --environment staging
-  gonogo run scenarios/reference.toml --keep      # leave servers up to debug
+  gonogo run scenarios/reference.toml --keep      # leave servers up; prints `gonogo stop DIR`
+  gonogo run scenarios/reference.toml --deadline 10m   # exit 3 if the proof takes longer
   gonogo run scenarios/*.toml -j 2                 # several proofs at once
   gonogo run scenarios/reference.toml --deps external   # DATABASE_URL / REDIS_URL
   gonogo run scenarios/reference.toml --service-url http://127.0.0.1:8080
@@ -125,6 +128,26 @@ Writes to stdout unless --out is given.")]
         /// Write the report here instead of stdout.
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
+    },
+    /// Stop the servers a `run --keep` left running, and remove their directory.
+    #[command(after_help = "\
+Examples:
+  gonogo run scenarios/reference.toml --keep
+      ... kept      servers still running; their URLs, with passwords, are in
+          /dev/shm/gonogo-1234-AbCdEfGh/connection.env ...
+  set -a; . /dev/shm/gonogo-1234-AbCdEfGh/connection.env; set +a   # DATABASE_URL, REDIS_URL
+  gonogo stop /dev/shm/gonogo-1234-AbCdEfGh
+
+Stops each server recorded in DIR/pids, if it is still the same process
+(pid and start time): Postgres with SIGINT (fast shutdown, as pg_ctl stop
+-m fast), Redis with SIGTERM; waits up to 10 s, ends whatever is left of
+their process trees (SIGTERM, then SIGKILL), then removes DIR with its
+connection.env. Exits 0 when done, 2 when DIR was not left by --keep,
+3 when something could not be stopped or removed.")]
+    Stop {
+        /// The directory `run --keep` printed.
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
     },
     /// Internal: the watchdog that ends gonogo's process tree if gonogo is
     /// killed (see src/process/watchdog.rs).
@@ -206,7 +229,9 @@ struct RunArgs {
     /// Defaults to the scenario's `environment`, else `ci` under CI, else `local`.
     #[arg(long, value_name = "NAME")]
     environment: Option<String>,
-    /// Leave the servers running and their temp dir in place, for debugging.
+    /// Leave the servers running and their temp dir in place, for debugging:
+    /// DIR/connection.env (mode 0600, secret) holds their URLs, and
+    /// `gonogo stop DIR` ends them.
     #[arg(long)]
     keep: bool,
     /// Render report.md with this minijinja template instead of the built-in one.
@@ -540,6 +565,12 @@ async fn execute(cli: Cli) -> Result<i32> {
             Ok(exit_codes::TAMPERED)
         }
         Command::Watchdog { .. } => Ok(exit_codes::USAGE),
+        Command::Stop { dir } => {
+            for line in crate::keep::stop(&dir)? {
+                println!("{line}");
+            }
+            Ok(exit_codes::GO)
+        }
         Command::Render {
             evidence,
             template,

@@ -17,7 +17,7 @@
 //! - [`verify`]: checks a written bundle against its `manifest.json`.
 //!
 //! Supporting modules: [`process`] (guards that own child processes),
-//! [`sockets`] (who answers on a port),
+//! [`sockets`] (who answers on a port), [`keep`] (`--keep` and `gonogo stop`),
 //! [`proxy`] (the TCP fault proxy), [`http`] (probes with deadlines),
 //! [`progress`] (live terminal output), [`exit_codes`] and [`error`].
 
@@ -30,6 +30,7 @@ pub mod evidence;
 pub mod exit_codes;
 pub mod http;
 pub mod init;
+pub mod keep;
 pub mod mask;
 pub mod process;
 pub mod progress;
