@@ -1,7 +1,9 @@
 //! The `--out` preflight: before anything is provisioned, prove the
 //! evidence root can be written, so a bad `--out` costs nothing and says
 //! why (exit 2) instead of failing after the whole proof. Takes the path;
-//! creates it if missing, then creates and removes a probe file in it.
+//! creates it if missing, creates and removes a probe file in it, and
+//! removes again the directories it created (the writer makes them at the
+//! end), so a run stopped by a later usage error leaves nothing behind.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -20,10 +22,25 @@ pub fn preflight(out: &Path) -> Result<(), String> {
             )
         });
     }
+    let missing: Vec<PathBuf> = out
+        .ancestors()
+        .take_while(|p| !p.as_os_str().is_empty() && !p.exists())
+        .map(Path::to_path_buf)
+        .collect();
     if let Err(e) = std::fs::create_dir_all(out) {
         return fail(format!("create the directory: {}", describe(&e)));
     }
-    let probe = out.join(format!(".gonogo-write-probe-{}", std::process::id()));
+    let probed = probe(out);
+    // Deepest first; only what this check created, and only if empty.
+    for dir in &missing {
+        let _ = std::fs::remove_dir(dir);
+    }
+    probed.map_err(|reason| format!("--out {}: {reason}", out.display()))
+}
+
+/// Creates and removes a probe file in `dir`.
+fn probe(dir: &Path) -> Result<(), String> {
+    let probe = dir.join(format!(".gonogo-write-probe-{}", std::process::id()));
     let created = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -32,9 +49,9 @@ pub fn preflight(out: &Path) -> Result<(), String> {
         Ok(file) => {
             drop(file);
             std::fs::remove_file(&probe)
-                .or_else(|e| fail(format!("remove the probe file: {}", describe(&e))))
+                .map_err(|e| format!("remove the probe file: {}", describe(&e)))
         }
-        Err(e) => fail(format!("create a file in it: {}", describe(&e))),
+        Err(e) => Err(format!("create a file in it: {}", describe(&e))),
     }
 }
 
@@ -64,12 +81,19 @@ mod tests {
     use super::preflight;
 
     #[test]
-    fn creates_a_missing_directory_and_leaves_nothing_in_it() {
+    fn proves_a_missing_directory_can_be_made_and_leaves_nothing() {
         let base = tempfile::tempdir().expect("tempdir");
         let out = base.path().join("a/b");
         preflight(&out).expect("writable");
-        assert!(out.is_dir());
-        assert_eq!(std::fs::read_dir(&out).expect("read").count(), 0);
+        assert!(!base.path().join("a").exists(), "what it made is gone");
+        std::fs::create_dir(base.path().join("a")).expect("mkdir");
+        preflight(&base.path().join("a")).expect("writable");
+        assert_eq!(
+            std::fs::read_dir(base.path().join("a"))
+                .expect("read")
+                .count(),
+            0
+        );
     }
 
     #[test]
