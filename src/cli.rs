@@ -34,7 +34,7 @@ Examples:
 Exit codes:
   0 GO   1 NO-GO   2 usage or scenario error   3 harness or infrastructure error
   4 INCONCLUSIVE (a required step could not run)   5 TAMPERED (verify)
-  130 interrupted";
+  101 gonogo panicked (a bug)   130 interrupted";
 
 #[derive(Debug, Parser)]
 #[command(name = "gonogo", version, about = ABOUT, after_help = AFTER_HELP)]

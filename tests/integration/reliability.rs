@@ -870,8 +870,9 @@ fn mutate(text: &str, rng: &mut XorShift) -> Vec<u8> {
     out.join("\n").into_bytes()
 }
 
-/// No input makes gonogo panic: a few hundred mutated scenarios through
-/// `gonogo validate` exit 0 or 2, never 101.
+/// No input makes gonogo panic: every value of the shipped scenarios
+/// replaced by five harsh ones, plus 400 random mutations, through
+/// `gonogo validate`: each exits 0 or 2, never 101.
 #[test]
 fn mutated_scenarios_never_make_validate_panic() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -883,8 +884,33 @@ fn mutated_scenarios_never_make_validate_panic() {
         let text = text.replace("\"..", &format!("\"{}/..", base.display()));
         seeds.push(text);
     }
-    let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
     let mut files = Vec::new();
+    // Every `key = value` line of both seeds gets the values that break
+    // parsers most often (an overlong duration, an integer overflow, nan,
+    // a negative, a zero window)...
+    const HARSHEST: [&str; 5] = [
+        "\"100000000000000000000s\"",
+        "99999999999999999999",
+        "nan",
+        "-1",
+        "\"0s\"",
+    ];
+    for (s, seed) in seeds.iter().enumerate() {
+        for (l, line) in seed.lines().enumerate() {
+            let Some((key, _)) = line.split_once('=') else {
+                continue;
+            };
+            for (v, value) in HARSHEST.iter().enumerate() {
+                let mut lines: Vec<String> = seed.lines().map(str::to_string).collect();
+                lines[l] = format!("{key}= {value}");
+                let path = dir.path().join(format!("h{s}-{l:03}-{v}.toml"));
+                std::fs::write(&path, lines.join("\n")).expect("write");
+                files.push(path);
+            }
+        }
+    }
+    // ...then a few hundred random mutations.
+    let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
     for i in 0..400 {
         let seed = &seeds[i % seeds.len()];
         let mut bytes = mutate(seed, &mut rng);
@@ -895,7 +921,8 @@ fn mutated_scenarios_never_make_validate_panic() {
         std::fs::write(&path, &bytes).expect("write");
         files.push(path);
     }
-    for batch in files.chunks(50) {
+    assert!(files.len() > 600, "{} files", files.len());
+    for batch in files.chunks(100) {
         let mut command = gonogo(&marker("mutated"));
         command.arg("validate").args(batch);
         let output = run_with_limit(command, Duration::from_secs(60));
