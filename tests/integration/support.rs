@@ -80,9 +80,15 @@ pub fn run_with_limit(mut command: Command, limit: Duration) -> Output {
     wait_with_limit(child, limit)
 }
 
-pub fn wait_with_limit(mut child: Child, limit: Duration) -> Output {
-    let started = Instant::now();
+pub fn wait_with_limit(child: Child, limit: Duration) -> Output {
     let watch = TreeWatch::start(child.id());
+    wait_watched(child, watch, limit)
+}
+
+/// [`wait_with_limit`] for a child whose tree is already watched (started
+/// right after the spawn, so nothing it started early is missed).
+pub fn wait_watched(mut child: Child, watch: TreeWatch, limit: Duration) -> Output {
+    let started = Instant::now();
     loop {
         if child.try_wait().expect("poll child").is_some() {
             let output = child.wait_with_output().expect("collect output");
@@ -208,6 +214,8 @@ pub fn all_files(dir: &Path) -> Vec<(String, String)> {
 /// helpers).
 pub struct TreeWatch {
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// How many descendants were recorded so far.
+    count: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     handle: std::thread::JoinHandle<Vec<(u32, u64)>>,
 }
 
@@ -216,6 +224,8 @@ impl TreeWatch {
         use std::sync::atomic::{AtomicBool, Ordering};
         let stop = std::sync::Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
+        let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = count.clone();
         let handle = std::thread::spawn(move || {
             let mut seen: std::collections::BTreeSet<(u32, u64)> = Default::default();
             let mut rounds_after_stop = 0;
@@ -240,6 +250,7 @@ impl TreeWatch {
                     }
                     i += 1;
                 }
+                counter.store(seen.len(), Ordering::Relaxed);
                 if flag.load(Ordering::Relaxed) {
                     rounds_after_stop += 1;
                     if rounds_after_stop > 1 {
@@ -250,7 +261,16 @@ impl TreeWatch {
             }
             seen.into_iter().collect()
         });
-        TreeWatch { stop, handle }
+        TreeWatch {
+            stop,
+            count,
+            handle,
+        }
+    }
+
+    /// How many descendants have been recorded so far.
+    pub fn seen_so_far(&self) -> usize {
+        self.count.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn finish(self) -> Vec<(u32, u64)> {
