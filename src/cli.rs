@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::evidence::bundle::Format;
 use crate::exit_codes;
 use crate::progress::TerminalReporter;
-use crate::run::{RunOptions, run};
+use crate::run::RunOptions;
 use crate::scenario;
 
 const ABOUT: &str = "Prove a service's readiness contract against real Postgres and Redis, \
@@ -32,11 +32,15 @@ Examples:
       carries a valid signature; print its verdict, subjects and steps.
   gonogo keygen --out ~/.config/gonogo
       Make a signing key pair for `gonogo run --sign-key`.
+  gonogo verify evidence/20260301T100000Z-reference
+      Check that an evidence bundle still matches its manifest.json.
+  gonogo stop /dev/shm/gonogo-1234-AbCdEfGh
+      Stop the servers a `run --keep` left, and remove their directory.
 
 Exit codes:
   0 GO   1 NO-GO   2 usage or scenario error   3 harness or infrastructure error
   4 INCONCLUSIVE (a required step could not run)   5 TAMPERED (verify)
-  130 interrupted";
+  101 gonogo panicked (a bug)   130 interrupted";
 
 #[derive(Debug, Parser)]
 #[command(name = "gonogo", version, about = ABOUT, after_help = AFTER_HELP)]
@@ -53,7 +57,8 @@ Examples:
   gonogo run scenarios/reference.toml
   gonogo run scenarios/reference.toml --out /tmp/evidence --operator alice
   gonogo run scenarios/reference.toml --env FEATURE_X=1 --environment staging
-  gonogo run scenarios/reference.toml --keep      # leave servers up to debug
+  gonogo run scenarios/reference.toml --keep      # leave servers up; prints `gonogo stop DIR`
+  gonogo run scenarios/reference.toml --deadline 10m   # exit 3 if the proof takes longer
   gonogo run scenarios/*.toml -j 2                 # several proofs at once
   gonogo run scenarios/reference.toml --deps external   # DATABASE_URL / REDIS_URL
   gonogo run scenarios/reference.toml --service-url http://127.0.0.1:8080
@@ -148,6 +153,33 @@ Writes to stdout unless --out is given.")]
         /// Write the report here instead of stdout.
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
+    },
+    /// Stop the servers a `run --keep` left running, and remove their directory.
+    #[command(after_help = "\
+Examples:
+  gonogo run scenarios/reference.toml --keep
+      ... kept      servers still running; their URLs, with passwords, are in
+          /dev/shm/gonogo-1234-AbCdEfGh/connection.env ...
+  set -a; . /dev/shm/gonogo-1234-AbCdEfGh/connection.env; set +a   # DATABASE_URL, REDIS_URL
+  gonogo stop /dev/shm/gonogo-1234-AbCdEfGh
+
+Stops each server recorded in DIR/pids, if it is still the same process
+(pid and start time): Postgres with SIGINT (fast shutdown, as pg_ctl stop
+-m fast), Redis with SIGTERM; waits up to 10 s, ends whatever is left of
+their process trees (SIGTERM, then SIGKILL), then removes DIR with its
+connection.env. Exits 0 when done, 2 when DIR was not left by --keep,
+3 when something could not be stopped or removed.")]
+    Stop {
+        /// The directory `run --keep` printed.
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
+    /// Internal: the watchdog that ends gonogo's process tree if gonogo is
+    /// killed (see src/process/watchdog.rs).
+    #[command(name = "__watchdog", hide = true)]
+    Watchdog {
+        /// The gonogo process to watch (the watchdog's parent).
+        parent: u32,
     },
 }
 
@@ -283,7 +315,9 @@ struct RunArgs {
     /// Defaults to the scenario's `environment`, else `ci` under CI, else `local`.
     #[arg(long, value_name = "NAME")]
     environment: Option<String>,
-    /// Leave the servers running and their temp dir in place, for debugging.
+    /// Leave the servers running and their temp dir in place, for debugging:
+    /// DIR/connection.env (mode 0600, secret) holds their URLs, and
+    /// `gonogo stop DIR` ends them.
     #[arg(long)]
     keep: bool,
     /// Render report.md with this minijinja template instead of the built-in one.
@@ -322,6 +356,11 @@ struct RunArgs {
     /// service was built into (repeatable; needs a signing key).
     #[arg(long = "subject", value_name = "NAME@sha256:HEX")]
     subjects: Vec<crate::attest::statement::Subject>,
+    /// End a proof that runs longer than this (e.g. 90s, 30m, 2h; at most
+    /// 24h) as a harness error (exit 3), naming the step it was in; every
+    /// process is stopped and no evidence is written.
+    #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = crate::deadline::parse)]
+    deadline: std::time::Duration,
 }
 
 /// The GitHub Actions run page, from the variables every job has.
@@ -362,6 +401,15 @@ pub fn main() -> i32 {
     // SAFETY: the first thing gonogo does: no other thread exists yet.
     let env_key = unsafe { crate::attest::key::take_from_env() };
     let cli = Cli::parse();
+    if let Command::Watchdog { parent } = cli.command {
+        return crate::process::watchdog::main(parent);
+    }
+    // Commands that start processes own their whole tree (src/process.rs).
+    let spawns = matches!(cli.command, Command::Run(_) | Command::Doctor(_));
+    if spawns && let Err(error) = guard_the_tree() {
+        let _ = writeln!(std::io::stderr(), "error: {error:#}");
+        return error.exit_code();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(4)
         .enable_all()
@@ -373,23 +421,48 @@ pub fn main() -> i32 {
             return exit_codes::HARNESS;
         }
     };
-    let result = runtime.block_on(async {
-        tokio::select! {
-            result = execute(cli, env_key) => result,
-            signal = interrupted() => Err(Error::Interrupted(signal)),
-        }
-    });
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        runtime.block_on(async {
+            tokio::select! {
+                result = execute(cli, env_key) => result,
+                signal = interrupted() => Err(Error::Interrupted(signal)),
+            }
+        })
+    }));
     // Dropping the runtime here, after the select dropped the run future,
-    // means every guard has already stopped its process.
+    // means every guard has already stopped its process; what is left are
+    // the orphans gonogo adopted as subreaper.
     drop(runtime);
+    if spawns {
+        crate::process::reaper::end_descendants();
+        crate::process::watchdog::finish();
+    }
     match result {
-        Ok(code) => code,
-        Err(error) => {
+        Ok(Ok(code)) => code,
+        Ok(Err(error)) => {
             // A closed stderr must not turn an error into a panic.
             let _ = writeln!(std::io::stderr(), "error: {error:#}");
             error.exit_code()
         }
+        Err(_panic) => {
+            let _ = writeln!(
+                std::io::stderr(),
+                "error: gonogo panicked (a bug; please report it); every child process was stopped and no evidence was written"
+            );
+            exit_codes::PANIC
+        }
     }
+}
+
+/// Become the subreaper of everything gonogo starts, and start the
+/// watchdog that ends it all if gonogo is killed (src/process.rs).
+fn guard_the_tree() -> Result<()> {
+    crate::process::reaper::become_subreaper()
+        .map_err(|e| anyhow::anyhow!("become the subreaper of gonogo's children: {e}"))?;
+    crate::process::watchdog::start().map_err(|e| {
+        anyhow::anyhow!("start the watchdog that ends gonogo's children if it is killed: {e}")
+    })?;
+    Ok(())
 }
 
 /// Prove several scenarios, at most `jobs` at a time, each isolated with
@@ -401,6 +474,7 @@ async fn run_parallel(
     options: RunOptions,
     jobs: usize,
     quiet: bool,
+    deadline: std::time::Duration,
 ) -> i32 {
     // The proofs share this thread (a LocalSet): their real work happens
     // in child processes and runtime tasks, and children spawned from this
@@ -416,7 +490,9 @@ async fn run_parallel(
                 tasks.spawn_local(async move {
                     let _permit = permits.acquire_owned().await;
                     let mut reporter = TerminalReporter::new(quiet).with_prefix(&scenario.name);
-                    let result = run(&scenario, &options, &mut reporter).await;
+                    let result =
+                        crate::deadline::run_within(&scenario, &options, &mut reporter, deadline)
+                            .await;
                     (index, scenario.name, result.map(|o| o.verdict))
                 });
             }
@@ -516,6 +592,7 @@ async fn execute(cli: Cli, env_key: Option<Zeroizing<String>>) -> Result<i32> {
             for path in &args.scenarios {
                 scenarios.push(scenario::load(path)?);
             }
+            crate::evidence::out_dir::preflight(&args.out).map_err(Error::Usage)?;
             let template = args
                 .template
                 .as_deref()
@@ -545,10 +622,13 @@ async fn execute(cli: Cli, env_key: Option<Zeroizing<String>>) -> Result<i32> {
             };
             if let [scenario] = scenarios.as_slice() {
                 let mut reporter = TerminalReporter::new(args.quiet);
-                let outcome = run(scenario, &options, &mut reporter).await?;
+                let outcome =
+                    crate::deadline::run_within(scenario, &options, &mut reporter, args.deadline)
+                        .await?;
                 return Ok(outcome.verdict.exit_code());
             }
-            Ok(run_parallel(scenarios, options, usize::from(args.jobs), args.quiet).await)
+            let jobs = usize::from(args.jobs);
+            Ok(run_parallel(scenarios, options, jobs, args.quiet, args.deadline).await)
         }
         Command::Doctor(DoctorArgs { install: true, yes }) => crate::install::main(yes).await,
         Command::Doctor(_) => {
@@ -573,6 +653,13 @@ async fn execute(cli: Cli, env_key: Option<Zeroizing<String>>) -> Result<i32> {
                 pair.private.display(),
                 pair.public.display()
             );
+            Ok(exit_codes::GO)
+        }
+        Command::Watchdog { .. } => Ok(exit_codes::USAGE),
+        Command::Stop { dir } => {
+            for line in crate::keep::stop(&dir)? {
+                println!("{line}");
+            }
             Ok(exit_codes::GO)
         }
         Command::Render {

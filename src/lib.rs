@@ -12,7 +12,8 @@
 //! - [`verdict`]: GO, NO-GO or INCONCLUSIVE from the outcomes.
 //! - [`mask`]: the only way text becomes evidence (`Masked`).
 //! - [`evidence`]: the `Evidence` model and its renderers and writer.
-//! - [`run`]: sequences the stages and owns the teardown.
+//! - [`run`]: sequences the stages and owns the teardown; [`deadline`]
+//!   bounds a whole run.
 //! - [`attest`]: signs the bundle (a DSSE in-toto attestation) and reads it back.
 //! - [`verify`]: checks a written bundle against its `manifest.json` and signature.
 //! - [`kube`]: the Kubernetes manifest's probes judged with kubelet
@@ -21,6 +22,7 @@
 //!   the series the service exported.
 //!
 //! Supporting modules: [`process`] (guards that own child processes),
+//! [`sockets`] (who answers on a port), [`keep`] (`--keep` and `gonogo stop`),
 //! [`proxy`] (the TCP fault proxy), [`http`] (probes with deadlines),
 //! [`progress`] (live terminal output), [`yaml`] (YAML with positions),
 //! [`install`] (`doctor --install`: the package manager's command for what
@@ -29,6 +31,7 @@
 pub mod alerts;
 pub mod attest;
 pub mod cli;
+pub mod deadline;
 pub mod digest;
 pub mod doctor;
 pub mod error;
@@ -37,6 +40,7 @@ pub mod exit_codes;
 pub mod http;
 pub mod init;
 pub mod install;
+pub mod keep;
 pub mod kube;
 pub mod mask;
 pub mod process;
@@ -48,6 +52,7 @@ pub mod proxy;
 pub mod run;
 pub mod scenario;
 pub mod service;
+pub mod sockets;
 pub mod steps;
 pub mod verdict;
 pub mod verify;

@@ -139,6 +139,22 @@ pub enum Startup {
     Exited { code: Option<i32>, after: Duration },
     /// Neither, within the deadline.
     TimedOut(Duration),
+    /// Something answered, but the socket on the port is not the
+    /// instance's: the answer is not the service's (see [`crate::sockets`]).
+    Foreign {
+        owner: crate::sockets::Ownership,
+        after: Duration,
+    },
+}
+
+impl Startup {
+    /// How long the wait took.
+    pub fn took(&self) -> Duration {
+        match self {
+            Startup::Answering(d) | Startup::TimedOut(d) => *d,
+            Startup::Exited { after, .. } | Startup::Foreign { after, .. } => *after,
+        }
+    }
 }
 
 /// A started service instance. Dropping it stops its process group.
@@ -207,7 +223,8 @@ impl RunningService {
     }
 
     /// Poll `path` until the service answers any HTTP status, exits, or
-    /// `deadline` passes.
+    /// `deadline` passes. The first answer counts only if the socket on the
+    /// port belongs to the instance's process tree.
     pub async fn wait_answering(
         &mut self,
         probe: &Probe,
@@ -229,7 +246,11 @@ impl RunningService {
             let left = deadline - elapsed;
             let exchange = probe.get(&url, left.min(Duration::from_millis(500))).await;
             if exchange.status.is_some() {
-                return Startup::Answering(self.started.elapsed());
+                let after = self.started.elapsed();
+                return match crate::sockets::check(self.port, self.pid()) {
+                    crate::sockets::Ownership::Owned => Startup::Answering(after),
+                    owner => Startup::Foreign { owner, after },
+                };
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }

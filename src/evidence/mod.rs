@@ -10,6 +10,7 @@ pub mod bundle;
 pub mod junit;
 pub mod manifest;
 pub mod markdown;
+pub mod out_dir;
 #[cfg(test)]
 pub(crate) mod sample;
 pub mod scorecard;

@@ -1,8 +1,9 @@
 //! The scenario file's raw shape, as serde sees it.
 //!
 //! Every table denies unknown fields so a typo is reported with its line.
-//! Values that need a second look (argv, env, paths) keep their byte span
-//! via [`Spanned`] so `load` can point at them.
+//! Values that need a second look (argv, env, paths, and every number and
+//! duration, for `ranges`) keep their byte span via [`Spanned`] so `load`
+//! can point at them.
 
 use std::collections::BTreeMap;
 
@@ -60,11 +61,11 @@ pub struct ExternalFile {
 #[serde(deny_unknown_fields)]
 pub struct FaultsFile {
     pub enabled: Option<bool>,
-    pub detection_window: Option<HumanDuration>,
+    pub detection_window: Option<Spanned<HumanDuration>>,
     pub probe_deadline: Option<Spanned<HumanDuration>>,
-    pub recovery_window: Option<HumanDuration>,
+    pub recovery_window: Option<Spanned<HumanDuration>>,
     /// How long live keeps being probed after ready turned 503.
-    pub live_watch: Option<HumanDuration>,
+    pub live_watch: Option<Spanned<HumanDuration>>,
     /// Which dependencies to fault: `postgres`, `redis`, or a
     /// `[[dependency]]` name. Default: all of them.
     pub targets: Option<Vec<Spanned<String>>>,
@@ -79,7 +80,7 @@ pub struct FaultsFile {
 pub struct DependencyFile {
     pub name: Spanned<String>,
     pub host: String,
-    pub port: u16,
+    pub port: Spanned<u16>,
     /// Words the 503 body may use to name it (default: its name).
     pub names: Option<Vec<String>>,
 }
@@ -94,7 +95,7 @@ pub struct ServiceFile {
     pub ready_path: Option<Spanned<String>>,
     pub live_path: Option<Spanned<String>>,
     pub version_path: Option<Spanned<String>>,
-    pub startup_timeout: Option<HumanDuration>,
+    pub startup_timeout: Option<Spanned<HumanDuration>>,
     pub request_timeout: Option<Spanned<HumanDuration>>,
 }
 
@@ -112,7 +113,7 @@ pub struct MigrationsFile {
     pub current: Option<Spanned<Vec<Spanned<String>>>>,
     /// Text the `current` output must contain, e.g. `(head)`.
     pub current_expect: Option<String>,
-    pub timeout: Option<HumanDuration>,
+    pub timeout: Option<Spanned<HumanDuration>>,
     /// Also apply them to external servers (`--deps external`); otherwise
     /// only the read-only "current" check runs there.
     #[serde(default)]
@@ -129,27 +130,27 @@ pub struct ExpectFile {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReadyFile {
-    pub status: Option<u16>,
+    pub status: Option<Spanned<u16>>,
     #[serde(default)]
     pub expect: Vec<ExpectFile>,
-    pub settle: Option<HumanDuration>,
+    pub settle: Option<Spanned<HumanDuration>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NegativeFile {
-    pub status: Option<u16>,
+    pub status: Option<Spanned<u16>>,
     #[serde(default)]
     pub expect: Vec<ExpectFile>,
     pub body_names: Option<String>,
     /// Ask ready again after this long; it must still be 503.
-    pub observe: Option<HumanDuration>,
+    pub observe: Option<Spanned<HumanDuration>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FailFastFile {
-    pub deadline: Option<HumanDuration>,
+    pub deadline: Option<Spanned<HumanDuration>>,
     pub case: Option<Vec<CaseFile>>,
 }
 
@@ -169,7 +170,7 @@ pub struct LatencyFile {
     pub enabled: Option<bool>,
     pub requests: Option<Spanned<usize>>,
     pub concurrency: Option<Spanned<usize>>,
-    pub p95_ms: Option<f64>,
+    pub p95_ms: Option<Spanned<f64>>,
     pub path: Option<Spanned<String>>,
 }
 
@@ -177,8 +178,8 @@ pub struct LatencyFile {
 #[serde(deny_unknown_fields)]
 pub struct ShutdownFile {
     pub enabled: Option<bool>,
-    pub timeout: Option<HumanDuration>,
-    pub exit_codes: Option<Vec<i32>>,
+    pub timeout: Option<Spanned<HumanDuration>>,
+    pub exit_codes: Option<Spanned<Vec<Spanned<i64>>>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -9,6 +9,7 @@ mod duration;
 mod file;
 mod load;
 pub mod placeholders;
+pub mod ranges;
 mod release;
 
 use std::collections::BTreeMap;
@@ -16,6 +17,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use conformance::{AlertsSpec, KubernetesSpec};
+pub use duration::{human as human_duration, parse as parse_duration};
 pub use load::{ScenarioError, load, load_str};
 pub use placeholders::Template;
 pub use release::ReleaseSpec;

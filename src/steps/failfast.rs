@@ -40,7 +40,10 @@ pub async fn failfast(ctx: &mut StepContext<'_>, number: u32) -> anyhow::Result<
                     .get(&ctx.probe, &spec.ready_path, Duration::from_millis(200))
                     .await;
                 if knock.status.is_some() {
-                    answered = Some(knock.summary());
+                    answered = Some(match crate::sockets::check(service.port, service.pid()) {
+                        crate::sockets::Ownership::Owned => knock.summary(),
+                        owner => format!("{}, so gonogo cannot tell what the service does", owner),
+                    });
                 }
             }
             if let Some(code) = service.wait_exit(KNOCK).await {

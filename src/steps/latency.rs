@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use super::{Latency, Mode, StepContext, StepOutcome, StepRecorder, start_healthy};
@@ -18,6 +18,33 @@ pub fn title(p95_ms: f64) -> String {
 /// Requests sent before measuring, so connection setup inside the service
 /// (pools, lazy clients) is not counted against it.
 const WARMUP: usize = 5;
+
+/// A latency run stops once this many requests in a row got no answer: a
+/// service that never answers must not cost `requests` × the timeout.
+pub const GIVE_UP_AFTER: usize = 5;
+
+/// Counts requests without an answer in a row, across every worker.
+#[derive(Debug, Default)]
+struct Silence {
+    in_a_row: AtomicUsize,
+    gave_up: AtomicBool,
+}
+
+impl Silence {
+    /// Records one exchange; gives whether to keep going.
+    fn record(&self, answered: bool) -> bool {
+        if answered {
+            self.in_a_row.store(0, Ordering::Relaxed);
+        } else if self.in_a_row.fetch_add(1, Ordering::Relaxed) + 1 >= GIVE_UP_AFTER {
+            self.gave_up.store(true, Ordering::Relaxed);
+        }
+        !self.gave_up()
+    }
+
+    fn gave_up(&self) -> bool {
+        self.gave_up.load(Ordering::Relaxed)
+    }
+}
 
 pub async fn latency(ctx: &mut StepContext<'_>, number: u32) -> anyhow::Result<StepOutcome> {
     let spec = ctx.scenario.latency.clone();
@@ -37,37 +64,32 @@ pub async fn latency(ctx: &mut StepContext<'_>, number: u32) -> anyhow::Result<S
     Ok(step.finish())
 }
 
-/// Warm up, then send the requests and record the figures and checks.
-async fn measure(
-    ctx: &mut StepContext<'_>,
-    step: &mut StepRecorder<'_>,
-    url: String,
-) -> anyhow::Result<()> {
-    let spec = ctx.scenario.latency.clone();
-    for _ in 0..WARMUP {
-        let _ = ctx
-            .probe
-            .get(&url, ctx.scenario.service.request_timeout)
-            .await;
-    }
-    ctx.detail(&format!(
-        "{} × GET {}, {} concurrent",
-        spec.requests, spec.path, spec.concurrency
-    ));
+/// Sends the latency requests from `concurrency` workers until every one
+/// is sent or [`Silence`] gives up; gives each one's time and the count per
+/// status.
+async fn send(
+    ctx: &StepContext<'_>,
+    url: &str,
+    silence: &Arc<Silence>,
+) -> anyhow::Result<(Vec<Duration>, BTreeMap<String, usize>)> {
+    let spec = &ctx.scenario.latency;
     let next = Arc::new(AtomicUsize::new(0));
     let mut workers = tokio::task::JoinSet::new();
-    let started = Instant::now();
     for _ in 0..spec.concurrency.min(spec.requests) {
         let next = next.clone();
+        let silence = silence.clone();
         let probe = ctx.probe.clone();
-        let url = url.clone();
+        let url = url.to_string();
         let timeout = ctx.scenario.service.request_timeout;
         let total = spec.requests;
         workers.spawn(async move {
             let mut seen = Vec::new();
-            while next.fetch_add(1, Ordering::Relaxed) < total {
+            while !silence.gave_up() && next.fetch_add(1, Ordering::Relaxed) < total {
                 let exchange = probe.get(&url, timeout).await;
                 seen.push((exchange.elapsed, exchange.status));
+                if !silence.record(exchange.status.is_some()) {
+                    break;
+                }
             }
             seen
         });
@@ -81,6 +103,34 @@ async fn measure(
             *statuses.entry(key).or_default() += 1;
         }
     }
+    Ok((samples, statuses))
+}
+
+/// Warm up, then send the requests and record the figures and checks.
+async fn measure(
+    ctx: &mut StepContext<'_>,
+    step: &mut StepRecorder<'_>,
+    url: String,
+) -> anyhow::Result<()> {
+    let spec = ctx.scenario.latency.clone();
+    let silence = Arc::new(Silence::default());
+    for _ in 0..WARMUP {
+        let exchange = ctx
+            .probe
+            .get(&url, ctx.scenario.service.request_timeout)
+            .await;
+        silence.record(exchange.status.is_some());
+    }
+    ctx.detail(&format!(
+        "{} × GET {}, {} concurrent",
+        spec.requests, spec.path, spec.concurrency
+    ));
+    let started = Instant::now();
+    let (samples, statuses) = if silence.gave_up() {
+        (Vec::new(), BTreeMap::new())
+    } else {
+        send(ctx, &url, &silence).await?
+    };
     let wall = started.elapsed();
     let ok = statuses.get("200").copied().unwrap_or(0);
     let stats = Latency::from_samples(&samples);
@@ -127,6 +177,17 @@ async fn measure(
         None => {
             step.check(format!("p95 ≤ {} ms", spec.p95_ms), "no samples", false);
         }
+    }
+    if silence.gave_up() {
+        step.check(
+            format!("ready keeps answering (the run stops after {GIVE_UP_AFTER} requests in a row without an answer)"),
+            format!(
+                "stopped after {} of {} requests ({WARMUP} warm-up requests before them): {GIVE_UP_AFTER} in a row got no answer",
+                samples.len(),
+                spec.requests
+            ),
+            false,
+        );
     }
     step.check(
         "every answer is HTTP 200 on healthy dependencies",

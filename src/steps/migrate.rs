@@ -249,7 +249,17 @@ async fn apply(dir: &Path, url: &str) -> Result<(Vec<String>, Option<i64>), Stri
         .await
         .map_err(|e| format!("cannot read migrations in {}: {e}", dir.display()))?;
     let mut conn = connect(url).await?;
-    let result = migrator.run(&mut conn).await;
+    // A migration that waits on a lock must not hang the run.
+    let limit = crate::scenario::ranges::MIGRATION_TIMEOUT.default;
+    let result = match tokio::time::timeout(limit, migrator.run(&mut conn)).await {
+        Ok(result) => result,
+        Err(_) => {
+            return Err(format!(
+                "the migrations did not finish within {} s",
+                limit.as_secs()
+            ));
+        }
+    };
     let lines: Vec<String> = migrator
         .iter()
         .map(|m| {
@@ -269,12 +279,14 @@ async fn apply(dir: &Path, url: &str) -> Result<(Vec<String>, Option<i64>), Stri
 
 async fn current(url: &str) -> Result<Vec<(i64, String, bool)>, String> {
     let mut conn = connect(url).await?;
-    let rows: Vec<(i64, String, bool)> = sqlx::query_as(
+    let query = sqlx::query_as(
         "SELECT version, description, success FROM _sqlx_migrations ORDER BY version",
     )
-    .fetch_all(&mut conn)
-    .await
-    .map_err(|e| e.to_string())?;
+    .fetch_all(&mut conn);
+    let rows: Vec<(i64, String, bool)> = tokio::time::timeout(Duration::from_secs(30), query)
+        .await
+        .map_err(|_| "reading _sqlx_migrations took more than 30 s".to_string())?
+        .map_err(|e| e.to_string())?;
     let _ = conn.close().await;
     Ok(rows)
 }

@@ -258,10 +258,7 @@ pub async fn start_healthy(
     let startup = service
         .wait_answering(&ctx.probe, &spec.live_path, spec.startup_timeout)
         .await;
-    let took = match &startup {
-        Startup::Answering(d) | Startup::TimedOut(d) => *d,
-        Startup::Exited { after, .. } => *after,
-    };
+    let took = startup.took();
     step.process(
         "start service",
         &launch.display(),

@@ -58,10 +58,7 @@ pub async fn negative(ctx: &mut StepContext<'_>, number: u32) -> anyhow::Result<
         &launch.display(),
         None,
         &startup_text(&startup),
-        match &startup {
-            Startup::Answering(d) | Startup::TimedOut(d) => *d,
-            Startup::Exited { after, .. } => *after,
-        },
+        startup.took(),
     );
     let up = step.check(
         "service starts and answers HTTP with Redis unreachable",

@@ -46,10 +46,7 @@ pub async fn ready_gate(ctx: &mut StepContext<'_>, number: u32) -> anyhow::Resul
         &launch.display(),
         None,
         &startup_text(&startup),
-        match &startup {
-            Startup::Answering(d) | Startup::TimedOut(d) => *d,
-            Startup::Exited { after, .. } => *after,
-        },
+        startup.took(),
     );
     let up = matches!(startup, Startup::Answering(_));
     step.check(
@@ -166,5 +163,6 @@ pub fn startup_text(startup: &Startup) -> String {
             after.as_millis()
         ),
         Startup::TimedOut(d) => format!("did not answer HTTP within {} ms", d.as_millis()),
+        Startup::Foreign { owner, .. } => owner.to_string(),
     }
 }

@@ -12,6 +12,7 @@ mod parallel;
 mod proof;
 mod providers;
 mod provision;
+mod reliability;
 mod scenario_errors;
 mod slo;
 mod support;
