@@ -96,6 +96,8 @@ fn environment() -> Environment<'static> {
     );
     env.add_filter("fence", fence);
     env.add_filter("cell", cell);
+    env.add_filter("text", text);
+    env.add_filter("code", code);
     env.add_filter("ms", ms);
     env
 }
@@ -123,6 +125,32 @@ fn cell(text: String) -> String {
         .replace('|', "\\|");
     let flat = flat.replace("\r\n", "<br>").replace('\n', "<br>");
     if flat.is_empty() { "—".into() } else { flat }
+}
+
+/// Service-controlled text outside a code block: HTML escaped, on one
+/// line, so it renders as text and cannot start a block of its own.
+fn text(value: String) -> String {
+    value
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace("\r\n", " ")
+        .replace('\n', " ")
+}
+
+/// An inline code span that holds any text: delimited by one more backtick
+/// than the longest run inside it, padded when the text starts or ends
+/// with a backtick, on one line.
+fn code(value: String) -> String {
+    let flat = value.replace("\r\n", " ").replace('\n', " ");
+    let longest = flat.split(|c| c != '`').map(str::len).max().unwrap_or(0);
+    let ticks = "`".repeat(longest + 1);
+    let pad = if flat.starts_with('`') || flat.ends_with('`') {
+        " "
+    } else {
+        ""
+    };
+    format!("{ticks}{pad}{flat}{pad}{ticks}")
 }
 
 /// Milliseconds as a short human duration.
@@ -161,6 +189,17 @@ mod tests {
             report.contains("- Release: 2026.03.01 (owner: platform-readiness)\n"),
             "{report}"
         );
+    }
+
+    #[test]
+    fn service_text_renders_inert() {
+        assert_eq!(
+            text("<script>alert(1)</script>\n# heading".into()),
+            "&lt;script&gt;alert(1)&lt;/script&gt; # heading"
+        );
+        assert_eq!(code("a`b".into()), "``a`b``");
+        assert_eq!(code("`x` ```".into()), "```` `x` ``` ````");
+        assert_eq!(code("plain".into()), "`plain`");
     }
 
     #[test]

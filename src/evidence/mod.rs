@@ -43,6 +43,10 @@ pub struct Evidence {
     /// Every waiver the scenario declared and what became of it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub waivers: Vec<WaiverRecord>,
+    /// Which variables the service received and which secrets were masked
+    /// (names only).
+    #[serde(default)]
+    pub masking: crate::mask::learn::MaskingInfo,
 }
 
 /// The fault timeline of one dependency.

@@ -39,6 +39,19 @@ pub struct ScenarioFile {
     pub waivers: Vec<super::release::WaiverFile>,
     /// Where `--deps external` finds the server URLs.
     pub external: Option<ExternalFile>,
+    /// Secrets gonogo cannot recognise by name, and names that only look secret.
+    pub masking: Option<MaskingFile>,
+}
+
+/// `[masking]`: variables whose values are secret although their names do
+/// not say so, and secret-looking names whose values are not.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaskingFile {
+    #[serde(default)]
+    pub extra_env: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub not_secret: Vec<Spanned<String>>,
 }
 
 /// `[external]`: the variables (or literal URLs) naming servers gonogo
@@ -87,6 +100,9 @@ pub struct ServiceFile {
     pub workdir: Option<Spanned<String>>,
     #[serde(default)]
     pub env: BTreeMap<String, Spanned<String>>,
+    /// Variables passed through from gonogo's own environment, by name.
+    #[serde(default)]
+    pub inherit: Vec<Spanned<String>>,
     pub ready_path: Option<Spanned<String>>,
     pub live_path: Option<Spanned<String>>,
     pub version_path: Option<Spanned<String>>,
