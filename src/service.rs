@@ -341,3 +341,31 @@ impl RunningService {
         self.guard.stop().await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_named_variables_are_passed_through() {
+        // Cargo sets CARGO_PKG_NAME for every test process.
+        let names = |inherit: &[&str]| -> Vec<String> {
+            let inherit: Vec<String> = inherit.iter().map(|s| s.to_string()).collect();
+            inherited_env(&inherit)
+                .into_iter()
+                .map(|(k, _)| k)
+                .collect()
+        };
+        let base = names(&[]);
+        assert!(base.contains(&"PATH".to_string()), "{base:?}");
+        assert!(!base.contains(&"CARGO_PKG_NAME".to_string()), "{base:?}");
+        assert!(
+            base.iter().all(|n| BASE_ENV.contains(&n.as_str())
+                || n.starts_with("LC_")
+                || n == TEST_MARKER)
+        );
+        let asked = names(&["CARGO_PKG_NAME", "GONOGO_SIGNING_KEY"]);
+        assert_eq!(asked.last().map(String::as_str), Some("CARGO_PKG_NAME"));
+        assert!(!asked.iter().any(|n| n == "GONOGO_SIGNING_KEY"));
+    }
+}

@@ -202,6 +202,87 @@ mod tests {
         assert_eq!(code("plain".into()), "`plain`");
     }
 
+    /// The text of `line` outside CommonMark code spans (a run of N
+    /// backticks up to the next run of exactly N).
+    fn outside_code_spans(line: &str) -> String {
+        let mut out = String::new();
+        let mut rest = line;
+        while let Some(start) = rest.find('`') {
+            out.push_str(&rest[..start]);
+            let run = rest[start..].len() - rest[start..].trim_start_matches('`').len();
+            let after = &rest[start + run..];
+            let mut search = 0;
+            let close = loop {
+                match after[search..].find('`') {
+                    None => break None,
+                    Some(i) => {
+                        let at = search + i;
+                        let n = after[at..].len() - after[at..].trim_start_matches('`').len();
+                        if n == run {
+                            break Some(at);
+                        }
+                        search = at + n;
+                    }
+                }
+            };
+            match close {
+                Some(at) => rest = &after[at + run..],
+                None => {
+                    out.push_str(&rest[start..]);
+                    return out;
+                }
+            }
+        }
+        out.push_str(rest);
+        out
+    }
+
+    #[test]
+    fn service_markup_renders_inert_in_the_report() {
+        let masker = crate::mask::Masker::new();
+        let hostile =
+            "<script>alert(1)</script>\n```\n# not a heading\n````\n<img src=x onerror=alert(2)>";
+        let mut step = crate::steps::StepRecorder::new(&masker, 1, "ready-gate", "Ready");
+        step.check("HTTP 200", hostile, false);
+        step.command(
+            "GET /ready <b>",
+            "curl x",
+            None,
+            hostile,
+            Default::default(),
+        );
+        step.log(hostile);
+        let mut evidence = crate::evidence::sample::evidence();
+        evidence.steps = vec![step.finish()];
+        evidence.metadata.service_version = Some(masker.mask("`v1` <script>"));
+        let report = render(&evidence, None).unwrap();
+        // Walk the Markdown: outside code blocks no raw tag may appear.
+        let mut fence: Option<usize> = None;
+        for line in report.lines() {
+            let ticks = line.len() - line.trim_start_matches('`').len();
+            match fence {
+                Some(open) if ticks >= open && line.trim_matches('`').is_empty() => fence = None,
+                Some(_) => {}
+                None if ticks >= 3 => fence = Some(ticks),
+                None => {
+                    let outside = outside_code_spans(line);
+                    assert!(!outside.contains("<script"), "live markup: {line}");
+                    assert!(!outside.contains("<img"), "live markup: {line}");
+                    assert!(!outside.contains("<b>"), "live markup: {line}");
+                }
+            }
+        }
+        assert!(fence.is_none(), "a fence was left open:\n{report}");
+        assert!(
+            report.contains("\n`````\n<script>"),
+            "the log fence outlasts ````:\n{report}"
+        );
+        assert!(
+            report.contains("- Service version: `` `v1` <script> ``"),
+            "{report}"
+        );
+    }
+
     #[test]
     fn cells_escape_pipes_and_newlines() {
         assert_eq!(cell("a|b\nc".into()), "a\\|b<br>c");

@@ -11,6 +11,8 @@ pub mod junit;
 pub mod manifest;
 pub mod markdown;
 #[cfg(test)]
+mod no_leaks;
+#[cfg(test)]
 pub(crate) mod sample;
 pub mod scorecard;
 pub mod summary;

@@ -74,8 +74,43 @@ pub fn names() -> Vec<&'static str> {
     ENCODINGS.iter().map(|e| e.name).collect()
 }
 
+/// The secret itself, and what it decodes to where it looks encoded: a
+/// renderer escaping that decoded text (JSON, XML/HTML, a Markdown table
+/// cell) would write the secret back.
 fn raw(secret: &str) -> Vec<Form> {
-    vec![Form::exact(secret.to_string())]
+    let mut forms = vec![Form::exact(secret.to_string())];
+    if let Ok(decoded) = serde_json::from_str::<String>(&format!("\"{secret}\"")) {
+        forms.push(Form::exact(decoded));
+    }
+    let mut html = secret.to_string();
+    for (entity, c) in [
+        ("&lt;", "<"),
+        ("&gt;", ">"),
+        ("&quot;", "\""),
+        ("&apos;", "'"),
+        ("&#39;", "'"),
+        ("&amp;", "&"),
+    ] {
+        html = html.replace(entity, c);
+    }
+    forms.push(Form::exact(html));
+    forms.push(Form::exact(
+        secret
+            .replace("<br>", "\n")
+            .replace("\\|", "|")
+            .replace("\\\\", "\\"),
+    ));
+    // Decoded forms are searched only when they are as long as a secret
+    // must be; the secret itself always.
+    let (secret_form, decoded) = forms.split_at(1);
+    let mut kept = secret_form.to_vec();
+    kept.extend(
+        decoded
+            .iter()
+            .filter(|f| f.text.chars().count() >= super::names::MIN_SECRET_CHARS)
+            .cloned(),
+    );
+    kept
 }
 
 /// Every byte as `%XX` (either case), and the forms common encoders give:

@@ -10,6 +10,7 @@ mod proof;
 mod providers;
 mod provision;
 mod scenario_errors;
+mod secrets;
 mod slo;
 mod support;
 

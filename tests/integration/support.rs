@@ -41,14 +41,23 @@ pub fn marker(test: &str) -> String {
     format!("gonogo-test-{test}-{}", std::process::id())
 }
 
-/// A `gonogo` command carrying `marker` in its environment.
+/// A `gonogo` command carrying `marker` in its environment. The locale
+/// variables a service receives are pinned, so reports read the same on
+/// every machine.
 pub fn gonogo(marker: &str) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_gonogo"));
     command
         .current_dir(repo())
         .env("GONOGO_TEST_MARKER", marker)
         .env("NO_COLOR", "1")
+        .env("LANG", "C.UTF-8")
+        .env_remove("TZ")
         .env_remove("GITHUB_STEP_SUMMARY");
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("LC_") {
+            command.env_remove(name);
+        }
+    }
     command
 }
 
