@@ -99,9 +99,15 @@ impl SecretTable {
         self.known.len()
     }
 
-    /// Their labels, in the order they were learned.
+    /// Their labels, each once, in the order they were learned.
     pub fn labels(&self) -> Vec<String> {
-        self.known.iter().map(|k| k.label.clone()).collect()
+        let mut labels: Vec<String> = Vec::new();
+        for known in &self.known {
+            if !labels.contains(&known.label) {
+                labels.push(known.label.clone());
+            }
+        }
+        labels
     }
 
     /// The longest pattern in bytes: a cut closer than this to a secret may
