@@ -308,7 +308,8 @@ struct RunArgs {
     #[arg(long, value_name = "DIR", default_value = "evidence")]
     out: PathBuf,
     /// Extra service environment, applied over the scenario's [service.env].
-    /// Repeatable. Values of secret-looking names are masked.
+    /// Repeatable. Values of secret-looking names (…PASS…, …TOKEN…, …KEY…,
+    /// …SECRET…, …AUTH…, …DSN…) are masked everywhere, in every encoding.
     #[arg(long = "env", short = 'e', value_name = "KEY=VALUE", value_parser = parse_key_value)]
     env: Vec<(String, String)>,
     /// Environment label for the report's metadata (staging, prod, ci).
@@ -608,7 +609,11 @@ async fn execute(cli: Cli, env_key: Option<Zeroizing<String>>) -> Result<i32> {
                 template,
                 operator: args.operator,
                 mask_hosts: args.mask_hosts,
-                command_line: std::env::args().collect::<Vec<_>>().join(" "),
+                command_line: crate::mask::names::command_line(
+                    &std::env::args_os()
+                        .map(|a| a.to_string_lossy().into_owned())
+                        .collect::<Vec<_>>(),
+                ),
                 formats: args.format,
                 release: args.release,
                 owner: args.owner,

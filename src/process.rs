@@ -510,8 +510,13 @@ pub struct OutputCapture {
 impl OutputCapture {
     /// The default number of lines kept.
     pub const DEFAULT_CAPACITY: usize = 20_000;
-    /// Longer lines are split.
-    const MAX_LINE_BYTES: u64 = 16 * 1024;
+    /// Longer lines keep their start; the rest is skipped and the line ends
+    /// with a [`crate::mask::cut_note`] (the masker then drops what could
+    /// be the start of a cut-off secret).
+    pub const MAX_LINE_BYTES: u64 = 16 * 1024;
+    /// At most this many bytes of lines are kept from the start, and as
+    /// many from the end, whatever the line count: 1 MiB in all.
+    pub const MAX_KEPT_BYTES: usize = 512 * 1024;
 
     /// Takes the child's piped stdout and stderr (whichever are piped) and
     /// starts collecting them. Must be called inside a tokio runtime.
@@ -597,6 +602,12 @@ struct Buffer {
     tail: VecDeque<OutputLine>,
     head_capacity: usize,
     tail_capacity: usize,
+    /// Bytes of text in `head` and in `tail`, each bounded by
+    /// [`OutputCapture::MAX_KEPT_BYTES`].
+    head_bytes: usize,
+    tail_bytes: usize,
+    /// Once a line went to the tail, the head takes no more (order).
+    head_closed: bool,
     omitted: u64,
     received: u64,
     open: u8,
@@ -610,6 +621,9 @@ impl Buffer {
             tail: VecDeque::new(),
             head_capacity,
             tail_capacity: capacity - head_capacity,
+            head_bytes: 0,
+            tail_bytes: 0,
+            head_closed: false,
             omitted: 0,
             received: 0,
             open,
@@ -624,15 +638,24 @@ impl Buffer {
             stream,
             text,
         };
-        if self.head.len() < self.head_capacity {
+        let size = line.text.len();
+        self.head_closed |= self.head.len() >= self.head_capacity
+            || self.head_bytes + size > OutputCapture::MAX_KEPT_BYTES;
+        if !self.head_closed {
+            self.head_bytes += size;
             self.head.push(line);
             return;
         }
-        if self.tail.len() == self.tail_capacity {
-            self.tail.pop_front();
-            self.omitted += 1;
-        }
+        self.tail_bytes += size;
         self.tail.push_back(line);
+        while self.tail.len() > self.tail_capacity
+            || (self.tail_bytes > OutputCapture::MAX_KEPT_BYTES && self.tail.len() > 1)
+        {
+            if let Some(dropped) = self.tail.pop_front() {
+                self.tail_bytes -= dropped.text.len();
+                self.omitted += 1;
+            }
+        }
     }
 }
 
@@ -651,17 +674,55 @@ async fn collect(
             .take(OutputCapture::MAX_LINE_BYTES)
             .read_until(b'\n', &mut bytes)
             .await;
-        if !matches!(read, Ok(n) if n > 0) {
+        let Ok(n) = read else { break };
+        if n == 0 {
             break;
         }
         let at = started_at.elapsed();
+        let cut = bytes.last() != Some(&b'\n') && n as u64 == OutputCapture::MAX_LINE_BYTES;
+        let skipped = if cut {
+            skip_rest_of_line(&mut reader).await
+        } else {
+            0
+        };
         while matches!(bytes.last(), Some(b'\n' | b'\r')) {
             bytes.pop();
         }
-        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let mut text = String::from_utf8_lossy(&bytes).into_owned();
+        if cut {
+            text.push_str(&crate::mask::cut_note(&format!(
+                "line longer than {} KiB; {skipped} more bytes not kept",
+                OutputCapture::MAX_LINE_BYTES / 1024
+            )));
+        }
         buffer.send_modify(|buffer| buffer.push(at, which, text));
     }
     buffer.send_modify(|buffer| buffer.open = buffer.open.saturating_sub(1));
+}
+
+/// Consumes the rest of an over-long line, up to and including its newline
+/// (or end of file), without holding it; gives how many bytes were skipped.
+async fn skip_rest_of_line(reader: &mut (impl AsyncBufReadExt + Unpin)) -> u64 {
+    let mut skipped = 0u64;
+    loop {
+        let Ok(buf) = reader.fill_buf().await else {
+            return skipped;
+        };
+        if buf.is_empty() {
+            return skipped;
+        }
+        match buf.iter().position(|&b| b == b'\n') {
+            Some(i) => {
+                reader.consume(i + 1);
+                return skipped + i as u64;
+            }
+            None => {
+                let len = buf.len();
+                reader.consume(len);
+                skipped += len as u64;
+            }
+        }
+    }
 }
 
 /// Sets the stdio of a child whose output [`OutputCapture`] will collect:

@@ -120,16 +120,15 @@ pub async fn run(
             (Some(provisioned), steps::Mode::Launch { provider: kind })
         }
     };
-    for secret in provisioned.iter().flat_map(Provisioned::secrets) {
-        masker.add_secret(secret);
+    if let Some(p) = &provisioned {
+        learn_provisioned(&mut masker, p);
     }
     let proxies = Proxies::start(provisioned.as_ref(), scenario).await?;
     let bindings = bindings(provisioned.as_ref(), &proxies);
-    for (key, template) in &scenario.service.env {
-        masker.learn_from_env(key, &template.render(&bindings));
-    }
-    for (key, value) in &options.env {
-        masker.learn_from_env(key, value);
+    let mut service_env = crate::mask::learn::learn(&mut masker, scenario, &bindings, &options.env);
+    if options.service_url.is_some() {
+        // Target mode: gonogo launches nothing, so no variable is given.
+        service_env.clear();
     }
     let dependencies = provisioned
         .as_ref()
@@ -211,7 +210,7 @@ pub async fn run(
                 teardown_ms,
             },
             environment: environment(scenario, options),
-            service_version: version.as_deref().map(|v| masker.mask(v)),
+            service_version: version.as_deref().map(|v| masker.mask(v).truncated(200)),
             git_sha: git_sha(scenario).await,
             runner_host: masker.mask_host(&hostname()),
             operator: options.operator.as_deref().map(|o| masker.mask(o)),
@@ -231,6 +230,7 @@ pub async fn run(
         steps,
         timelines,
         waivers,
+        masking: crate::mask::learn::MaskingInfo::of(&masker, service_env),
     };
     let written = write_evidence(&evidence, options, &masker, &scenario.service.workdir)?;
     if let Some(path) = &options.step_summary {
@@ -239,7 +239,7 @@ pub async fn run(
             &evidence,
             &written,
             options.ci_run_url.clone(),
-            masker.secrets(),
+            masker.table(),
         );
         if let Err(e) = published {
             let text = format!("step summary not written: {e:#}");
@@ -543,6 +543,19 @@ async fn resolve(name: &str, host: &str, port: u16) -> Result<SocketAddr> {
         .with_context(|| format!("resolve dependency {name}: no address"))?)
 }
 
+/// The passwords of the servers gonogo provisioned (or was given), named.
+fn learn_provisioned(masker: &mut Masker, provisioned: &Provisioned) {
+    let (pg, redis) = (&provisioned.postgres, &provisioned.redis);
+    for (label, secret) in [
+        ("Postgres password", &pg.password),
+        ("Postgres password", &pg.password_in_url),
+        ("Redis password", &redis.password),
+        ("Redis password", &redis.password_in_url),
+    ] {
+        masker.add_named_secret(label, secret.expose());
+    }
+}
+
 /// What the evidence says about each provisioned server (URLs masked).
 fn dependency_infos(provisioned: &Provisioned, masker: &Masker) -> Vec<DependencyInfo> {
     let pg = &provisioned.postgres;
@@ -640,7 +653,7 @@ fn write_evidence(
         artifacts.push(signed);
     }
     let name = dir_name(evidence);
-    write_bundle(&options.out, &name, &artifacts, masker.secrets()).map_err(|e| match e {
+    write_bundle(&options.out, &name, &artifacts, masker.table()).map_err(|e| match e {
         WriteError::SecretLeak(_) => Error::Harness(anyhow::anyhow!("{e}")),
         WriteError::Io(io) => Error::Harness(io.context("write evidence")),
     })

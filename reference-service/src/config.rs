@@ -29,10 +29,14 @@ pub enum Flaw {
     SigtermExits1,
     GaugeStuck,
     Ready503Anonymous,
+    RevealsRedisUrl,
+    EchoCredentials,
+    HugeReadyBody,
+    EndlessReadyBody,
 }
 
 impl Flaw {
-    pub const ALL: [Flaw; 15] = [
+    pub const ALL: [Flaw; 19] = [
         Flaw::ReadyIgnoresRedis,
         Flaw::Ready500,
         Flaw::StrictBootsWithoutRedis,
@@ -48,6 +52,10 @@ impl Flaw {
         Flaw::SigtermExits1,
         Flaw::GaugeStuck,
         Flaw::Ready503Anonymous,
+        Flaw::RevealsRedisUrl,
+        Flaw::EchoCredentials,
+        Flaw::HugeReadyBody,
+        Flaw::EndlessReadyBody,
     ];
 
     pub fn name(self) -> &'static str {
@@ -67,6 +75,10 @@ impl Flaw {
             Flaw::SigtermExits1 => "sigterm-exits-1",
             Flaw::GaugeStuck => "gauge-stuck",
             Flaw::Ready503Anonymous => "ready-503-anonymous",
+            Flaw::RevealsRedisUrl => "reveals-redis-url",
+            Flaw::EchoCredentials => "echo-credentials",
+            Flaw::HugeReadyBody => "huge-ready-body",
+            Flaw::EndlessReadyBody => "endless-ready-body",
         }
     }
 

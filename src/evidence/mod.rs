@@ -10,6 +10,8 @@ pub mod bundle;
 pub mod junit;
 pub mod manifest;
 pub mod markdown;
+#[cfg(test)]
+mod no_leaks;
 pub mod out_dir;
 #[cfg(test)]
 pub(crate) mod sample;
@@ -44,6 +46,10 @@ pub struct Evidence {
     /// Every waiver the scenario declared and what became of it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub waivers: Vec<WaiverRecord>,
+    /// Which variables the service received and which secrets were masked
+    /// (names only).
+    #[serde(default)]
+    pub masking: crate::mask::learn::MaskingInfo,
 }
 
 /// The fault timeline of one dependency.

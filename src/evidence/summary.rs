@@ -130,7 +130,7 @@ pub fn publish(
     evidence: &Evidence,
     written: &Written,
     run_url: Option<String>,
-    secrets: &[String],
+    secrets: &crate::mask::SecretTable,
 ) -> anyhow::Result<()> {
     let manifest_sha256 = std::fs::read(written.dir.join(MANIFEST_FILE))
         .ok()
@@ -150,12 +150,9 @@ pub fn publish(
 }
 
 /// Append `text` to the step summary file at `path`, unless it holds one of
-/// `secrets`.
-pub fn append(path: &Path, text: &str, secrets: &[String]) -> anyhow::Result<()> {
-    if secrets
-        .iter()
-        .any(|s| !s.is_empty() && text.contains(s.as_str()))
-    {
+/// `secrets` in any encoding.
+pub fn append(path: &Path, text: &str, secrets: &crate::mask::SecretTable) -> anyhow::Result<()> {
+    if secrets.found_in(text) {
         anyhow::bail!("the step summary holds a secret; it was not written");
     }
     let mut file = std::fs::OpenOptions::new()
@@ -218,8 +215,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("summary.md");
         std::fs::write(&path, "before\n").unwrap();
-        append(&path, "after\n", &["s3cret".into()]).unwrap();
-        assert!(append(&path, "a s3cret\n", &["s3cret".into()]).is_err());
+        let secrets = crate::mask::SecretTable::of(&["s3cretvalue"]);
+        append(&path, "after\n", &secrets).unwrap();
+        assert!(append(&path, "a s3cretvalue\n", &secrets).is_err());
+        assert!(append(&path, "a czNjcmV0dmFsdWU=\n", &secrets).is_err());
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "before\nafter\n");
     }
 }

@@ -44,6 +44,19 @@ pub struct ScenarioFile {
     pub kubernetes: Option<super::conformance::KubernetesFile>,
     /// The alert rule file, proven with promtool.
     pub alerts: Option<Spanned<super::conformance::AlertsFile>>,
+    /// Secrets gonogo cannot recognise by name, and names that only look secret.
+    pub masking: Option<MaskingFile>,
+}
+
+/// `[masking]`: variables whose values are secret although their names do
+/// not say so, and secret-looking names whose values are not.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaskingFile {
+    #[serde(default)]
+    pub extra_env: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub not_secret: Vec<Spanned<String>>,
 }
 
 /// `[external]`: the variables (or literal URLs) naming servers gonogo
@@ -92,6 +105,9 @@ pub struct ServiceFile {
     pub workdir: Option<Spanned<String>>,
     #[serde(default)]
     pub env: BTreeMap<String, Spanned<String>>,
+    /// Variables passed through from gonogo's own environment, by name.
+    #[serde(default)]
+    pub inherit: Vec<Spanned<String>>,
     pub ready_path: Option<Spanned<String>>,
     pub live_path: Option<Spanned<String>>,
     pub version_path: Option<Spanned<String>>,

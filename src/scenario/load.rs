@@ -279,6 +279,7 @@ impl Ctx<'_> {
                 .as_ref()
                 .map_or_else(|| self.dir(), |w| self.resolve(w.get_ref())),
             env: self.env(&s.env)?,
+            inherit: self.inherit(&s.inherit)?,
             ready_path: s
                 .ready_path
                 .as_ref()
@@ -398,6 +399,70 @@ impl Ctx<'_> {
             metrics,
             kubernetes,
             alerts,
+            masking: self.masking(raw.masking.as_ref())?,
+        })
+    }
+
+    /// Variable names in a list, checked like `[service.env]` keys.
+    fn names(&self, names: &[Spanned<String>]) -> Result<Vec<String>, ScenarioError> {
+        let mut out: Vec<String> = Vec::new();
+        for name in names {
+            let text = name.get_ref();
+            if text.is_empty() || text.contains('=') || text.contains('\0') {
+                return Err(self.error_at(
+                    name.span(),
+                    format!("`{text}` is not a valid environment variable name"),
+                ));
+            }
+            if !out.contains(text) {
+                out.push(text.clone());
+            }
+        }
+        Ok(out)
+    }
+
+    /// `[service] inherit`: never gonogo's own variables.
+    fn inherit(&self, names: &[Spanned<String>]) -> Result<Vec<String>, ScenarioError> {
+        if let Some(own) = names
+            .iter()
+            .find(|n| n.get_ref().to_ascii_uppercase().starts_with("GONOGO_"))
+        {
+            return Err(self.error_at(
+                own.span(),
+                format!(
+                    "`{}` is gonogo's own variable; GONOGO_* variables are never passed to the service",
+                    own.get_ref()
+                ),
+            ));
+        }
+        self.names(names)
+    }
+
+    fn masking(
+        &self,
+        raw: Option<&file::MaskingFile>,
+    ) -> Result<super::MaskingSpec, ScenarioError> {
+        let Some(raw) = raw else {
+            return Ok(super::MaskingSpec::default());
+        };
+        let extra_env = self.names(&raw.extra_env)?;
+        let not_secret = self.names(&raw.not_secret)?;
+        if let Some(both) = raw.not_secret.iter().find(|n| {
+            extra_env
+                .iter()
+                .any(|e| e.eq_ignore_ascii_case(n.get_ref()))
+        }) {
+            return Err(self.error_at(
+                both.span(),
+                format!(
+                    "`{}` is listed in both `extra_env` and `not_secret`; keep one",
+                    both.get_ref()
+                ),
+            ));
+        }
+        Ok(super::MaskingSpec {
+            extra_env,
+            not_secret,
         })
     }
 

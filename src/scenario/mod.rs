@@ -60,6 +60,19 @@ pub struct Scenario {
     pub kubernetes: Option<KubernetesSpec>,
     /// `[alerts]`: the rule file proven with promtool.
     pub alerts: Option<AlertsSpec>,
+    /// `[masking]`: secrets declared by name, and names declared not secret.
+    pub masking: MaskingSpec,
+}
+
+/// `[masking]`: what the name rule cannot know.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MaskingSpec {
+    /// Variables whose values are secrets although their names do not look
+    /// it; learned from gonogo's environment and from the service's.
+    pub extra_env: Vec<String>,
+    /// Secret-looking names whose values are not secrets (never masked,
+    /// listed in the evidence).
+    pub not_secret: Vec<String>,
 }
 
 /// Latency SLO on healthy dependencies (seeds 001, 002: P95 < 200 ms).
@@ -130,6 +143,9 @@ pub struct ServiceSpec {
     pub workdir: PathBuf,
     /// Environment, in file order; values may hold placeholders.
     pub env: Vec<(String, Template)>,
+    /// Variables passed through from gonogo's own environment (`inherit`),
+    /// besides the ones every service gets (see `service::BASE_ENV`).
+    pub inherit: Vec<String>,
     pub ready_path: String,
     pub live_path: String,
     pub version_path: Option<String>,

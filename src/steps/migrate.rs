@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use sqlx::Connection;
 use sqlx::migrate::Migrator;
 
-use super::{StepContext, StepOutcome, StepRecorder, run_command};
+use super::{StepContext, StepOutcome, StepRecorder, run_service_command};
 use crate::scenario::{MigrationSpec, Template};
 
 pub const ID: &str = "migration-gate";
@@ -31,14 +31,15 @@ pub async fn migrate(ctx: &mut StepContext<'_>, number: u32) -> StepOutcome {
             current,
             timeout,
         }) => {
-            let mut vars: Vec<(String, String)> = ctx
-                .scenario
-                .service
-                .env
-                .iter()
-                .chain(env.iter())
-                .map(|(k, t)| (k.clone(), t.render(&ctx.bindings)))
-                .collect();
+            let mut vars = crate::service::inherited_env(&ctx.scenario.service.inherit);
+            vars.extend(
+                ctx.scenario
+                    .service
+                    .env
+                    .iter()
+                    .chain(env.iter())
+                    .map(|(k, t)| (k.clone(), t.render(&ctx.bindings))),
+            );
             vars.extend(ctx.extra_env.iter().cloned());
             let argv = render(command, ctx);
             if check_only {
@@ -81,8 +82,8 @@ async fn run_expecting_exit_0(
 ) -> super::CommandRun {
     let label = argv.join(" ");
     ctx.detail(&format!("run {label}"));
-    let run = run_command(argv, workdir, vars, timeout).await;
-    step.command(
+    let run = run_service_command(argv, workdir, vars, timeout).await;
+    step.service_command(
         &label,
         &run.invocation,
         run.exit_code,

@@ -6,10 +6,15 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::http::HttpExchange;
-use crate::mask::{Masked, Masker};
+use crate::mask::encodings::ENCODINGS;
+use crate::mask::{Masked, Masker, floor_boundary};
 
 /// Lines kept from each end of a long output.
 pub const EXCERPT_LINES: usize = 10;
+
+/// The credential-hygiene check every step that captured the service's
+/// responses or output gets (see [`StepRecorder`]).
+pub const HYGIENE_EXPECTED: &str = "the service revealed no credential";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum StepStatus {
@@ -47,36 +52,136 @@ pub struct Excerpt {
     pub tail: Option<Masked>,
     pub total_lines: usize,
     pub omitted_lines: usize,
+    /// Whether bytes were left out: a body or log past its cap, a line past
+    /// its limit (each marked where it was cut), or an excerpt past
+    /// [`EXCERPT_BYTES`].
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
+    /// Bytes of masked text kept in `head` and `tail`, when truncated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kept_bytes: Option<u64>,
 }
 
+/// Most bytes kept of one text (half from its start, half from its end), so
+/// a service that floods its output cannot flood the report.
+pub const EXCERPT_BYTES: usize = 64 * 1024;
+
 impl Excerpt {
+    /// Mask `text` whole, then keep its first and last lines (and at most
+    /// [`EXCERPT_BYTES`]): masking before cutting means a cut can never
+    /// split a secret.
     pub fn of(masker: &Masker, text: &str) -> Excerpt {
-        let text = text.trim_end_matches('\n');
-        let lines: Vec<&str> = if text.is_empty() {
+        let masked = masker.mask(text.trim_end_matches('\n'));
+        let all = masked.as_str();
+        let lines: Vec<&str> = if all.is_empty() {
             Vec::new()
         } else {
-            text.lines().collect()
+            all.lines().collect()
         };
         let total = lines.len();
-        if total <= 2 * EXCERPT_LINES {
+        let marked = all.contains(crate::mask::CUT_TAG);
+        let half = EXCERPT_BYTES / 2;
+        if total <= 2 * EXCERPT_LINES && all.len() <= EXCERPT_BYTES {
             return Excerpt {
-                head: masker.mask(text),
+                head: masked.clone(),
                 tail: None,
                 total_lines: total,
                 omitted_lines: 0,
+                truncated: marked,
+                kept_bytes: marked.then_some(all.len() as u64),
             };
         }
+        let long = total > 2 * EXCERPT_LINES;
+        // Whole lines first (the first and last ten), then the byte budget.
+        let (line_head, line_tail) = if long {
+            (
+                line_end(all, EXCERPT_LINES),
+                line_start_from_end(all, EXCERPT_LINES),
+            )
+        } else {
+            (all.len(), all.len())
+        };
+        let head_end = line_head.min(floor_boundary(all, half));
+        let byte_tail = ceil_boundary(all, all.len().saturating_sub(half));
+        let tail_start = if long {
+            line_tail.max(byte_tail)
+        } else {
+            byte_tail
+        }
+        .max(head_end);
+        let kept = head_end + (all.len() - tail_start);
+        let whole_lines = line_head + (all.len() - line_tail);
+        let truncated = marked || kept < whole_lines;
         Excerpt {
-            head: masker.mask(&lines[..EXCERPT_LINES].join("\n")),
-            tail: Some(masker.mask(&lines[total - EXCERPT_LINES..].join("\n"))),
+            head: masked.part(|t| &t[..head_end]),
+            tail: (tail_start < all.len()).then(|| masked.part(|t| &t[tail_start..])),
             total_lines: total,
-            omitted_lines: total - 2 * EXCERPT_LINES,
+            omitted_lines: if long { total - 2 * EXCERPT_LINES } else { 0 },
+            truncated,
+            kept_bytes: truncated.then_some(kept as u64),
         }
     }
 
     pub fn is_empty(&self) -> bool {
         self.head.is_empty() && self.tail.is_none()
     }
+}
+
+/// "`GET /ready` body: Redis password (raw, base64); service log: …", at
+/// most a few places, so an engineer sees what to fix.
+fn revelations(revealed: &[(String, String, Vec<&'static str>)]) -> String {
+    const PLACES: usize = 4;
+    let mut places: Vec<(&str, Vec<String>)> = Vec::new();
+    let rank = |e: &&str| ENCODINGS.iter().position(|x| x.name == *e);
+    for (place, secret, encodings) in revealed {
+        let mut encodings = encodings.clone();
+        encodings.sort_by_key(rank);
+        let entry = format!("{secret} ({})", encodings.join(", "));
+        match places.iter_mut().find(|(p, _)| p == place) {
+            Some((_, entries)) => entries.push(entry),
+            None => places.push((place, vec![entry])),
+        }
+    }
+    let mut parts: Vec<String> = places
+        .iter()
+        .take(PLACES)
+        .map(|(place, entries)| format!("{place}: {}", entries.join(", ")))
+        .collect();
+    if places.len() > PLACES {
+        parts.push(format!("{} more places", places.len() - PLACES));
+    }
+    format!(
+        "{}; a service must never return or log a credential (mask it, e.g. redis://:***@host)",
+        parts.join("; ")
+    )
+}
+
+/// Byte offset just past the first `n` lines (without the last newline).
+fn line_end(text: &str, n: usize) -> usize {
+    if n == 0 {
+        return 0;
+    }
+    text.match_indices('\n')
+        .nth(n - 1)
+        .map_or(text.len(), |(i, _)| i)
+}
+
+/// Byte offset where the last `n` lines start.
+fn line_start_from_end(text: &str, n: usize) -> usize {
+    if n == 0 {
+        return text.len();
+    }
+    text.rmatch_indices('\n')
+        .nth(n - 1)
+        .map_or(0, |(i, _)| i + 1)
+}
+
+fn ceil_boundary(text: &str, at: usize) -> usize {
+    let mut at = at.min(text.len());
+    while !text.is_char_boundary(at) {
+        at += 1;
+    }
+    at
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -174,6 +279,11 @@ pub struct StepRecorder<'m> {
     log: Option<Excerpt>,
     latency: Option<Latency>,
     not_run: Option<String>,
+    /// Whether the step captured anything the service produced.
+    inspected: bool,
+    /// Where the service revealed which credential in which encodings:
+    /// (place, secret, encodings), names only, never values.
+    revealed: Vec<(String, String, Vec<&'static str>)>,
 }
 
 impl<'m> StepRecorder<'m> {
@@ -195,6 +305,32 @@ impl<'m> StepRecorder<'m> {
             log: None,
             latency: None,
             not_run: None,
+            inspected: false,
+            revealed: Vec::new(),
+        }
+    }
+
+    /// Look for every known secret, in every encoding, in `raw` text the
+    /// service produced (before masking); `place` says where it was seen.
+    fn inspect(&mut self, place: &str, raw: &str) {
+        if raw.is_empty() {
+            return;
+        }
+        self.inspected = true;
+        for hit in self.masker.revealed_in(raw) {
+            match self
+                .revealed
+                .iter_mut()
+                .find(|(p, secret, _)| p == place && *secret == hit.secret)
+            {
+                Some((_, _, encodings)) if !encodings.contains(&hit.encoding) => {
+                    encodings.push(hit.encoding);
+                }
+                Some(_) => {}
+                None => self
+                    .revealed
+                    .push((place.to_string(), hit.secret, vec![hit.encoding])),
+            }
         }
     }
 
@@ -247,6 +383,15 @@ impl<'m> StepRecorder<'m> {
     }
 
     pub fn request(&mut self, label: &str, exchange: &HttpExchange) {
+        if exchange.status.is_some() {
+            let headers: String = exchange
+                .headers
+                .iter()
+                .map(|(name, value)| format!("{name}: {value}\n"))
+                .collect();
+            self.inspect(&format!("`{label}` headers"), &headers);
+            self.inspect(&format!("`{label}` body"), &exchange.body);
+        }
         self.actions.push(Action {
             kind: ActionKind::Request,
             label: self.masker.mask(label),
@@ -258,6 +403,20 @@ impl<'m> StepRecorder<'m> {
         });
     }
 
+    /// A command of the service's own tooling (a migration): its output is
+    /// the service's, and is inspected for credentials.
+    pub fn service_command(
+        &mut self,
+        label: &str,
+        invocation: &str,
+        exit_code: Option<i32>,
+        output: &str,
+        duration: Duration,
+    ) {
+        self.inspect(&format!("`{label}` output"), output);
+        self.command(label, invocation, exit_code, output, duration);
+    }
+
     /// A process gonogo started and watched (a service instance, a case).
     pub fn process(
         &mut self,
@@ -267,6 +426,7 @@ impl<'m> StepRecorder<'m> {
         output: &str,
         duration: Duration,
     ) {
+        self.inspect(&format!("`{label}` output"), output);
         self.run(
             ActionKind::Process,
             label,
@@ -298,6 +458,7 @@ impl<'m> StepRecorder<'m> {
     }
 
     pub fn log(&mut self, text: &str) {
+        self.inspect("service log", text);
         if !text.trim().is_empty() {
             self.log = Some(Excerpt::of(self.masker, text));
         }
@@ -313,11 +474,37 @@ impl<'m> StepRecorder<'m> {
         self.not_run = Some(reason.into());
     }
 
-    pub fn finish(self) -> StepOutcome {
+    /// "The service revealed no credential": every step that captured what
+    /// the service returned or printed gets it, when gonogo knows a secret
+    /// (with none known it could not fail, so it would prove nothing).
+    fn hygiene_check(&self) -> Option<Check> {
+        let known = self.masker.table().len();
+        if self.not_run.is_some() || !self.inspected || known == 0 {
+            return None;
+        }
+        let observed = if self.revealed.is_empty() {
+            format!(
+                "none of the {known} known secrets, raw or encoded, in its responses, log or output"
+            )
+        } else {
+            revelations(&self.revealed)
+        };
+        Some(Check {
+            expected: self.masker.mask(HYGIENE_EXPECTED),
+            observed: self.masker.mask(&observed),
+            passed: self.revealed.is_empty(),
+        })
+    }
+
+    pub fn finish(mut self) -> StepOutcome {
+        let checked_something = !self.checks.is_empty();
+        if let Some(hygiene) = self.hygiene_check() {
+            self.checks.push(hygiene);
+        }
         let failed: Vec<&Check> = self.checks.iter().filter(|c| !c.passed).collect();
         let (status, summary) = if let Some(reason) = &self.not_run {
             (StepStatus::NotRun, self.masker.mask(reason))
-        } else if self.checks.is_empty() {
+        } else if !checked_something {
             // A step that checked nothing proves nothing.
             (
                 StepStatus::Fail,

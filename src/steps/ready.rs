@@ -16,8 +16,8 @@ pub const TITLE: &str = "Runtime ready gate (DB + Redis)";
 /// Step 2's outcome plus the version body for the metadata.
 pub struct ReadyGate {
     pub outcome: StepOutcome,
-    /// First 200 bytes of the version endpoint's body (unmasked: the runner
-    /// masks it into the metadata).
+    /// The version endpoint's body (unmasked: the runner masks it, then
+    /// keeps its first 200 bytes for the metadata).
     pub version: Option<String>,
 }
 
@@ -98,15 +98,9 @@ async fn ask_ready_and_version(
     if exchange.status != Some(200) {
         return None;
     }
-    let mut body = exchange.body.trim().to_string();
-    if body.len() > 200 {
-        let mut cut = 200;
-        while !body.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        body.truncate(cut);
-    }
-    Some(body)
+    // Cut to 200 bytes by the runner, after masking: a cut before masking
+    // could leave part of a secret behind.
+    Some(exchange.body.trim().to_string())
 }
 
 /// Ask ready until it matches the expectations or the settle window ends;

@@ -514,6 +514,7 @@ fn no_artifact_or_step_summary_holds_a_secret() {
     }
     let output = wait_with_limit(child, LIMIT);
     assert_eq!(passwords.len(), 2, "expected both passwords: {passwords:?}");
+    assert_eq!(output.status.code(), Some(1), "NO-GO at the hygiene check");
     let dir = evidence_dir(&out);
     let mut files = all_files(&dir);
     files.push((

@@ -14,6 +14,7 @@ mod providers;
 mod provision;
 mod reliability;
 mod scenario_errors;
+mod secrets;
 mod slo;
 mod support;
 

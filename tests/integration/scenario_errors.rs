@@ -115,3 +115,29 @@ fn a_missing_manifest_or_unknown_alert_is_a_scenario_error() {
         "no alert `ReadyzFailure`",
     );
 }
+
+#[test]
+fn gonogo_s_own_variables_cannot_be_inherited() {
+    assert_error(
+        "inherit-gonogo",
+        "[service]\ncommand = [\"x\"]\ninherit = [\"PATH_EXTRA\", \"GONOGO_SIGNING_KEY\"]\n",
+        "3:",
+        "GONOGO_* variables are never passed to the service",
+    );
+}
+
+#[test]
+fn masking_declarations_are_checked() {
+    assert_error(
+        "masking-both",
+        "[service]\ncommand = [\"x\"]\n\n[masking]\nextra_env = [\"MY_VAR\"]\nnot_secret = [\"my_var\"]\n",
+        "6:",
+        "listed in both `extra_env` and `not_secret`",
+    );
+    assert_error(
+        "masking-unknown",
+        "[service]\ncommand = [\"x\"]\n\n[masking]\nextra_vars = [\"MY_VAR\"]\n",
+        "5:",
+        "unknown field `extra_vars`",
+    );
+}

@@ -61,7 +61,9 @@ pub fn become_subreaper() {
     });
 }
 
-/// A `gonogo` command carrying `marker` in its environment.
+/// A `gonogo` command carrying `marker` in its environment. The locale
+/// variables a service receives are pinned, so reports read the same on
+/// every machine.
 pub fn gonogo(marker: &str) -> Command {
     become_subreaper();
     let mut command = Command::new(env!("CARGO_BIN_EXE_gonogo"));
@@ -69,7 +71,14 @@ pub fn gonogo(marker: &str) -> Command {
         .current_dir(repo())
         .env("GONOGO_TEST_MARKER", marker)
         .env("NO_COLOR", "1")
+        .env("LANG", "C.UTF-8")
+        .env_remove("TZ")
         .env_remove("GITHUB_STEP_SUMMARY");
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("LC_") {
+            command.env_remove(name);
+        }
+    }
     command
 }
 
