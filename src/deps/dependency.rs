@@ -189,9 +189,16 @@ impl Dependencies {
         bindings
     }
 
-    /// Every secret of every dependency.
-    pub fn secrets(&self) -> Vec<&str> {
-        self.all.iter().flat_map(Dependency::secrets).collect()
+    /// Every secret of every dependency, with what it is (`Redis
+    /// password`), so the evidence can name a secret without showing it.
+    pub fn secrets(&self) -> Vec<(String, &str)> {
+        self.all
+            .iter()
+            .flat_map(|d| {
+                let label = format!("{} password", d.display);
+                d.secrets().into_iter().map(move |s| (label.clone(), s))
+            })
+            .collect()
     }
 
     /// What the report says about each server gonogo speaks to.

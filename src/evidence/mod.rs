@@ -11,6 +11,9 @@ pub mod junit;
 pub mod manifest;
 pub mod markdown;
 #[cfg(test)]
+mod no_leaks;
+pub mod out_dir;
+#[cfg(test)]
 pub(crate) mod sample;
 pub mod scorecard;
 pub mod summary;
@@ -43,6 +46,10 @@ pub struct Evidence {
     /// Every waiver the scenario declared and what became of it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub waivers: Vec<WaiverRecord>,
+    /// Which variables the service received and which secrets were masked
+    /// (names only).
+    #[serde(default)]
+    pub masking: crate::mask::learn::MaskingInfo,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

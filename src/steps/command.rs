@@ -27,6 +27,27 @@ pub async fn run_command(
     env: &[(String, String)],
     timeout: Duration,
 ) -> CommandRun {
+    run_command_with(argv, workdir, env, false, timeout).await
+}
+
+/// [`run_command`] for the service's own tooling (migrations): it gets the
+/// service's explicit environment, `env` and nothing else of gonogo's.
+pub async fn run_service_command(
+    argv: &[String],
+    workdir: &Path,
+    env: &[(String, String)],
+    timeout: Duration,
+) -> CommandRun {
+    run_command_with(argv, workdir, env, true, timeout).await
+}
+
+async fn run_command_with(
+    argv: &[String],
+    workdir: &Path,
+    env: &[(String, String)],
+    clear_env: bool,
+    timeout: Duration,
+) -> CommandRun {
     let mut invocation = format!("cd {} && ", shell_quote(&workdir.display().to_string()));
     invocation.push_str(
         &argv
@@ -50,6 +71,9 @@ pub async fn run_command(
     };
     let mut command = tokio::process::Command::new(program);
     command.args(&argv[1..]).current_dir(workdir);
+    if clear_env {
+        command.env_clear();
+    }
     for (key, value) in env {
         command.env(key, value);
     }

@@ -29,7 +29,7 @@ use std::future::Future;
 use std::path::Path;
 use std::pin::Pin;
 
-pub use command::{CommandRun, run_command};
+pub use command::{CommandRun, run_command, run_service_command};
 pub use instance::{
     expect_response, launch, meets, pointer_text, start_healthy, startup_text, until_ready_status,
 };

@@ -2,7 +2,10 @@
 //! real reference service, the real `gonogo` executable.
 
 mod artifacts;
+mod attest;
+mod ci;
 mod cleanup;
+mod conformance;
 mod fastapi;
 mod faults;
 mod parallel;
@@ -10,7 +13,9 @@ mod plan;
 mod proof;
 mod providers;
 mod provision;
+mod reliability;
 mod scenario_errors;
+mod secrets;
 mod slo;
 mod support;
 
