@@ -60,6 +60,7 @@ Examples:
   gonogo run scenarios/reference.toml --keep      # leave servers up; prints `gonogo stop DIR`
   gonogo run scenarios/reference.toml --deadline 10m   # exit 3 if the proof takes longer
   gonogo run scenarios/*.toml -j 2                 # several proofs at once
+  gonogo run scenarios/reference.toml --serial     # one step after another, for debugging
   gonogo run scenarios/reference.toml --deps external   # DATABASE_URL / REDIS_URL
   gonogo run scenarios/reference.toml --service-url http://127.0.0.1:8080
   gonogo run scenarios/reference.toml --sign-key gonogo.key \\
