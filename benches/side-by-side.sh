@@ -5,6 +5,7 @@
 # time and the median ratios against the script's median. Asserts nothing.
 #
 #   benches/side-by-side.sh [ROUNDS]        (default 5; release build)
+#   BENCH_PROFILE=debug benches/side-by-side.sh 3   (the debug build)
 #
 # The servers come from one `gonogo run --keep` (its connection.env); every
 # measured gonogo run uses them with --deps external, and `[migrations]
@@ -15,8 +16,13 @@ cd "$(dirname "$0")/.."
 ROUNDS=${1:-5}
 SCENARIO=scenarios/fastapi-backend.toml
 [[ -x examples/fastapi-backend/.venv/bin/uvicorn ]] || examples/fastapi-backend/setup
-cargo build --release --quiet
-GONOGO=$PWD/target/release/gonogo
+if [[ ${BENCH_PROFILE:-release} == debug ]]; then
+  cargo build --quiet
+  GONOGO=$PWD/target/debug/gonogo
+else
+  cargo build --release --quiet
+  GONOGO=$PWD/target/release/gonogo
+fi
 WORK=$(mktemp -d)
 KEPT=
 
@@ -80,4 +86,4 @@ mf=$(median <"$WORK/gfull")
 printf '%-6s %10.2f %12.2f %12.2f\n' median "$ms" "$m4" "$mf"
 printf 'steps 1-4: gonogo / script = %.2f (target <= 1.0)\n' "$(echo "$m4 / $ms" | bc -l)"
 printf 'full proof: gonogo / script = %.2f (target <= 2.0)\n' "$(echo "$mf / $ms" | bc -l)"
-echo "cores: $(nproc); load average: $(cut -d' ' -f1-3 /proc/loadavg)${serial:+; --serial}"
+echo "cores: $(nproc); load average: $(cut -d' ' -f1-3 /proc/loadavg); ${BENCH_PROFILE:-release} build${serial:+; --serial}"

@@ -149,10 +149,10 @@ fn startable(
         let unit = &units[later];
         match schedule {
             Schedule::Serial => running.is_empty() && (0..later).all(|i| !unfinished(i)),
-            Schedule::Concurrent => (0..later).filter(|&i| unfinished(i)).all(|i| {
+            Schedule::Concurrent => !(0..later).filter(|&i| unfinished(i)).any(|i| {
                 let earlier = &units[i];
-                !plan::conflicts(&earlier.holds, &unit.holds)
-                    && !(earlier.establishes_ready && unit.reads_ready())
+                let reads_its_facts = earlier.establishes_ready && unit.reads_ready();
+                reads_its_facts || plan::conflicts(&earlier.holds, &unit.holds)
             }),
         }
     })
