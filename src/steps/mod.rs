@@ -16,6 +16,7 @@ pub mod latency;
 pub mod metrics;
 pub mod migrate;
 pub mod negative;
+pub mod read_only;
 pub mod ready;
 pub mod shutdown;
 
@@ -287,6 +288,7 @@ impl Plan {
         units.extend(shutdown::unit(scenario));
         units.extend(metrics::unit(scenario));
         units.extend(faults::units(scenario, mode));
+        units.extend(read_only::unit(scenario, mode));
         let mut number = 0;
         for step in units.iter_mut().flat_map(|u| u.steps.iter_mut()) {
             number += 1;
@@ -446,5 +448,18 @@ mod tests {
         assert!(ready.establishes_ready);
         assert!(unit(&plan, "negative-proof").reads_ready());
         assert!(unit(&plan, "redis-runtime-outage").reads_ready());
+        // A server-wide fault reaches every instance, whatever its proxy.
+        let read_only = unit(&plan, read_only::ID);
+        for other in [
+            "ready-gate",
+            "fail-fast",
+            "redis-runtime-outage",
+            "metrics-gauge",
+        ] {
+            assert!(
+                conflicts(&read_only.holds, &unit(&plan, other).holds),
+                "{other}"
+            );
+        }
     }
 }

@@ -20,9 +20,10 @@ use std::time::Duration;
 use super::ordered::Ordered;
 use super::{Mode, Plan, Ran, StepContext, StepRecorder, Unit};
 use crate::deps::Dependencies;
+use crate::deps::watch::{DependencyWatch, Mark};
 use crate::http::Probe;
 use crate::mask::Masker;
-use crate::outcome::{FaultTimeline, StepOutcome, StepStatus};
+use crate::outcome::{DependencyView, Excerpt, FaultTimeline, StepOutcome, StepStatus};
 use crate::plan::{self, Facts, Ready};
 use crate::progress::{Event, Reporter};
 use crate::scenario::placeholders::Bindings;
@@ -252,6 +253,8 @@ impl Template<'_, '_> {
         let deps: &Dependencies = own.as_ref().unwrap_or(self.deps);
         let mut bindings = self.bindings.clone();
         deps.rebind(&mut bindings);
+        let watch = self.deps.watch();
+        let mark = watch.mark().await;
         let mut reporter = self.ordered.unit(index);
         let mut ctx = StepContext {
             scenario: self.scenario,
@@ -267,7 +270,9 @@ impl Template<'_, '_> {
         if let Some(own) = own {
             own.shutdown().await;
         }
-        ran
+        let mut ran = ran?;
+        attach_views(self.masker, watch, &mark, &mut ran.outcomes).await;
+        Ok(ran)
     }
 
     /// Every step of `unit` recorded without running: `why` marks the
@@ -315,4 +320,32 @@ async fn run_unit(ctx: &mut StepContext<'_>, unit: &Unit, total: usize) -> anyho
         unit.label
     );
     Ok(ran)
+}
+
+/// What the dependencies' servers saw while the unit ran (units running
+/// beside it included), on each of its steps that failed or did not run:
+/// the facts an engineer needs to act.
+async fn attach_views(
+    masker: &Masker,
+    watch: &DependencyWatch,
+    mark: &Mark,
+    outcomes: &mut [StepOutcome],
+) {
+    let needs = |o: &StepOutcome| matches!(o.status, StepStatus::Fail | StepStatus::NotRun);
+    if watch.is_empty() || !outcomes.iter().any(needs) {
+        return;
+    }
+    let views: Vec<DependencyView> = watch
+        .since(mark)
+        .await
+        .into_iter()
+        .map(|seen| DependencyView {
+            dependency: seen.dependency.to_string(),
+            source: seen.source.to_string(),
+            text: Excerpt::of(masker, &seen.text),
+        })
+        .collect();
+    for outcome in outcomes.iter_mut().filter(|o| needs(o)) {
+        outcome.dependency_views = views.clone();
+    }
 }
