@@ -231,6 +231,7 @@ pub async fn run(
         timelines,
         waivers,
         masking: crate::mask::learn::MaskingInfo::of(&masker, service_env),
+        signed_by: options.signing.as_ref().map(|s| s.key.keyid().to_string()),
     };
     let written = write_evidence(&evidence, options, &masker, &scenario.service.workdir)?;
     if let Some(path) = &options.step_summary {
