@@ -234,6 +234,12 @@ pub async fn run(
         signed_by: options.signing.as_ref().map(|s| s.key.keyid().to_string()),
     };
     let written = write_evidence(&evidence, options, &masker, &scenario.service.workdir)?;
+    if let Some(sha) = crate::evidence::manifest::sha256_of(&written.dir) {
+        reporter.event(Event::Sealed {
+            manifest_sha256: &sha,
+            signed_by: evidence.signed_by.as_deref(),
+        });
+    }
     if let Some(path) = &options.step_summary {
         let published = crate::evidence::summary::publish(
             path,
