@@ -513,6 +513,24 @@ fn render_reads_evidence_from_earlier_versions() {
     }
 }
 
+/// The README shows the committed example's first screen, as it is.
+#[test]
+fn the_readme_excerpt_is_the_example_first_screen() {
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let report = std::fs::read_to_string(repo().join("evidence/example/report.md")).unwrap();
+    let screen = &report[..report.find("\n---\n\n## Appendix").expect("an appendix")];
+    let excerpt = readme
+        .split("````markdown\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n````\n").next())
+        .expect("a ````markdown excerpt in the README");
+    assert_eq!(
+        excerpt, screen,
+        "copy the first screen of evidence/example/report.md into the README"
+    );
+    assert!(screen.lines().count() <= 60);
+}
+
 #[test]
 fn a_bad_waiver_is_a_scenario_error_with_its_line() {
     let scratch = tempfile::tempdir().unwrap();
