@@ -304,6 +304,18 @@ mod tests {
     }
 
     #[test]
+    fn a_step_that_did_not_run_names_its_expired_waiver() {
+        let mut evidence = crate::evidence::sample::evidence();
+        evidence.waivers[1].step = "c-step".into();
+        evidence.waivers[1].step_status = Some(crate::steps::StepStatus::NotRun);
+        let report = render(&evidence, None).unwrap();
+        assert!(
+            first_screen(&report).contains("- Step 3 **NOT RUN**: the scenario has no [migrations]; its waiver expired on 2026-01-01 (\"old exception\", approved by bob)\n"),
+            "{report}"
+        );
+    }
+
+    #[test]
     fn an_unsigned_run_with_every_step_passing_says_so() {
         let mut evidence = crate::evidence::sample::evidence();
         evidence.waivers.clear();
