@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use gonogo::provision::{PostgresOptions, RedisOptions, TempRoot, postgres, redis};
+use gonogo::deps::embedded::{PostgresOptions, RedisOptions, TempRoot, postgres, redis};
 use gonogo::proxy::FaultProxy;
 
 const ROUNDS: usize = 5;
@@ -218,7 +218,7 @@ fn spawn_service(binary: &Path, db: &str, redis: &str) -> (std::process::Child, 
 
 async fn proxy_overhead(service: &Path) {
     println!("\n## Ready latency through the fault proxy (2 × 1000 requests, interleaved)");
-    let embedded = gonogo::provision::Embedded::start(&Default::default())
+    let embedded = gonogo::deps::embedded::Embedded::start(&Default::default())
         .await
         .expect("embedded");
     let pg = embedded.postgres();

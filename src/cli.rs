@@ -298,7 +298,7 @@ struct RunArgs {
         default_value = "auto",
         env = "GONOGO_DEPS"
     )]
-    deps: crate::provider::DepsChoice,
+    deps: crate::deps::DepsChoice,
     /// Prove a service that is already running at this http:// base URL
     /// (e.g. behind kubectl port-forward): steps that need a restart or a
     /// fault are NOT RUN, and the verdict is INCONCLUSIVE unless waived.
@@ -563,18 +563,26 @@ async fn execute(cli: Cli, env_key: Option<Zeroizing<String>>) -> Result<i32> {
         Command::Validate { scenarios } => {
             let mut failed = false;
             for path in scenarios {
-                match scenario::load(&path) {
-                    Ok(s) => println!(
-                        "ok {}: scenario `{}`, {} failfast cases, migrations {}",
-                        path.display(),
-                        s.name,
-                        s.failfast.cases.len(),
-                        match s.migrations {
-                            Some(scenario::MigrationSpec::SqlDir { .. }) => "from a SQL directory",
-                            Some(scenario::MigrationSpec::Command { .. }) => "by command",
-                            None => "not configured",
+                match crate::steps::load_scenario(&path) {
+                    Ok(s) => {
+                        println!(
+                            "ok {}: scenario `{}`, {} failfast cases, migrations {}",
+                            path.display(),
+                            s.name,
+                            s.failfast.cases.len(),
+                            match s.migrations {
+                                Some(scenario::MigrationSpec::SqlDir { .. }) => {
+                                    "from a SQL directory"
+                                }
+                                Some(scenario::MigrationSpec::Command { .. }) => "by command",
+                                None => "not configured",
+                            }
+                        );
+                        let today = chrono::Utc::now().date_naive();
+                        for warning in crate::waiver::expired(&s, today) {
+                            let _ = writeln!(std::io::stderr(), "warning: {warning}");
                         }
-                    ),
+                    }
                     Err(e) => {
                         let _ = writeln!(std::io::stderr(), "error: {e}");
                         failed = true;
@@ -591,7 +599,7 @@ async fn execute(cli: Cli, env_key: Option<Zeroizing<String>>) -> Result<i32> {
             // Every file is checked before anything starts.
             let mut scenarios = Vec::new();
             for path in &args.scenarios {
-                scenarios.push(scenario::load(path)?);
+                scenarios.push(crate::steps::load_scenario(path)?);
             }
             crate::evidence::out_dir::preflight(&args.out).map_err(Error::Usage)?;
             let template = args

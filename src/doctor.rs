@@ -8,13 +8,11 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use crate::provider::docker::{self, DockerStatus};
-use crate::provider::embedded::BINARIES;
-use crate::provision::binaries::version_output;
-use crate::provision::{BinarySearch, ServerUser};
-
-/// How long an external server gets to accept a TCP connection.
-const EXTERNAL_DEADLINE: Duration = Duration::from_secs(2);
+use crate::deps::docker::{self, DockerStatus};
+use crate::deps::embedded::binaries::version_output;
+use crate::deps::embedded::{self, BINARIES, BinarySearch, ServerUser};
+use crate::deps::external;
+use crate::scenario::ExternalSpec;
 
 /// One binary the embedded provider needs.
 #[derive(Debug, Clone)]
@@ -87,30 +85,19 @@ pub async fn diagnose() -> Diagnosis {
     };
     let docker = docker::ping().await;
 
-    let missing: Vec<&BinaryCheck> = binaries.iter().filter(|b| b.found.is_err()).collect();
+    let missing = embedded::missing();
     let embedded = if !missing.is_empty() {
-        let mut packages: Vec<&str> = missing
-            .iter()
-            .map(|b| {
-                if b.name == "redis-server" {
-                    "redis-server"
-                } else {
-                    "postgresql"
-                }
-            })
-            .collect();
-        packages.dedup();
         ProviderCheck {
             name: "embedded",
             works: false,
             detail: format!(
-                "missing {}: install with `apt-get install {}` (or `gonogo doctor --install`)",
+                "missing {}: install with `{}` (or `gonogo doctor --install`)",
                 missing
                     .iter()
-                    .map(|b| format!("`{}`", b.name))
+                    .map(|m| format!("`{}`", m.binary))
                     .collect::<Vec<_>>()
                     .join(", "),
-                packages.join(" ")
+                embedded::install_hint(&missing)
             ),
         }
     } else if let Err(e) = &server_user {
@@ -152,52 +139,29 @@ pub async fn diagnose() -> Diagnosis {
     }
 }
 
-/// Whether `DATABASE_URL` and `REDIS_URL` are set and accept connections.
+/// Whether `DATABASE_URL` and `REDIS_URL` are set and accept connections,
+/// by the external provider's own check.
 async fn external_check() -> ProviderCheck {
-    let mut problems = Vec::new();
-    let mut reached = Vec::new();
-    for (var, parse) in [
-        (
-            "DATABASE_URL",
-            (|t: &str| crate::provider::external::postgres_endpoint(t).map(|e| (e.host, e.port)))
-                as fn(&str) -> anyhow::Result<(String, u16)>,
-        ),
-        ("REDIS_URL", |t: &str| {
-            crate::provider::external::redis_endpoint(t).map(|e| (e.host, e.port))
-        }),
-    ] {
-        let Some(text) = std::env::var(var).ok().filter(|v| !v.is_empty()) else {
-            problems.push(format!("`{var}` is not set"));
-            continue;
-        };
-        match parse(&text) {
-            Err(e) => problems.push(format!("`{var}`: {e}")),
-            Ok((host, port)) => {
-                let connected = tokio::time::timeout(
-                    EXTERNAL_DEADLINE,
-                    tokio::net::TcpStream::connect((host.as_str(), port)),
-                )
-                .await;
-                match connected {
-                    Ok(Ok(_)) => reached.push(format!("`{var}` reaches {host}:{port}")),
-                    Ok(Err(e)) => problems.push(format!("`{var}` at {host}:{port}: {e}")),
-                    Err(_) => problems.push(format!(
-                        "`{var}` at {host}:{port}: no connection within {} s",
-                        EXTERNAL_DEADLINE.as_secs()
-                    )),
-                }
-            }
-        }
-    }
+    let found = external::diagnose(&ExternalSpec::default()).await;
+    let problems: Vec<&String> = found.iter().filter_map(|r| r.as_ref().err()).collect();
     ProviderCheck {
         name: "external",
         works: problems.is_empty(),
         detail: if problems.is_empty() {
-            reached.join("; ")
+            found
+                .iter()
+                .filter_map(|r| r.as_ref().ok())
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("; ")
         } else {
             format!(
                 "{} (set both to your servers' URLs to prove against them; the scenario's [external] table can rename them)",
-                problems.join("; ")
+                problems
+                    .iter()
+                    .map(|p| p.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; ")
             )
         },
     }

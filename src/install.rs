@@ -22,10 +22,10 @@ use std::fmt::Write as _;
 use std::process::Stdio;
 use std::time::Duration;
 
+use crate::deps::embedded::{BinarySearch, ServerUser};
 use crate::error::{Error, Result};
 use crate::exit_codes;
 use crate::process::{ChildGuard, GuardOptions};
-use crate::provision::{BinarySearch, ServerUser};
 
 /// How long one install command (an `apt-get update`, an `apt-get install`)
 /// may take before it is stopped.
@@ -329,12 +329,14 @@ pub fn check(
     Component::ALL
         .into_iter()
         .map(|component| {
-            let not_found = |e: crate::provision::MissingBinary| format!("no `{}`", e.binary);
+            let not_found = |e: crate::deps::embedded::MissingBinary| format!("no `{}`", e.binary);
             let found = match component {
-                Component::Postgres => crate::provision::binaries::PostgresBinaries::find(search)
-                    .map(|b| format!("{}, {}", b.initdb.display(), b.postgres.display()))
-                    .map_err(not_found)
-                    .and_then(|found| server_user.clone().map(|()| found)),
+                Component::Postgres => {
+                    crate::deps::embedded::binaries::PostgresBinaries::find(search)
+                        .map(|b| format!("{}, {}", b.initdb.display(), b.postgres.display()))
+                        .map_err(not_found)
+                        .and_then(|found| server_user.clone().map(|()| found))
+                }
                 Component::Redis => search
                     .find("redis-server")
                     .map(|p| p.display().to_string())

@@ -3,9 +3,8 @@
 //! The pipeline, one module per stage:
 //!
 //! - [`scenario`]: a TOML file in, a validated `Scenario` out.
-//! - [`provision`]: private Postgres and Redis servers (`Embedded`).
-//! - [`provider`]: where the servers come from (`--deps`): embedded,
-//!   docker or external, as one `Provisioned`.
+//! - [`deps`]: where the dependencies come from (`--deps`): embedded
+//!   servers, docker containers or external servers, as one `Provisioned`.
 //! - [`service`]: the service under test, started with real URLs.
 //! - [`steps`]: the proof steps, each giving a `StepOutcome`.
 //! - [`waiver`]: the scenario's waivers turn failed steps into WAIVED.
@@ -32,6 +31,7 @@ pub mod alerts;
 pub mod attest;
 pub mod cli;
 pub mod deadline;
+pub mod deps;
 pub mod digest;
 pub mod doctor;
 pub mod error;
@@ -43,11 +43,11 @@ pub mod install;
 pub mod keep;
 pub mod kube;
 pub mod mask;
+pub mod outcome;
+pub mod plan;
 pub mod process;
 pub mod progress;
 pub mod prometheus;
-pub mod provider;
-pub mod provision;
 pub mod proxy;
 pub mod run;
 pub mod scenario;

@@ -4,7 +4,7 @@
 use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
-use crate::steps::StepStatus;
+use crate::outcome::StepStatus;
 use crate::verdict::Verdict;
 
 /// Something that happened during a run.
@@ -113,6 +113,7 @@ impl TerminalReporter {
             StepStatus::Fail => self.paint("31;1", "FAIL"),
             StepStatus::NotRun => self.paint("33;1", "NOT RUN"),
             StepStatus::Waived => self.paint("35;1", "WAIVED"),
+            StepStatus::NotApplicable => self.paint("36;1", "NOT APPLICABLE"),
         }
     }
 

@@ -36,7 +36,7 @@ use crate::attest::{self as attest_mod, ATTESTATION_FILE};
 use crate::digest::sha256_hex;
 use crate::error::{Error, Result};
 use crate::evidence::manifest::{MANIFEST_FILE, Manifest};
-use crate::steps::{StepOutcome, StepStatus};
+use crate::outcome::{StepOutcome, StepStatus};
 use crate::verdict::Verdict;
 
 pub use files::MAX_FILE_BYTES;

@@ -1,6 +1,6 @@
-//! Waivers: the scenario's signed-off exceptions and the step outcomes in,
-//! the outcomes with waived steps marked [`StepStatus::Waived`] and one
-//! [`WaiverRecord`] per waiver out.
+//! Waivers stage: the scenario's signed-off exceptions ([`Waiver`]) and the
+//! step outcomes in, the outcomes with waived steps marked
+//! [`StepStatus::Waived`] and one [`WaiverRecord`] per waiver out.
 //!
 //! A waiver is an attestation (as in InSpec): a step id, a justification,
 //! an approver and an expiry date. It turns a FAIL or NOT RUN step into
@@ -14,20 +14,8 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
 use crate::mask::{Masked, Masker};
-use crate::steps::{StepOutcome, StepStatus};
-
-/// One waiver as the scenario declares it (`[[waiver]]`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Waiver {
-    /// The id of the step it waives, e.g. `negative-proof`.
-    pub step: String,
-    pub justification: String,
-    pub approver: String,
-    /// Last day (UTC) on which the waiver holds.
-    pub expires: NaiveDate,
-    /// 1-based line of the waiver in the scenario file, for messages.
-    pub line: usize,
-}
+use crate::outcome::{StepOutcome, StepStatus};
+use crate::scenario::{Scenario, Waiver};
 
 /// What became of a waiver in this run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -69,6 +57,24 @@ pub struct WaiverRecord {
     pub step_status: Option<StepStatus>,
 }
 
+/// What `waiver` does to a step that ended with `status`, as of `today`.
+fn decide(status: StepStatus, waiver: &Waiver, today: NaiveDate) -> WaiverState {
+    match status {
+        StepStatus::Pass | StepStatus::Waived | StepStatus::NotApplicable => WaiverState::Unused,
+        StepStatus::Fail | StepStatus::NotRun if today > waiver.expires => WaiverState::Expired,
+        StepStatus::Fail | StepStatus::NotRun => WaiverState::Applied,
+    }
+}
+
+/// The status `step` will have once `waivers` are applied as of `today`:
+/// what the live progress shows as each step finishes.
+pub fn shown_status(step: &StepOutcome, waivers: &[Waiver], today: NaiveDate) -> StepStatus {
+    match waivers.iter().find(|w| w.step == step.id) {
+        Some(w) if decide(step.status, w, today) == WaiverState::Applied => StepStatus::Waived,
+        _ => step.status,
+    }
+}
+
 /// Apply `waivers` to `steps` as of `today` (UTC), returning one record per
 /// waiver in scenario order.
 pub fn apply(
@@ -84,16 +90,13 @@ pub fn apply(
             let step_status = step.as_ref().map(|s| s.status);
             let state = match step {
                 None => WaiverState::Unmatched,
-                Some(step) => match step.status {
-                    StepStatus::Pass | StepStatus::Waived => WaiverState::Unused,
-                    StepStatus::Fail | StepStatus::NotRun if today > waiver.expires => {
-                        WaiverState::Expired
-                    }
-                    StepStatus::Fail | StepStatus::NotRun => {
+                Some(step) => {
+                    let state = decide(step.status, waiver, today);
+                    if state == WaiverState::Applied {
                         step.status = StepStatus::Waived;
-                        WaiverState::Applied
                     }
-                },
+                    state
+                }
             };
             WaiverRecord {
                 step: waiver.step.clone(),
@@ -107,23 +110,37 @@ pub fn apply(
         .collect()
 }
 
-/// One line for each waiver the operator should look at: expired ones
-/// (the step still blocks) and unmatched ones (probably a typo).
+/// One warning per waiver of `scenario` that has expired by `today` (UTC),
+/// with its file and line: what `gonogo validate` prints.
+pub fn expired(scenario: &Scenario, today: NaiveDate) -> Vec<String> {
+    scenario
+        .waivers
+        .iter()
+        .filter(|w| today > w.expires)
+        .map(|w| {
+            format!(
+                "{}:{}: the waiver for `{}` expired on {}; it counts as no waiver, so the step blocks GO if it fails or does not run",
+                scenario.path.display(),
+                w.line,
+                w.step,
+                w.expires.format("%Y-%m-%d")
+            )
+        })
+        .collect()
+}
+
+/// One line for each waiver the operator should look at after the run:
+/// unmatched ones (no step of this run has the id). Expired ones are
+/// warned about before the run, by [`expired`].
 pub fn warnings(records: &[WaiverRecord]) -> Vec<String> {
     records
         .iter()
         .filter_map(|r| match r.state {
-            WaiverState::Expired => Some(format!(
-                "the waiver for `{}` expired on {}; the step counts as {}",
-                r.step,
-                r.expires,
-                r.step_status.map_or("unwaived", StepStatus::label)
-            )),
             WaiverState::Unmatched => Some(format!(
                 "the waiver for `{}` matches no step of this run; check the step id",
                 r.step
             )),
-            WaiverState::Applied | WaiverState::Unused => None,
+            WaiverState::Applied | WaiverState::Unused | WaiverState::Expired => None,
         })
         .collect()
 }
@@ -135,7 +152,8 @@ mod tests {
 
     fn step(id: &'static str, passed: bool) -> StepOutcome {
         let masker = Masker::new();
-        let mut recorder = StepRecorder::new(&masker, 1, id, "A step");
+        let planned = crate::plan::PlannedStep::new(id, "A step", "it holds", "nothing");
+        let mut recorder = StepRecorder::new(&masker, &planned);
         recorder.check("200", if passed { "200" } else { "500" }, passed);
         recorder.finish()
     }
@@ -147,6 +165,7 @@ mod tests {
             approver: "alice".into(),
             expires: NaiveDate::parse_from_str(expires, "%Y-%m-%d").unwrap(),
             line: 1,
+            span: 0..0,
         }
     }
 
@@ -188,7 +207,7 @@ mod tests {
             crate::verdict::Verdict::decide(&steps),
             crate::verdict::Verdict::NoGo
         );
-        assert!(warnings(&records)[0].contains("expired on 2026-02-28"));
+        assert!(warnings(&records).is_empty(), "warned before the run");
     }
 
     #[test]

@@ -29,14 +29,16 @@ pub enum Flaw {
     SigtermExits1,
     GaugeStuck,
     Ready503Anonymous,
+    RedisAuthDropped,
     RevealsRedisUrl,
     EchoCredentials,
     HugeReadyBody,
     EndlessReadyBody,
+    PostgresProbeReadsOnly,
 }
 
 impl Flaw {
-    pub const ALL: [Flaw; 19] = [
+    pub const ALL: [Flaw; 21] = [
         Flaw::ReadyIgnoresRedis,
         Flaw::Ready500,
         Flaw::StrictBootsWithoutRedis,
@@ -52,10 +54,12 @@ impl Flaw {
         Flaw::SigtermExits1,
         Flaw::GaugeStuck,
         Flaw::Ready503Anonymous,
+        Flaw::RedisAuthDropped,
         Flaw::RevealsRedisUrl,
         Flaw::EchoCredentials,
         Flaw::HugeReadyBody,
         Flaw::EndlessReadyBody,
+        Flaw::PostgresProbeReadsOnly,
     ];
 
     pub fn name(self) -> &'static str {
@@ -75,10 +79,12 @@ impl Flaw {
             Flaw::SigtermExits1 => "sigterm-exits-1",
             Flaw::GaugeStuck => "gauge-stuck",
             Flaw::Ready503Anonymous => "ready-503-anonymous",
+            Flaw::RedisAuthDropped => "redis-auth-dropped",
             Flaw::RevealsRedisUrl => "reveals-redis-url",
             Flaw::EchoCredentials => "echo-credentials",
             Flaw::HugeReadyBody => "huge-ready-body",
             Flaw::EndlessReadyBody => "endless-ready-body",
+            Flaw::PostgresProbeReadsOnly => "postgres-probe-reads-only",
         }
     }
 

@@ -47,7 +47,7 @@ use serde::{Deserialize, Serialize};
 use crate::evidence::Evidence;
 use crate::evidence::manifest::MANIFEST_FILE;
 use crate::mask::Masked;
-use crate::steps::{StepOutcome, StepStatus};
+use crate::outcome::{StepOutcome, StepStatus};
 use crate::verdict::Verdict;
 use crate::waiver::WaiverState;
 
@@ -223,7 +223,9 @@ pub struct TestLists {
 impl TestLists {
     /// PASS is passed, FAIL failed; WAIVED and NOT RUN are warned: neither
     /// proved anything, and a consumer that ignores gonogo's extension
-    /// must not count them as passes.
+    /// must not count them as passes. NOT APPLICABLE is in no list: the
+    /// scenario declared the step does not apply, and gonogo's extension
+    /// carries it with its reason.
     pub fn of(steps: &[StepOutcome]) -> TestLists {
         let mut lists = TestLists::default();
         for step in steps {
@@ -231,6 +233,7 @@ impl TestLists {
                 StepStatus::Pass => &mut lists.passed,
                 StepStatus::Fail => &mut lists.failed,
                 StepStatus::Waived | StepStatus::NotRun => &mut lists.warned,
+                StepStatus::NotApplicable => continue,
             };
             list.push(step.id.clone());
         }

@@ -11,7 +11,7 @@
 use serde::Serialize;
 
 use crate::mask::Masked;
-use crate::steps::{Action, ActionKind, Check, StepOutcome};
+use crate::outcome::{Action, ActionKind, Check, StepOutcome};
 
 /// Headers every response keeps.
 const ALWAYS_KEPT: [&str; 1] = ["content-type"];
@@ -242,7 +242,10 @@ mod tests {
     #[test]
     fn identical_answers_fold_and_headers_are_trimmed() {
         let masker = Masker::new();
-        let mut step = StepRecorder::new(&masker, 1, "x", "X");
+        let mut step = StepRecorder::new(
+            &masker,
+            &crate::plan::PlannedStep::new("x", "X", "x holds", "nothing"),
+        );
         step.check("HTTP 503", "HTTP 503", true);
         for n in 0..5 {
             let mut r = response(503, "{\"status\":\"fail\"}", &format!("Mon, 0{n} GMT"));
@@ -291,7 +294,10 @@ mod tests {
     #[test]
     fn a_header_a_check_names_is_kept() {
         let masker = Masker::new();
-        let mut step = StepRecorder::new(&masker, 1, "x", "X");
+        let mut step = StepRecorder::new(
+            &masker,
+            &crate::plan::PlannedStep::new("x", "X", "x holds", "nothing"),
+        );
         step.check("Retry-After header is set", "retry-after: 5", true);
         step.request("GET /ready", &response(503, "{}", "Mon"));
         let shown = shown(&step.finish());
@@ -307,7 +313,10 @@ mod tests {
     #[test]
     fn long_output_keeps_both_ends_with_a_marker_and_commands_never_fold() {
         let masker = Masker::new();
-        let mut step = StepRecorder::new(&masker, 1, "x", "X");
+        let mut step = StepRecorder::new(
+            &masker,
+            &crate::plan::PlannedStep::new("x", "X", "x holds", "nothing"),
+        );
         let long: String = (1..=30).map(|n| format!("line {n}\n")).collect();
         step.command("migrate", "tool up", Some(0), &long, Default::default());
         step.command("migrate", "tool up", Some(0), &long, Default::default());

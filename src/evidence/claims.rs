@@ -4,10 +4,11 @@
 //! 503)"); its claim says what a PASS means for the service ("When Redis is
 //! unreachable at boot, the service reports not-ready (503) and names
 //! Redis"). Claims are chosen by step id at render time, so an old
-//! `evidence.json` gets them too; a step gonogo has no claim for keeps its
-//! title.
+//! `evidence.json` gets them too; a step gonogo has no claim for shows the
+//! claim its run recorded (the plan's, with the scenario's numbers), or
+//! else its title.
 
-use crate::steps::StepOutcome;
+use crate::outcome::StepOutcome;
 
 /// The claim `step` proves when it passes.
 pub fn claim(step: &StepOutcome) -> String {
@@ -42,10 +43,15 @@ pub fn claim(step: &StepOutcome) -> String {
         "runtime-faults" => {
             Some("The service handles outages of its dependencies while it runs.".into())
         }
+        "postgres-read-only" => Some(
+            "When Postgres refuses writes while the service runs, readiness turns 503 within the window and names Postgres, then returns to 200 once writes are allowed, without a restart."
+                .into(),
+        ),
         _ => None,
     };
     fixed
         .or_else(|| fault_claim(&step.id))
+        .or_else(|| (!step.claim.trim().is_empty()).then(|| step.claim.clone()))
         .unwrap_or_else(|| step.title.clone())
 }
 
@@ -115,7 +121,8 @@ mod tests {
             crate::steps::latency::ID,
             crate::steps::shutdown::ID,
             crate::steps::metrics::ID,
-            "runtime-faults",
+            crate::steps::faults::FOLDED_ID,
+            crate::steps::read_only::ID,
         ]
         .into_iter()
         .map(String::from)
@@ -144,5 +151,30 @@ mod tests {
     fn an_unknown_step_keeps_its_title() {
         assert_eq!(claim(&step("custom-check", "My check")), "My check");
         assert_eq!(claim(&step("-recovery", "Odd")), "Odd");
+    }
+
+    #[test]
+    fn an_unknown_step_shows_the_claim_its_run_recorded() {
+        let mut custom = step("custom-check", "My check");
+        custom.claim = "The custom check holds.".into();
+        assert_eq!(claim(&custom), "The custom check holds.");
+    }
+
+    /// Every step the plans of the shipped scenarios can hold (launch and
+    /// target mode) has a claim of its own, not its title.
+    #[test]
+    fn every_step_of_the_shipped_plans_has_a_claim() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        for name in ["reference", "fastapi-backend"] {
+            let path = root.join(format!("scenarios/{name}.toml"));
+            let scenario = crate::scenario::load(&path).expect("a shipped scenario loads");
+            let ids = crate::steps::step_ids(&scenario);
+            assert!(ids.len() > 10, "{name}: {ids:?}");
+            for id in ids {
+                let said = claim(&step(&id, "TITLE"));
+                assert_ne!(said, "TITLE", "{name}: {id} has no claim");
+                assert!(said.ends_with('.'), "{id}: {said}");
+            }
+        }
     }
 }

@@ -5,9 +5,10 @@
 //! One `<testsuite>` per run, named after the scenario; one `<testcase>` per
 //! step. A FAIL is a `<failure>` whose message is the step's summary and
 //! whose text lists every failed check (expected, then observed, masked). A
-//! NOT RUN step is `<skipped>` with its reason. A WAIVED step is a passing
-//! test case: CI must not go red for it, but the waiver is visible as
-//! `gonogo.waiver.*` properties and in its `<system-out>`.
+//! NOT RUN or NOT APPLICABLE step is `<skipped>` with its reason (its type
+//! says which). A WAIVED step is a passing test case: CI must not go red for
+//! it, but the waiver is visible as `gonogo.waiver.*` properties and in its
+//! `<system-out>`.
 //!
 //! Sample:
 //!
@@ -29,7 +30,7 @@ use std::time::Duration;
 use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite};
 
 use super::Evidence;
-use crate::steps::{StepOutcome, StepStatus};
+use crate::outcome::{StepOutcome, StepStatus};
 use crate::waiver::{WaiverRecord, WaiverState};
 
 /// Render `evidence` as JUnit XML.
@@ -82,11 +83,11 @@ fn test_case(scenario: &str, step: &StepOutcome, waiver: Option<&WaiverRecord>) 
                 .set_description(failed_checks(step));
             status
         }
-        StepStatus::NotRun => {
+        StepStatus::NotRun | StepStatus::NotApplicable => {
             let mut status = TestCaseStatus::skipped();
             status
                 .set_message(step.summary.as_str())
-                .set_type("NOT RUN");
+                .set_type(step.status.label());
             status
         }
     };

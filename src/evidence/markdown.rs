@@ -32,7 +32,7 @@ use serde::Serialize;
 
 use super::Evidence;
 use super::appendix::{self, Shown};
-use crate::steps::{StepOutcome, StepStatus};
+use crate::outcome::{StepOutcome, StepStatus};
 use crate::waiver::{WaiverRecord, WaiverState};
 
 /// The built-in template, compiled into the binary.
@@ -108,7 +108,9 @@ pub fn rerender(evidence_json: &Path, template: Option<&Path>) -> Result<String,
 struct StepView<'a> {
     #[serde(flatten)]
     step: &'a StepOutcome,
-    claim: String,
+    /// What a PASS proves, in plain words (see [`super::claims`]); not
+    /// `claim`, which the flattened outcome already has.
+    proves: String,
     checks_passed: usize,
     shown: Vec<Shown>,
     /// The waiver that applied to the step, or that had expired for it.
@@ -132,7 +134,7 @@ fn context(evidence: &Evidence) -> Value {
         .iter()
         .map(|step| StepView {
             step,
-            claim: super::claims::claim(step),
+            proves: super::claims::claim(step),
             checks_passed: step.checks.iter().filter(|c| c.passed).count(),
             shown: appendix::shown(step),
             waiver: evidence.waivers.iter().find(|w| {
@@ -307,7 +309,7 @@ mod tests {
     fn a_step_that_did_not_run_names_its_expired_waiver() {
         let mut evidence = crate::evidence::sample::evidence();
         evidence.waivers[1].step = "c-step".into();
-        evidence.waivers[1].step_status = Some(crate::steps::StepStatus::NotRun);
+        evidence.waivers[1].step_status = Some(crate::outcome::StepStatus::NotRun);
         let report = render(&evidence, None).unwrap();
         assert!(
             first_screen(&report).contains("- Step 3 **NOT RUN**: the scenario has no [migrations]; its waiver expired on 2026-01-01 (\"old exception\", approved by bob)\n"),
@@ -320,7 +322,7 @@ mod tests {
         let mut evidence = crate::evidence::sample::evidence();
         evidence.waivers.clear();
         for step in &mut evidence.steps {
-            step.status = crate::steps::StepStatus::Pass;
+            step.status = crate::outcome::StepStatus::Pass;
         }
         let report = render(&evidence, None).unwrap();
         let screen = first_screen(&report);
@@ -330,6 +332,56 @@ mod tests {
             "{screen}"
         );
         assert!(screen.contains("- Signature: unsigned"), "{screen}");
+    }
+
+    #[test]
+    fn a_step_not_applicable_is_not_proven_with_its_reason() {
+        let mut evidence = crate::evidence::sample::evidence();
+        evidence.steps[2].status = StepStatus::NotApplicable;
+        evidence.steps[2].summary =
+            crate::mask::Masker::new().mask("declared not applicable: no strict mode <b>");
+        let report = render(&evidence, None).unwrap();
+        let screen = first_screen(&report);
+        assert!(
+            screen.contains("| 3 | Title of c-step | **NOT APPLICABLE** | — | 1.20 s |"),
+            "{screen}"
+        );
+        assert!(
+            screen.contains(
+                "**Not proven**\n\n- Step 3 **NOT APPLICABLE**: declared not applicable: no strict mode &lt;b&gt;\n"
+            ),
+            "{screen}"
+        );
+    }
+
+    /// What a dependency saw is part of the step's own block, after the
+    /// service log, and renders inert.
+    #[test]
+    fn the_dependency_view_is_inside_its_step_block() {
+        let masker = crate::mask::Masker::new();
+        let mut evidence = crate::evidence::sample::evidence();
+        evidence.steps[1].dependency_views = vec![crate::outcome::DependencyView {
+            dependency: "Redis".into(),
+            source: "error replies".into(),
+            text: crate::outcome::Excerpt {
+                head: masker.mask("NOAUTH 3 <script>"),
+                total_lines: 1,
+                ..Default::default()
+            },
+        }];
+        let report = render(&evidence, None).unwrap();
+        let block = report
+            .split("<summary>Step 2 — ")
+            .nth(1)
+            .and_then(|rest| rest.split("</details>").next())
+            .expect("a step 2 block");
+        assert!(
+            block.contains(
+                "\nWhat Redis saw during this step (error replies):\n```\nNOAUTH 3 <script>\n```\n\n"
+            ),
+            "{block}"
+        );
+        assert!(!first_screen(&report).contains("NOAUTH"), "{report}");
     }
 
     /// GitHub and GitLab render Markdown inside `<details>` only with a
@@ -404,7 +456,10 @@ mod tests {
         let masker = crate::mask::Masker::new();
         let hostile =
             "<script>alert(1)</script>\n```\n# not a heading\n````\n<img src=x onerror=alert(2)>";
-        let mut step = crate::steps::StepRecorder::new(&masker, 1, "ready-gate", "Ready");
+        let mut step = crate::steps::StepRecorder::new(
+            &masker,
+            &crate::plan::PlannedStep::new("ready-gate", "Ready", "ready answers 200", "ready"),
+        );
         step.check("HTTP 200", hostile, false);
         step.command(
             "GET /ready <b>",

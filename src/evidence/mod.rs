@@ -24,7 +24,7 @@ pub mod write;
 use serde::{Deserialize, Serialize};
 
 use crate::mask::Masked;
-use crate::steps::{StepOutcome, StepStatus};
+use crate::outcome::{FaultTimeline, StepOutcome, StepStatus};
 use crate::verdict::Verdict;
 use crate::waiver::WaiverRecord;
 
@@ -56,26 +56,6 @@ pub struct Evidence {
     /// it (`--sign-key`); the report says so, and how to check it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signed_by: Option<String>,
-}
-
-/// The fault timeline of one dependency.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FaultTimeline {
-    pub dependency: String,
-    pub events: Vec<TimelineEvent>,
-}
-
-/// One moment of a fault timeline.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TimelineEvent {
-    /// RFC 3339, UTC, millisecond precision.
-    pub at_utc: String,
-    /// Milliseconds since the timeline's first event.
-    pub offset_ms: u64,
-    /// e.g. `fault down injected`, `first 503`, `fault cleared`,
-    /// `first 200 again`.
-    pub event: String,
-    pub detail: Masked,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -145,40 +125,43 @@ pub struct DependencyInfo {
 }
 
 impl Evidence {
-    /// "3 of 4 required steps passed; failed: negative-proof".
+    /// "3 of 4 required steps passed; failed: Step 2 (…); 1 not applicable:
+    /// Step 4 (…)". Steps declared not applicable are counted apart: they
+    /// are neither required nor passed.
     pub fn headline(steps: &[StepOutcome]) -> String {
-        let required: Vec<&StepOutcome> = steps.iter().filter(|s| s.required).collect();
-        let passed = required
-            .iter()
+        let applicable = || {
+            steps
+                .iter()
+                .filter(|s| s.required && s.status != StepStatus::NotApplicable)
+        };
+        let passed = applicable()
             .filter(|s| s.status == StepStatus::Pass)
             .count();
-        let mut line = format!("{passed} of {} required steps passed", required.len());
-        let failed: Vec<String> = required
-            .iter()
-            .filter(|s| s.status == StepStatus::Fail)
-            .map(|s| format!("Step {} ({})", s.number, s.title))
-            .collect();
-        if !failed.is_empty() {
-            line.push_str("; failed: ");
-            line.push_str(&failed.join(", "));
+        let mut line = format!("{passed} of {} required steps passed", applicable().count());
+        let list = |status: StepStatus| -> Vec<String> {
+            steps
+                .iter()
+                .filter(|s| s.status == status)
+                .map(|s| format!("Step {} ({})", s.number, s.title))
+                .collect()
+        };
+        for (status, label) in [
+            (StepStatus::Fail, "failed"),
+            (StepStatus::NotRun, "not run"),
+            (StepStatus::Waived, "waived"),
+        ] {
+            let named = list(status);
+            if !named.is_empty() {
+                line.push_str(&format!("; {label}: {}", named.join(", ")));
+            }
         }
-        let not_run: Vec<String> = required
-            .iter()
-            .filter(|s| s.status == StepStatus::NotRun)
-            .map(|s| format!("Step {} ({})", s.number, s.title))
-            .collect();
-        if !not_run.is_empty() {
-            line.push_str("; not run: ");
-            line.push_str(&not_run.join(", "));
-        }
-        let waived: Vec<String> = required
-            .iter()
-            .filter(|s| s.status == StepStatus::Waived)
-            .map(|s| format!("Step {} ({})", s.number, s.title))
-            .collect();
-        if !waived.is_empty() {
-            line.push_str("; waived: ");
-            line.push_str(&waived.join(", "));
+        let not_applicable = list(StepStatus::NotApplicable);
+        if !not_applicable.is_empty() {
+            line.push_str(&format!(
+                "; {} not applicable: {}",
+                not_applicable.len(),
+                not_applicable.join(", ")
+            ));
         }
         line
     }

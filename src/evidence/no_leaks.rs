@@ -12,9 +12,10 @@ use proptest::prelude::*;
 
 use super::bundle::{self, BundleOptions};
 use super::summary::{self, SummaryLinks};
-use super::{Evidence, FaultTimeline, TimelineEvent};
+use super::{Evidence, FaultTimeline};
 use crate::http::HttpExchange;
 use crate::mask::Masker;
+use crate::outcome::TimelineEvent;
 use crate::steps::StepRecorder;
 
 /// Characters secrets are made of: the ones that break naive masking.
@@ -123,7 +124,10 @@ fn evidence_with(masker: &Masker, forms: &[(String, String)]) -> Evidence {
         .iter()
         .map(|(name, text)| format!("{name}: <{text}>\n"))
         .collect();
-    let mut step = StepRecorder::new(masker, 1, "ready-gate", "Ready gate");
+    let mut step = StepRecorder::new(
+        masker,
+        &crate::plan::PlannedStep::new("ready-gate", "Ready gate", "ready answers 200", "ready"),
+    );
     let exchange = HttpExchange {
         method: "GET",
         url: "http://127.0.0.1:1/ready".into(),

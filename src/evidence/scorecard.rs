@@ -3,7 +3,7 @@
 //! deployment gate that reads `overall_passed`.
 //!
 //! Each proof step is one suite. `status` is `passed`, `failed`, `skipped`
-//! (NOT RUN) or `waived`; `duration` is in seconds. Steps that measure
+//! (NOT RUN), `waived` or `not_applicable`; `duration` is in seconds. Steps that measure
 //! response times add `p50_latency_ms`, `p95_latency_ms`, `p99_latency_ms`,
 //! `max_latency_ms` and `latency_samples`; the others leave them out.
 //! `release` and `owner` are `null` when neither the scenario's `[release]`
@@ -34,7 +34,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Evidence;
 use crate::mask::Masked;
-use crate::steps::StepStatus;
+use crate::outcome::StepStatus;
 use crate::verdict::Verdict;
 use crate::waiver::WaiverState;
 
@@ -68,6 +68,9 @@ pub enum SuiteStatus {
     Failed,
     Skipped,
     Waived,
+    /// Declared not applicable by the scenario (`[[not_applicable]]`).
+    #[serde(rename = "not_applicable")]
+    NotApplicable,
 }
 
 impl From<StepStatus> for SuiteStatus {
@@ -77,6 +80,7 @@ impl From<StepStatus> for SuiteStatus {
             StepStatus::Fail => SuiteStatus::Failed,
             StepStatus::NotRun => SuiteStatus::Skipped,
             StepStatus::Waived => SuiteStatus::Waived,
+            StepStatus::NotApplicable => SuiteStatus::NotApplicable,
         }
     }
 }
@@ -172,7 +176,7 @@ pub fn render(evidence: &Evidence) -> serde_json::Result<Vec<u8>> {
 mod tests {
     use super::*;
     use crate::evidence::sample::evidence as sample;
-    use crate::steps::Latency;
+    use crate::outcome::Latency;
 
     #[test]
     fn statuses_map_to_the_seed_vocabulary() {

@@ -38,6 +38,8 @@ pub struct ScenarioFile {
     pub release: Option<super::release::ReleaseFile>,
     #[serde(default, rename = "waiver")]
     pub waivers: Vec<super::release::WaiverFile>,
+    #[serde(default)]
+    pub not_applicable: Vec<super::release::NotApplicableFile>,
     /// Where `--deps external` finds the server URLs.
     pub external: Option<ExternalFile>,
     /// The deployment's manifest, whose probes are judged.

@@ -88,6 +88,21 @@ pub fn load_str(path: &Path, source: &str) -> Result<Scenario, ScenarioError> {
     ctx.convert(raw)
 }
 
+/// An error pointing at `span` of `source`, read from `path`.
+pub(super) fn error_at(
+    path: &Path,
+    source: &str,
+    span: Range<usize>,
+    message: String,
+) -> ScenarioError {
+    let ctx = Ctx {
+        path,
+        source,
+        extra: Vec::new(),
+    };
+    ctx.error_at(span, message)
+}
+
 struct Ctx<'a> {
     path: &'a Path,
     source: &'a str,
@@ -371,9 +386,10 @@ impl Ctx<'_> {
         let (kubernetes, alerts) = self.conformance(&raw, metrics.as_ref())?;
         let environment = raw.environment.clone();
         let release = super::release::release(raw.release.as_ref());
-        let waivers = super::release::waivers(&raw.waivers, self.source, &|span, message| {
-            self.error_at(span, message)
-        })?;
+        let error_at = |span, message| self.error_at(span, message);
+        let waivers = super::release::waivers(&raw.waivers, self.source, &error_at)?;
+        let not_applicable =
+            super::release::not_applicable(&raw.not_applicable, &waivers, &error_at)?;
         Ok(Scenario {
             name,
             description: raw.description.clone(),
@@ -389,6 +405,7 @@ impl Ctx<'_> {
             dependencies,
             release,
             waivers,
+            not_applicable,
             external: self.external(raw.external.as_ref())?,
             migrate_external: raw
                 .migrations

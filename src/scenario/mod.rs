@@ -20,7 +20,7 @@ pub use conformance::{AlertsSpec, KubernetesSpec};
 pub use duration::{human as human_duration, parse as parse_duration};
 pub use load::{ScenarioError, load, load_str};
 pub use placeholders::Template;
-pub use release::ReleaseSpec;
+pub use release::{NotApplicable, ReleaseSpec, Waiver};
 
 /// A validated proof description.
 #[derive(Debug, Clone)]
@@ -46,7 +46,9 @@ pub struct Scenario {
     /// `[release]`: the release this proof gates, for the scorecard.
     pub release: ReleaseSpec,
     /// `[[waiver]]`: signed-off exceptions, applied after the steps ran.
-    pub waivers: Vec<crate::waiver::Waiver>,
+    pub waivers: Vec<Waiver>,
+    /// `[[not_applicable]]`: steps that do not apply to this service.
+    pub not_applicable: Vec<NotApplicable>,
     /// `[external]`: where `--deps external` finds the server URLs.
     pub external: ExternalSpec,
     /// `[migrations] external = true`: apply migrations to external
@@ -73,6 +75,18 @@ pub struct MaskingSpec {
     /// Secret-looking names whose values are not secrets (never masked,
     /// listed in the evidence).
     pub not_secret: Vec<String>,
+}
+
+impl Scenario {
+    /// The `[[not_applicable]]` entry for the step `id`, if any.
+    pub fn not_applicable(&self, id: &str) -> Option<&NotApplicable> {
+        self.not_applicable.iter().find(|n| n.step == id)
+    }
+
+    /// An error pointing at `span` of this scenario's file.
+    pub fn error_at(&self, span: std::ops::Range<usize>, message: String) -> ScenarioError {
+        load::error_at(&self.path, &self.source, span, message)
+    }
 }
 
 /// Latency SLO on healthy dependencies (seeds 001, 002: P95 < 200 ms).

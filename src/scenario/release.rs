@@ -1,6 +1,8 @@
 //! The scenario's release-gate tables: `[release]` (what the scorecard calls
-//! the release and its owner) and `[[waiver]]` (signed-off exceptions), in
-//! raw serde shape and validated into [`ReleaseSpec`] and [`Waiver`]s.
+//! the release and its owner), `[[waiver]]` (signed-off exceptions) and
+//! `[[not_applicable]]` (steps that do not apply to this service), in raw
+//! serde shape and validated into [`ReleaseSpec`], [`Waiver`]s and
+//! [`NotApplicable`]s.
 //!
 //! ```toml
 //! [release]
@@ -12,10 +14,14 @@
 //! justification = "Redis outage handling ships in 1.4 (TICKET-123)"
 //! approver = "alice@example.com"
 //! expires = 2026-04-01          # a TOML date or "YYYY-MM-DD"; inclusive, UTC
+//!
+//! [[not_applicable]]
+//! step = "fail-fast"
+//! reason = "no strict mode: the service reads its configuration per request"
 //! ```
 //!
-//! Step ids are not checked against a fixed list, since steps come and go;
-//! a waiver that matches no step of a run is reported as unmatched.
+//! Here only the shape is checked; that each step id names a step of the
+//! scenario's plan is checked by `steps::validate`, which knows the plan.
 
 use std::ops::Range;
 
@@ -24,7 +30,6 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::ScenarioError;
-use crate::waiver::Waiver;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -42,11 +47,46 @@ pub struct WaiverFile {
     pub expires: Spanned<toml::Value>,
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotApplicableFile {
+    pub step: Spanned<String>,
+    pub reason: Spanned<String>,
+}
+
+/// A step the scenario declares not applicable to this service
+/// (`[[not_applicable]]`): it is not run, shows as NOT APPLICABLE with the
+/// reason in every artifact, and does not block GO.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotApplicable {
+    /// The step's id, e.g. `fail-fast`.
+    pub step: String,
+    /// Why it does not apply; required.
+    pub reason: String,
+    /// Where the step id is written in the scenario file, for messages.
+    pub span: Range<usize>,
+}
+
 /// What the scenario says about the release it gates.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReleaseSpec {
     pub version: Option<String>,
     pub owner: Option<String>,
+}
+
+/// One waiver as the scenario declares it (`[[waiver]]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Waiver {
+    /// The id of the step it waives, e.g. `negative-proof`.
+    pub step: String,
+    pub justification: String,
+    pub approver: String,
+    /// Last day (UTC) on which the waiver holds.
+    pub expires: NaiveDate,
+    /// 1-based line of the waiver in the scenario file, for messages.
+    pub line: usize,
+    /// Where the step id is written in the scenario file, for messages.
+    pub span: Range<usize>,
 }
 
 pub fn release(raw: Option<&ReleaseFile>) -> ReleaseSpec {
@@ -66,19 +106,7 @@ pub fn waivers(
 ) -> Result<Vec<Waiver>, ScenarioError> {
     let mut out: Vec<Waiver> = Vec::new();
     for w in raw {
-        let step = w.step.get_ref().trim();
-        let valid_id = !step.is_empty()
-            && step
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-        if !valid_id {
-            return Err(error_at(
-                w.step.span(),
-                format!(
-                    "`{step}` is not a step id; use the id from evidence.json, e.g. `negative-proof`"
-                ),
-            ));
-        }
+        let step = step_id(&w.step, error_at)?;
         if out.iter().any(|o| o.step == step) {
             return Err(error_at(
                 w.step.span(),
@@ -114,9 +142,72 @@ pub fn waivers(
                 .matches('\n')
                 .count()
                 + 1,
+            span: w.step.span(),
         });
     }
     Ok(out)
+}
+
+/// Validate `[[not_applicable]]` entries: a step id, a reason, each step
+/// once, and no step both waived and not applicable.
+pub fn not_applicable(
+    raw: &[NotApplicableFile],
+    waivers: &[Waiver],
+    error_at: &dyn Fn(Range<usize>, String) -> ScenarioError,
+) -> Result<Vec<NotApplicable>, ScenarioError> {
+    let mut out: Vec<NotApplicable> = Vec::new();
+    for n in raw {
+        let step = step_id(&n.step, error_at)?;
+        if out.iter().any(|o| o.step == step) {
+            return Err(error_at(
+                n.step.span(),
+                format!("step `{step}` is declared not applicable twice; keep one entry per step"),
+            ));
+        }
+        if waivers.iter().any(|w| w.step == step) {
+            return Err(error_at(
+                n.step.span(),
+                format!(
+                    "step `{step}` is both waived and declared not applicable; a step that does not apply needs no waiver, so keep one of them"
+                ),
+            ));
+        }
+        let reason = n.reason.get_ref().trim();
+        if reason.is_empty() {
+            return Err(error_at(
+                n.reason.span(),
+                "`reason` must not be empty: say why the step does not apply to this service"
+                    .into(),
+            ));
+        }
+        out.push(NotApplicable {
+            step: step.to_string(),
+            reason: reason.to_string(),
+            span: n.step.span(),
+        });
+    }
+    Ok(out)
+}
+
+/// A step id as written, checked for shape.
+fn step_id<'s>(
+    raw: &'s Spanned<String>,
+    error_at: &dyn Fn(Range<usize>, String) -> ScenarioError,
+) -> Result<&'s str, ScenarioError> {
+    let step = raw.get_ref().trim();
+    let valid_id = !step.is_empty()
+        && step
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if !valid_id {
+        return Err(error_at(
+            raw.span(),
+            format!(
+                "`{step}` is not a step id; use the id from evidence.json, e.g. `negative-proof`"
+            ),
+        ));
+    }
+    Ok(step)
 }
 
 fn date(value: &toml::Value) -> Option<NaiveDate> {

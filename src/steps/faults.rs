@@ -11,24 +11,35 @@
 //!   recovery window.
 //!
 //! One service instance lives through the whole sequence, so a ready that
-//! caches its first answer cannot hide behind a restart. Gives four
-//! [`StepOutcome`]s and a [`FaultTimeline`].
+//! caches its first answer cannot hide behind a restart; the four steps are
+//! one unit of the plan. Inside it the plan's rule holds too: when the
+//! instance never answered ready 200 before the fault, the outage step
+//! carries the FAIL and the other three are NOT RUN; when ready did not
+//! come back after the outage, the blackhole is not tried and timeout
+//! discipline is NOT RUN.
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use chrono::{SecondsFormat, Utc};
-
-use super::ready::startup_text;
-use super::{StepContext, StepOutcome, StepRecorder, until_ready_status};
-use crate::evidence::{FaultTimeline, TimelineEvent};
+use super::timeline::TimelineRecorder;
+use super::{
+    Exercise, Mode, Ran, StepContext, StepFuture, StepRecorder, Unit, instance_holds, launch,
+    startup_text, until_ready_status,
+};
+use crate::deps::Dependency;
+use crate::deps::dependency::display;
 use crate::http::HttpExchange;
-use crate::progress::Event;
-use crate::proxy::{Fault, FaultProxy};
-use crate::service::{RunningService, ServiceLaunch, Startup};
+use crate::plan::{Hold, PlannedStep, Precondition, Resource, Unmet};
+use crate::proxy::Fault;
+use crate::scenario::Scenario;
+use crate::service::{RunningService, Startup};
 
 /// How often ready and live are asked while waiting for a change.
 const POLL: Duration = Duration::from_millis(100);
+
+/// The id of the one step that stands for every fault step when none can
+/// run (target mode, or `[faults] enabled = false`).
+pub const FOLDED_ID: &str = "runtime-faults";
+const FOLDED_TITLE: &str = "Runtime dependency faults";
 
 /// The four step ids for one dependency, e.g. `redis-runtime-outage`.
 pub fn step_ids(key: &str) -> [String; 4] {
@@ -38,44 +49,6 @@ pub fn step_ids(key: &str) -> [String; 4] {
         format!("{key}-timeout-discipline"),
         format!("{key}-recovery"),
     ]
-}
-
-/// One dependency to break.
-pub struct FaultTarget<'p> {
-    /// `postgres`, `redis`, or a `[[dependency]]` name.
-    pub key: String,
-    /// Human name for titles, e.g. `Redis`.
-    pub display: String,
-    /// Words a 503 body may use to name it (case-insensitive).
-    pub names: Vec<String>,
-    pub proxy: &'p FaultProxy,
-}
-
-/// Timeline under construction, anchored at its first event.
-struct Timeline {
-    dependency: String,
-    started: Option<Instant>,
-    events: Vec<TimelineEvent>,
-}
-
-impl Timeline {
-    fn record(&mut self, ctx: &StepContext<'_>, event: &str, detail: String) {
-        let now = Instant::now();
-        let started = *self.started.get_or_insert(now);
-        self.events.push(TimelineEvent {
-            at_utc: Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
-            offset_ms: now.duration_since(started).as_millis() as u64,
-            event: event.to_string(),
-            detail: ctx.masker.mask(&detail),
-        });
-    }
-}
-
-struct Steps<'m> {
-    outage: StepRecorder<'m>,
-    liveness: StepRecorder<'m>,
-    timeout: StepRecorder<'m>,
-    recovery: StepRecorder<'m>,
 }
 
 /// Titles of the four steps for `display`.
@@ -88,222 +61,435 @@ pub fn titles(display: &str) -> [String; 4] {
     ]
 }
 
-/// Run the sequence for one dependency. `first` is the first step number.
-pub async fn fault_steps(
-    ctx: &mut StepContext<'_>,
-    first: u32,
-    target: &FaultTarget<'_>,
-) -> anyhow::Result<(Vec<StepOutcome>, FaultTimeline)> {
-    let faults = ctx.scenario.faults.clone();
-    let ids = step_ids(&target.key);
-    let titles = titles(&target.display);
-    let [id0, id1, id2, id3] = ids;
-    let [t0, t1, t2, t3] = titles;
-    let mut steps = Steps {
-        outage: StepRecorder::new(ctx.masker, first, id0, t0),
-        liveness: StepRecorder::new(ctx.masker, first + 1, id1, t1),
-        timeout: StepRecorder::new(ctx.masker, first + 2, id2, t2),
-        recovery: StepRecorder::new(ctx.masker, first + 3, id3, t3),
-    };
-    let mut timeline = Timeline {
-        dependency: target.display.clone(),
-        started: None,
-        events: Vec::new(),
-    };
-    let spec = &ctx.scenario.service;
-    let bindings = ctx.bindings_with_port(&ctx.bindings)?;
-    let launch = ServiceLaunch::build(spec, &bindings, &ctx.extra_env, &[], &BTreeMap::new())?;
-    ctx.detail(&format!(
-        "start service on port {} (dependencies through the fault proxy)",
-        launch.port
-    ));
-    let mut service = RunningService::spawn(&launch)?;
-    let startup = service
-        .wait_answering(&ctx.probe, &spec.live_path, spec.startup_timeout)
-        .await;
-    steps.outage.process(
-        "start service",
-        &launch.display(),
-        None,
-        &startup_text(&startup),
-        Duration::ZERO,
+/// One unit per fault target; or, when no fault can run here, one folded
+/// step that says why.
+pub fn units(scenario: &Scenario, mode: &Mode) -> Vec<Unit> {
+    let faults = &scenario.faults;
+    if !faults.enabled || mode.provider().is_none() {
+        return vec![folded(scenario)];
+    }
+    faults
+        .targets
+        .iter()
+        .map(|key| {
+            let steps = planned(scenario, key);
+            let display = display(key);
+            let preconditions = vec![
+                Precondition::Faultable {
+                    dependency: display.clone(),
+                },
+                Precondition::ReadyHealthy,
+            ];
+            let mut holds = instance_holds(scenario);
+            holds.retain(|h| h.resource != Resource::Proxy(key.clone()));
+            holds.push(Hold::holds(Resource::Proxy(key.clone())));
+            let exercise = FaultSequence { key: key.clone() };
+            Unit::group(
+                format!("{display} runtime faults"),
+                steps,
+                preconditions,
+                holds,
+                exercise,
+            )
+        })
+        .collect()
+}
+
+/// The four planned steps for the dependency `key`.
+fn planned(scenario: &Scenario, key: &str) -> Vec<PlannedStep> {
+    let faults = &scenario.faults;
+    let d = display(key);
+    let [outage, liveness, timeout, recovery] = step_ids(key);
+    let [t0, t1, t2, t3] = titles(&d);
+    let (detect, deadline, recover) = (
+        faults.detection_window.as_secs_f64(),
+        faults.probe_deadline.as_secs_f64(),
+        faults.recovery_window.as_secs_f64(),
     );
-    if !matches!(startup, Startup::Answering(_)) {
-        let why = format!("the service did not come up: {}", startup_text(&startup));
-        for step in [
-            &mut steps.outage,
-            &mut steps.liveness,
-            &mut steps.timeout,
-            &mut steps.recovery,
-        ] {
-            step.check("service answers HTTP before the fault", why.clone(), false);
+    let exercises = format!("one running service instance; gonogo's proxy in front of {d}");
+    vec![
+        PlannedStep::new(
+            outage,
+            t0,
+            format!(
+                "When {d} goes down while the service runs, ready answers 503 naming {d} within {detect} s."
+            ),
+            &exercises,
+        ),
+        PlannedStep::new(
+            liveness,
+            t1,
+            format!("While {d} is down or blackholed, live keeps answering 200."),
+            &exercises,
+        ),
+        PlannedStep::new(
+            timeout,
+            t2,
+            format!(
+                "With {d} blackholed, ready still answers, 503, within the {deadline} s probe deadline."
+            ),
+            &exercises,
+        ),
+        PlannedStep::new(
+            recovery,
+            t3,
+            format!(
+                "Once {d} is back, ready answers 200 again within {recover} s, without a restart."
+            ),
+            &exercises,
+        ),
+    ]
+}
+
+/// The one step standing for every fault step when none can run here.
+fn folded(scenario: &Scenario) -> Unit {
+    let step = PlannedStep::new(
+        FOLDED_ID,
+        FOLDED_TITLE,
+        "While the service runs, an outage of each dependency is detected, contained and recovered from.",
+        "gonogo's fault proxy in front of each dependency",
+    );
+    let precondition = if scenario.faults.enabled {
+        Precondition::Faultable {
+            dependency: "its dependencies".into(),
         }
-        return finish(service, steps, timeline).await;
+    } else {
+        Precondition::Configured {
+            needs: "runtime fault steps switched on ([faults])".into(),
+            unmet: Some("the scenario switches them off ([faults] enabled = false)".into()),
+        }
+    };
+    Unit::one(step, vec![precondition], Vec::new(), Folded)
+}
+
+/// Never runs: its precondition never holds.
+struct Folded;
+
+impl Exercise for Folded {
+    fn run<'a>(&'a self, _: &'a mut StepContext<'_>, _: &'a [PlannedStep]) -> StepFuture<'a> {
+        Box::pin(async { anyhow::bail!("the folded runtime-faults step has nothing to run") })
+    }
+}
+
+/// The sequence for one dependency.
+struct FaultSequence {
+    key: String,
+}
+
+impl Exercise for FaultSequence {
+    fn run<'a>(&'a self, ctx: &'a mut StepContext<'_>, steps: &'a [PlannedStep]) -> StepFuture<'a> {
+        Box::pin(sequence(ctx, steps, &self.key))
+    }
+}
+
+/// The four recorders and the timeline of one sequence.
+struct Sequence<'m> {
+    outage: StepRecorder<'m>,
+    liveness: StepRecorder<'m>,
+    timeout: StepRecorder<'m>,
+    recovery: StepRecorder<'m>,
+    timeline: TimelineRecorder<'m>,
+}
+
+impl Sequence<'_> {
+    /// Liveness, timeout discipline and recovery are NOT RUN for `unmet`.
+    fn rest_not_run(&mut self, unmet: &Unmet) {
+        for step in [&mut self.liveness, &mut self.timeout, &mut self.recovery] {
+            step.unmet(unmet.clone());
+        }
     }
 
+    async fn finish(mut self, service: RunningService) -> Ran {
+        self.recovery.log(&service.log_text().await);
+        let _ = service.stop().await;
+        Ran {
+            outcomes: vec![
+                self.outage.finish(),
+                self.liveness.finish(),
+                self.timeout.finish(),
+                self.recovery.finish(),
+            ],
+            timeline: Some(self.timeline.finish()),
+            ..Ran::default()
+        }
+    }
+}
+
+/// Run the sequence for the dependency `key`.
+async fn sequence(
+    ctx: &mut StepContext<'_>,
+    steps: &[PlannedStep],
+    key: &str,
+) -> anyhow::Result<Ran> {
+    let [outage, liveness, timeout, recovery] = steps else {
+        anyhow::bail!("the fault unit for {key} has {} steps, not 4", steps.len());
+    };
+    let target = ctx.dependency(key);
+    let mut seq = Sequence {
+        outage: StepRecorder::new(ctx.masker, outage),
+        liveness: StepRecorder::new(ctx.masker, liveness),
+        timeout: StepRecorder::new(ctx.masker, timeout),
+        recovery: StepRecorder::new(ctx.masker, recovery),
+        timeline: TimelineRecorder::new(ctx.masker, target.display.clone()),
+    };
+    let service = match start_healthy_instance(ctx, &mut seq).await? {
+        Ok(service) => service,
+        Err(service) => return Ok(seq.finish(service).await),
+    };
+    down(ctx, &mut seq, &service, target).await?;
+    let back = clear_and_recover(ctx, &mut seq, &service, target, "outage").await?;
+    match back {
+        Ok(()) => {
+            blackhole(ctx, &mut seq, &service, target).await?;
+            // The recovery step records whether it came back either way.
+            let _ = clear_and_recover(ctx, &mut seq, &service, target, "blackhole").await?;
+        }
+        Err(last) => seq.timeout.unmet(Unmet::new(
+            "ready answering 200 before the blackhole",
+            format!("ready did not return to 200 after the outage (see the recovery step); last answer: {last}"),
+        )),
+    }
+    Ok(seq.finish(service).await)
+}
+
+/// Start the instance and wait for ready 200 before any fault. When either
+/// fails, the outage step records the FAIL, the other three are NOT RUN,
+/// and the instance comes back as `Err` to be stopped.
+async fn start_healthy_instance(
+    ctx: &mut StepContext<'_>,
+    seq: &mut Sequence<'_>,
+) -> anyhow::Result<Result<RunningService, RunningService>> {
+    let bindings = ctx.bindings.clone();
+    let label = "start service";
+    let (service, startup) = launch(ctx, &mut seq.outage, label, &bindings).await?;
+    if !matches!(startup, Startup::Answering(_)) {
+        let seen = startup_text(&startup);
+        seq.outage
+            .check("service answers HTTP before the fault", &seen, false);
+        seq.rest_not_run(&Unmet::new(
+            "a service instance answering HTTP before the fault",
+            format!("the instance {seen}"),
+        ));
+        return Ok(Err(service));
+    }
     // Healthy first: a fault proves nothing about a service that was
     // already failing.
     let (healthy, exchange) =
         until_ready_status(ctx, &service, 200, ctx.scenario.ready.settle).await;
-    steps.outage.request(
-        &format!("GET {} before the fault", spec.ready_path),
-        &exchange,
-    );
-    let was_healthy = steps.outage.check(
+    let ready_path = &ctx.scenario.service.ready_path;
+    seq.outage
+        .request(&format!("GET {ready_path} before the fault"), &exchange);
+    let was_healthy = seq.outage.check(
         "ready answers 200 before the fault",
         exchange.summary(),
         healthy.is_some(),
     );
     if !was_healthy {
-        for step in [&mut steps.liveness, &mut steps.timeout, &mut steps.recovery] {
-            step.check(
-                "ready answers 200 before the fault",
-                exchange.summary(),
-                false,
-            );
-        }
-        return finish(service, steps, timeline).await;
+        seq.rest_not_run(&Unmet::new(
+            "ready answering 200 before the fault",
+            format!(
+                "ready was never 200 before the fault: {}",
+                exchange.summary()
+            ),
+        ));
+        return Ok(Err(service));
     }
+    Ok(Ok(service))
+}
 
-    // Outage: down, with pooled connections cut.
+/// What gonogo saw while the dependency was down.
+#[derive(Default)]
+struct Watch {
+    /// When ready first answered 503, and that answer.
+    first_503: Option<(Duration, HttpExchange)>,
+    last_ready: Option<HttpExchange>,
+    /// The statuses (or `None`: no answer) ready gave besides 200 and 503,
+    /// each recorded once in the timeline.
+    odd: Vec<Option<u16>>,
+    live_total: usize,
+    live_bad: Vec<String>,
+    /// A live answer to show: the first bad one, else the first.
+    live_sample: Option<HttpExchange>,
+}
+
+/// Take the dependency down, with pooled connections cut, and watch ready
+/// (until its first 503 or the detection window) and live (until the live
+/// watch after that 503, or the window).
+async fn down(
+    ctx: &mut StepContext<'_>,
+    seq: &mut Sequence<'_>,
+    service: &RunningService,
+    target: &Dependency,
+) -> anyhow::Result<()> {
     ctx.detail(&format!("{}: fault down", target.display));
-    steps.outage.start_clock();
-    steps.liveness.start_clock();
+    seq.outage.start_clock();
+    seq.liveness.start_clock();
     target.proxy.apply(Fault::Down).await?;
-    timeline.record(
-        ctx,
-        "fault down injected",
-        format!("{} proxy refuses and cuts connections", target.display),
-    );
     let injected = Instant::now();
-    let mut first_503: Option<(Duration, HttpExchange)> = None;
-    let mut last_ready: Option<HttpExchange> = None;
-    let mut live_total = 0;
-    let mut live_bad: Vec<String> = Vec::new();
-    let mut live_sample: Option<HttpExchange> = None;
-    loop {
-        let elapsed = injected.elapsed();
-        let done_detecting = first_503.is_some() || elapsed >= faults.detection_window;
-        let done_watching = first_503
-            .as_ref()
-            .is_some_and(|(at, _)| elapsed >= *at + faults.live_watch)
-            || elapsed >= faults.detection_window;
-        if done_detecting && done_watching {
-            break;
-        }
-        let (ready, live) = tokio::join!(
-            async {
-                if first_503.is_none() {
-                    Some(
-                        service
-                            .get(&ctx.probe, &spec.ready_path, spec.request_timeout)
-                            .await,
-                    )
-                } else {
-                    None
-                }
-            },
-            service.get(&ctx.probe, &spec.live_path, spec.request_timeout),
-        );
-        live_total += 1;
-        if live.status != Some(200) {
-            live_bad.push(format!(
-                "t+{} ms: {}",
-                injected.elapsed().as_millis(),
-                live.summary()
-            ));
-            if live_sample.as_ref().is_none_or(|s| s.status == Some(200)) {
-                live_sample = Some(live);
-            }
-        } else if live_sample.is_none() {
-            live_sample = Some(live);
-        }
-        if let Some(ready) = ready {
-            if ready.status == Some(503) && first_503.is_none() {
-                timeline.record(ctx, "first 503", ready.summary());
-                first_503 = Some((injected.elapsed(), ready));
-            } else {
-                last_ready = Some(ready);
-            }
-        }
+    seq.timeline.record(
+        "fault down injected",
+        &format!("{} proxy refuses and cuts connections", target.display),
+    );
+    let mut watch = Watch::default();
+    while !watch_done(ctx, &watch, injected.elapsed()) {
+        watch_once(ctx, seq, service, &mut watch, injected).await;
         tokio::time::sleep(POLL).await;
     }
-    let window = faults.detection_window.as_secs_f64();
-    match &first_503 {
+    record_outage(ctx, seq, target, &watch);
+    seq.outage.stop_clock();
+    Ok(())
+}
+
+/// Whether the outage has been watched long enough.
+fn watch_done(ctx: &StepContext<'_>, watch: &Watch, elapsed: Duration) -> bool {
+    let faults = &ctx.scenario.faults;
+    let timed_out = elapsed >= faults.detection_window;
+    let watched_live = watch
+        .first_503
+        .as_ref()
+        .is_some_and(|(at, _)| elapsed >= *at + faults.live_watch);
+    timed_out || watched_live
+}
+
+/// Ask live (and ready, until its first 503) once, at the same time.
+async fn watch_once(
+    ctx: &StepContext<'_>,
+    seq: &mut Sequence<'_>,
+    service: &RunningService,
+    watch: &mut Watch,
+    injected: Instant,
+) {
+    let spec = &ctx.scenario.service;
+    let ask_ready = watch.first_503.is_none();
+    let (ready, live) = tokio::join!(
+        async {
+            match ask_ready {
+                true => Some(
+                    service
+                        .get(&ctx.probe, &spec.ready_path, spec.request_timeout)
+                        .await,
+                ),
+                false => None,
+            }
+        },
+        service.get(&ctx.probe, &spec.live_path, spec.request_timeout),
+    );
+    watch.live_total += 1;
+    if live.status != Some(200) {
+        let at = injected.elapsed().as_millis();
+        watch
+            .live_bad
+            .push(format!("t+{at} ms: {}", live.summary()));
+        if watch
+            .live_sample
+            .as_ref()
+            .is_none_or(|s| s.status == Some(200))
+        {
+            watch.live_sample = Some(live);
+        }
+    } else if watch.live_sample.is_none() {
+        watch.live_sample = Some(live);
+    }
+    let Some(ready) = ready else {
+        return;
+    };
+    match ready.status {
+        Some(503) => {
+            seq.timeline.record("first 503", &ready.summary());
+            watch.first_503 = Some((injected.elapsed(), ready));
+        }
+        Some(200) => watch.last_ready = Some(ready),
+        other => {
+            // Neither healthy nor the expected failure: a fact for the
+            // timeline (a 500, or no answer at all).
+            if !watch.odd.contains(&other) {
+                watch.odd.push(other);
+                seq.timeline.record("ready answer", &ready.summary());
+            }
+            watch.last_ready = Some(ready);
+        }
+    }
+}
+
+/// The outage and liveness checks from what the watch saw.
+fn record_outage(
+    ctx: &StepContext<'_>,
+    seq: &mut Sequence<'_>,
+    target: &Dependency,
+    watch: &Watch,
+) {
+    let spec = &ctx.scenario.service;
+    let window = ctx.scenario.faults.detection_window.as_secs_f64();
+    let expected = format!("ready answers 503 within {window} s of the outage");
+    match &watch.first_503 {
         Some((at, exchange)) => {
-            steps.outage.request(
+            seq.outage.request(
                 &format!("GET {} during the outage", spec.ready_path),
                 exchange,
             );
-            steps.outage.check(
-                format!("ready answers 503 within {window} s of the outage"),
+            seq.outage.check(
+                &expected,
                 format!("first 503 after {} ms", at.as_millis()),
                 true,
             );
-            names_check(&mut steps.outage, exchange, target);
+            names_check(&mut seq.outage, exchange, target);
         }
         None => {
-            if let Some(last) = &last_ready {
-                steps.outage.request(
+            if let Some(last) = &watch.last_ready {
+                seq.outage.request(
                     &format!("GET {} during the outage (last answer)", spec.ready_path),
                     last,
                 );
             }
-            steps.outage.check(
-                format!("ready answers 503 within {window} s of the outage"),
-                format!(
-                    "no 503 within {window} s; last answer: {}",
-                    last_ready
-                        .as_ref()
-                        .map_or("none".into(), HttpExchange::summary)
-                ),
+            let last = watch
+                .last_ready
+                .as_ref()
+                .map_or("none".into(), HttpExchange::summary);
+            seq.outage.check(
+                &expected,
+                format!("no 503 within {window} s; last answer: {last}"),
                 false,
             );
         }
     }
-    if let Some(sample) = &live_sample {
-        steps
-            .liveness
+    if let Some(sample) = &watch.live_sample {
+        seq.liveness
             .request(&format!("GET {} during the outage", spec.live_path), sample);
     }
-    steps.liveness.check(
+    let total = watch.live_total;
+    seq.liveness.check(
         format!("live answers 200 throughout the {} outage", target.display),
-        if live_bad.is_empty() {
-            format!("{live_total} of {live_total} probes answered 200")
+        if watch.live_bad.is_empty() {
+            format!("{total} of {total} probes answered 200")
         } else {
             format!(
-                "{} of {live_total} probes did not answer 200: {}",
-                live_bad.len(),
-                live_bad.join("; ")
+                "{} of {total} probes did not answer 200: {}",
+                watch.live_bad.len(),
+                watch.live_bad.join("; ")
             )
         },
-        live_bad.is_empty() && live_total > 0,
+        watch.live_bad.is_empty() && total > 0,
     );
+}
 
-    steps.outage.stop_clock();
-    // Recovery from the outage.
-    steps.recovery.start_clock();
-    clear_and_recover(
-        ctx,
-        &service,
-        target,
-        &mut steps.recovery,
-        &mut timeline,
-        "outage",
-    )
-    .await?;
-
-    // Timeout discipline: blackhole, then one ready request bounded by the
-    // probe deadline (gonogo's own client gives up there too).
+/// Blackhole the dependency and send one ready request bounded by the probe
+/// deadline (gonogo's own client gives up there too), with live asked
+/// meanwhile.
+async fn blackhole(
+    ctx: &mut StepContext<'_>,
+    seq: &mut Sequence<'_>,
+    service: &RunningService,
+    target: &Dependency,
+) -> anyhow::Result<()> {
+    let spec = &ctx.scenario.service;
+    let deadline = ctx.scenario.faults.probe_deadline;
     ctx.detail(&format!("{}: fault blackhole", target.display));
-    steps.timeout.start_clock();
+    seq.timeout.start_clock();
     target.proxy.apply(Fault::Blackhole).await?;
-    timeline.record(
-        ctx,
+    seq.timeline.record(
         "fault blackhole injected",
-        format!("{} proxy holds connections, passes nothing", target.display),
+        &format!("{} proxy holds connections, passes nothing", target.display),
     );
-    let deadline = faults.probe_deadline;
     let (ready, live) = tokio::join!(service.get(&ctx.probe, &spec.ready_path, deadline), async {
         // Ask live while ready is stuck on the dependency.
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -311,16 +497,17 @@ pub async fn fault_steps(
             .get(&ctx.probe, &spec.live_path, spec.request_timeout)
             .await
     });
-    if ready.status == Some(503) {
-        timeline.record(ctx, "first 503", ready.summary());
+    let event = if ready.status == Some(503) {
+        "first 503"
     } else {
-        timeline.record(ctx, "ready answer", ready.summary());
-    }
-    steps.timeout.request(
+        "ready answer"
+    };
+    seq.timeline.record(event, &ready.summary());
+    seq.timeout.request(
         &format!("GET {} with {} blackholed", spec.ready_path, target.display),
         &ready,
     );
-    steps.timeout.check(
+    seq.timeout.check(
         format!(
             "ready answers within the {} s probe deadline",
             deadline.as_secs_f64()
@@ -336,86 +523,85 @@ pub async fn fault_steps(
         },
         ready.status.is_some() && !ready.timed_out,
     );
-    steps.timeout.check(
+    seq.timeout.check(
         "the answer is HTTP 503",
         ready.summary(),
         ready.status == Some(503),
     );
     if ready.status == Some(503) {
-        names_check(&mut steps.timeout, &ready, target);
+        names_check(&mut seq.timeout, &ready, target);
     }
-    steps.liveness.request(
+    seq.liveness.request(
         &format!("GET {} with {} blackholed", spec.live_path, target.display),
         &live,
     );
-    steps.liveness.check(
+    seq.liveness.check(
         format!("live answers 200 while {} is blackholed", target.display),
         live.summary(),
         live.status == Some(200),
     );
-
-    steps.timeout.stop_clock();
-    steps.liveness.stop_clock();
-    clear_and_recover(
-        ctx,
-        &service,
-        target,
-        &mut steps.recovery,
-        &mut timeline,
-        "blackhole",
-    )
-    .await?;
-    finish(service, steps, timeline).await
+    seq.timeout.stop_clock();
+    seq.liveness.stop_clock();
+    Ok(())
 }
 
-/// Clear the fault and wait for ready to return to 200.
+/// Clear the fault and wait for ready to return to 200; gives `Err` with
+/// the last answer when it did not.
 async fn clear_and_recover(
     ctx: &mut StepContext<'_>,
+    seq: &mut Sequence<'_>,
     service: &RunningService,
-    target: &FaultTarget<'_>,
-    step: &mut StepRecorder<'_>,
-    timeline: &mut Timeline,
+    target: &Dependency,
     after: &str,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Result<(), String>> {
+    if after == "outage" {
+        seq.recovery.start_clock();
+    }
     target.proxy.apply(Fault::None).await?;
-    timeline.record(
-        ctx,
+    seq.timeline.record(
         "fault cleared",
-        format!("{} proxy forwards again", target.display),
+        &format!("{} proxy forwards again", target.display),
     );
     ctx.detail(&format!("{}: fault cleared after {after}", target.display));
     let window = ctx.scenario.faults.recovery_window;
     let started = Instant::now();
     let (ok, exchange) = until_ready_status(ctx, service, 200, window).await;
     if ok.is_some() {
-        timeline.record(ctx, "first 200 again", exchange.summary());
+        seq.timeline.record("first 200 again", &exchange.summary());
     }
-    step.request(
+    seq.recovery.request(
         &format!(
             "GET {} after the {after} cleared",
             ctx.scenario.service.ready_path
         ),
         &exchange,
     );
-    step.check(
+    let took = started.elapsed().as_millis();
+    seq.recovery.check(
         format!(
             "ready returns to 200 within {} s after the {after} clears",
             window.as_secs_f64()
         ),
         match ok {
-            Some(_) => format!("200 again after {} ms", started.elapsed().as_millis()),
+            Some(_) => format!("200 again after {took} ms"),
             None => format!(
-                "still not 200 after {} ms; last answer: {}",
-                started.elapsed().as_millis(),
+                "still not 200 after {took} ms; last answer: {}",
                 exchange.summary()
             ),
         },
         ok.is_some(),
     );
-    Ok(())
+    Ok(match ok {
+        Some(_) => Ok(()),
+        None => Err(exchange.summary()),
+    })
 }
 
-fn names_check(step: &mut StepRecorder<'_>, exchange: &HttpExchange, target: &FaultTarget<'_>) {
+pub(super) fn names_check(
+    step: &mut StepRecorder<'_>,
+    exchange: &HttpExchange,
+    target: &Dependency,
+) {
     let body = exchange.body.to_lowercase();
     let named = target
         .names
@@ -429,40 +615,4 @@ fn names_check(step: &mut StepRecorder<'_>, exchange: &HttpExchange, target: &Fa
         },
         named.is_some(),
     );
-}
-
-async fn finish(
-    service: RunningService,
-    mut steps: Steps<'_>,
-    timeline: Timeline,
-) -> anyhow::Result<(Vec<StepOutcome>, FaultTimeline)> {
-    steps.recovery.log(&service.log_text().await);
-    let _ = service.stop().await;
-    let outcomes = vec![
-        steps.outage.finish(),
-        steps.liveness.finish(),
-        steps.timeout.finish(),
-        steps.recovery.finish(),
-    ];
-    Ok((
-        outcomes,
-        FaultTimeline {
-            dependency: timeline.dependency,
-            events: timeline.events,
-        },
-    ))
-}
-
-/// Report the finished outcomes of a group.
-pub fn report(ctx: &mut StepContext<'_>, outcomes: &[StepOutcome], total: usize) {
-    for o in outcomes {
-        ctx.reporter.event(Event::StepFinished {
-            number: o.number,
-            total,
-            title: &o.title,
-            status: o.status,
-            took: Duration::from_millis(o.duration_ms),
-            summary: o.summary.as_str(),
-        });
-    }
 }

@@ -7,7 +7,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use super::{Latency, Mode, StepContext, StepOutcome, StepRecorder, start_healthy};
+use super::{
+    Exercise, Mode, Ran, StepContext, StepFuture, StepRecorder, Unit, instance_holds, start_healthy,
+};
+use crate::outcome::Latency;
+use crate::plan::{Hold, PlannedStep, Precondition, Resource};
+use crate::scenario::{LatencySpec, Scenario};
 
 pub const ID: &str = "latency-slo";
 
@@ -46,64 +51,60 @@ impl Silence {
     }
 }
 
-pub async fn latency(ctx: &mut StepContext<'_>, number: u32) -> anyhow::Result<StepOutcome> {
-    let spec = ctx.scenario.latency.clone();
-    let mut step = StepRecorder::new(ctx.masker, number, ID, title(spec.p95_ms));
-    // Target mode: measure the running service as it is.
-    if let Mode::Target { base_url } = &ctx.mode {
-        let url = format!("{}{}", base_url, spec.path);
-        measure(ctx, &mut step, url).await?;
-        return Ok(step.finish());
+/// The latency SLO, when the scenario keeps it on: it measures a healthy
+/// service (in target mode, the running one), alone on the machine.
+pub fn unit(scenario: &Scenario) -> Option<Unit> {
+    let spec = &scenario.latency;
+    if !spec.enabled {
+        return None;
     }
-    let Some(service) = start_healthy(ctx, &mut step, "service answers HTTP").await? else {
-        return Ok(step.finish());
-    };
-    measure(ctx, &mut step, service.url(&spec.path)).await?;
-    step.log(&service.log_text().await);
-    let _ = service.stop().await;
-    Ok(step.finish())
+    let step = PlannedStep::new(
+        ID,
+        title(spec.p95_ms),
+        format!(
+            "On healthy dependencies, {} answers with p95 ≤ {} ms over {} requests, {} at a time, each HTTP 200.",
+            spec.path, spec.p95_ms, spec.requests, spec.concurrency
+        ),
+        format!(
+            "{} × GET {} against a healthy instance (or the running service in target mode)",
+            spec.requests, spec.path
+        ),
+    );
+    let mut holds = instance_holds(scenario);
+    holds.push(Hold::uses(Resource::TargetService));
+    holds.push(Hold::holds(Resource::Machine));
+    Some(Unit::one(
+        step,
+        vec![Precondition::ReadyHealthy],
+        holds,
+        LatencySlo,
+    ))
 }
 
-/// Sends the latency requests from `concurrency` workers until every one
-/// is sent or [`Silence`] gives up; gives each one's time and the count per
-/// status.
-async fn send(
-    ctx: &StepContext<'_>,
-    url: &str,
-    silence: &Arc<Silence>,
-) -> anyhow::Result<(Vec<Duration>, BTreeMap<String, usize>)> {
-    let spec = &ctx.scenario.latency;
-    let next = Arc::new(AtomicUsize::new(0));
-    let mut workers = tokio::task::JoinSet::new();
-    for _ in 0..spec.concurrency.min(spec.requests) {
-        let next = next.clone();
-        let silence = silence.clone();
-        let probe = ctx.probe.clone();
-        let url = url.to_string();
-        let timeout = ctx.scenario.service.request_timeout;
-        let total = spec.requests;
-        workers.spawn(async move {
-            let mut seen = Vec::new();
-            while !silence.gave_up() && next.fetch_add(1, Ordering::Relaxed) < total {
-                let exchange = probe.get(&url, timeout).await;
-                seen.push((exchange.elapsed, exchange.status));
-                if !silence.record(exchange.status.is_some()) {
-                    break;
-                }
-            }
-            seen
-        });
+struct LatencySlo;
+
+impl Exercise for LatencySlo {
+    fn run<'a>(&'a self, ctx: &'a mut StepContext<'_>, steps: &'a [PlannedStep]) -> StepFuture<'a> {
+        Box::pin(latency(ctx, &steps[0]))
     }
-    let mut samples: Vec<Duration> = Vec::new();
-    let mut statuses: BTreeMap<String, usize> = BTreeMap::new();
-    while let Some(joined) = workers.join_next().await {
-        for (elapsed, status) in joined? {
-            samples.push(elapsed);
-            let key = status.map_or("no answer".into(), |s| s.to_string());
-            *statuses.entry(key).or_default() += 1;
-        }
+}
+
+async fn latency(ctx: &mut StepContext<'_>, planned: &PlannedStep) -> anyhow::Result<Ran> {
+    let path = ctx.scenario.latency.path.clone();
+    let mut step = StepRecorder::new(ctx.masker, planned);
+    // Target mode: measure the running service as it is.
+    if let Mode::Target { base_url } = &ctx.mode {
+        let url = format!("{base_url}{path}");
+        measure(ctx, &mut step, url).await?;
+        return Ok(Ran::one(step.finish()));
     }
-    Ok((samples, statuses))
+    let Some(service) = start_healthy(ctx, &mut step, "service answers HTTP").await? else {
+        return Ok(Ran::one(step.finish()));
+    };
+    measure(ctx, &mut step, service.url(&path)).await?;
+    step.log(&service.log_text().await);
+    let _ = service.stop().await;
+    Ok(Ran::one(step.finish()))
 }
 
 /// Warm up, then send the requests and record the figures and checks.
@@ -126,32 +127,19 @@ async fn measure(
         spec.requests, spec.path, spec.concurrency
     ));
     let started = Instant::now();
-    let (samples, statuses) = if silence.gave_up() {
-        (Vec::new(), BTreeMap::new())
+    let seen = if silence.gave_up() {
+        Vec::new()
     } else {
-        send(ctx, &url, &silence).await?
+        send(ctx, &url, &spec, &silence).await?
     };
     let wall = started.elapsed();
-    let ok = statuses.get("200").copied().unwrap_or(0);
-    let stats = Latency::from_samples(&samples);
-    let mut output = format!(
-        "requests: {}\nconcurrency: {}\nwall time: {} ms\nthroughput: {:.0} req/s\nstatus counts: {}\n",
-        samples.len(),
-        spec.concurrency,
-        wall.as_millis(),
-        samples.len() as f64 / wall.as_secs_f64().max(1e-9),
-        statuses
-            .iter()
-            .map(|(k, v)| format!("{k}×{v}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-    if let Some(s) = &stats {
-        output.push_str(&format!(
-            "p50: {:.1} ms\np95: {:.1} ms\np99: {:.1} ms\nmax: {:.1} ms\n",
-            s.p50_ms, s.p95_ms, s.p99_ms, s.max_ms
-        ));
+    let samples: Vec<Duration> = seen.iter().map(|(elapsed, _)| *elapsed).collect();
+    let mut statuses: BTreeMap<String, usize> = BTreeMap::new();
+    for (_, status) in &seen {
+        let key = status.map_or("no answer".into(), |s| s.to_string());
+        *statuses.entry(key).or_default() += 1;
     }
+    let stats = Latency::from_samples(&samples);
     step.command(
         &format!("{} × GET {}", spec.requests, spec.path),
         &format!(
@@ -159,7 +147,7 @@ async fn measure(
             spec.requests, spec.concurrency
         ),
         None,
-        &output,
+        &figures(&spec, samples.len(), wall, &statuses, stats.as_ref()),
         wall,
     );
     match &stats {
@@ -189,10 +177,75 @@ async fn measure(
             false,
         );
     }
+    let ok = statuses.get("200").copied().unwrap_or(0);
     step.check(
         "every answer is HTTP 200 on healthy dependencies",
         format!("{ok} of {} answered 200", samples.len()),
         ok == samples.len() && ok > 0,
     );
     Ok(())
+}
+
+/// Send the requests from `concurrency` workers; gives each answer's time
+/// and status.
+async fn send(
+    ctx: &StepContext<'_>,
+    url: &str,
+    spec: &LatencySpec,
+    silence: &Arc<Silence>,
+) -> anyhow::Result<Vec<(Duration, Option<u16>)>> {
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..spec.concurrency.min(spec.requests) {
+        let next = next.clone();
+        let silence = silence.clone();
+        let probe = ctx.probe.clone();
+        let url = url.to_string();
+        let timeout = ctx.scenario.service.request_timeout;
+        let total = spec.requests;
+        workers.spawn(async move {
+            let mut seen = Vec::new();
+            while !silence.gave_up() && next.fetch_add(1, Ordering::Relaxed) < total {
+                let exchange = probe.get(&url, timeout).await;
+                seen.push((exchange.elapsed, exchange.status));
+                if !silence.record(exchange.status.is_some()) {
+                    break;
+                }
+            }
+            seen
+        });
+    }
+    let mut all = Vec::new();
+    while let Some(joined) = workers.join_next().await {
+        all.extend(joined?);
+    }
+    Ok(all)
+}
+
+/// The measurement as the action's output.
+fn figures(
+    spec: &LatencySpec,
+    count: usize,
+    wall: Duration,
+    statuses: &BTreeMap<String, usize>,
+    stats: Option<&Latency>,
+) -> String {
+    let mut output = format!(
+        "requests: {count}\nconcurrency: {}\nwall time: {} ms\nthroughput: {:.0} req/s\nstatus counts: {}\n",
+        spec.concurrency,
+        wall.as_millis(),
+        count as f64 / wall.as_secs_f64().max(1e-9),
+        statuses
+            .iter()
+            .map(|(k, v)| format!("{k}×{v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    if let Some(s) = stats {
+        output.push_str(&format!(
+            "p50: {:.1} ms\np95: {:.1} ms\np99: {:.1} ms\nmax: {:.1} ms\n",
+            s.p50_ms, s.p95_ms, s.p99_ms, s.max_ms
+        ));
+    }
+    output
 }

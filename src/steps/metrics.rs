@@ -3,114 +3,186 @@
 //! dependency outage, and 1 again after recovery, so the alert path is
 //! proven before production. The values go into a fault timeline.
 
-use std::time::Instant;
+use std::time::Duration;
 
-use chrono::{SecondsFormat, Utc};
-
-use super::faults::FaultTarget;
-use super::{StepContext, StepOutcome, StepRecorder, start_healthy, until_ready_status};
-use crate::evidence::{FaultTimeline, TimelineEvent};
+use super::timeline::TimelineRecorder;
+use super::{
+    Exercise, Ran, StepContext, StepFuture, StepRecorder, Unit, instance_holds, start_healthy,
+    until_ready_status,
+};
+use crate::deps::Dependency;
+use crate::deps::dependency::display;
+use crate::plan::{Hold, PlannedStep, Precondition, Resource};
 use crate::prometheus;
 use crate::proxy::Fault;
-use crate::scenario::MetricsSpec;
+use crate::scenario::{MetricsSpec, Scenario};
+use crate::service::RunningService;
 
 pub const ID: &str = "metrics-gauge";
 pub const TITLE: &str = "Readiness gauge follows ready (metrics)";
 
-pub async fn metrics(
-    ctx: &mut StepContext<'_>,
-    number: u32,
-    target: &FaultTarget<'_>,
-) -> anyhow::Result<(StepOutcome, FaultTimeline)> {
-    let spec = ctx
-        .scenario
-        .metrics
-        .clone()
-        .expect("the metrics step runs only when the scenario configures it");
-    let mut step = StepRecorder::new(ctx.masker, number, ID, TITLE);
+/// The readiness gauge, when the scenario names one: it breaks one
+/// dependency through its proxy, on a service whose ready can be healthy.
+pub fn unit(scenario: &Scenario) -> Option<Unit> {
+    let spec = scenario.metrics.as_ref()?;
     let series = prometheus::series(&spec.gauge, &spec.labels);
-    let mut timeline = FaultTimeline {
-        dependency: format!("{} (metrics: {series})", target.display),
-        events: Vec::new(),
-    };
-    // Offsets count from the timeline's first event, as in the fault steps.
-    let mut origin: Option<Instant> = None;
-    let mut note = |ctx: &StepContext<'_>, event: &str, detail: String| {
-        let origin = *origin.get_or_insert_with(Instant::now);
-        timeline.events.push(TimelineEvent {
-            at_utc: Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
-            offset_ms: origin.elapsed().as_millis() as u64,
-            event: event.to_string(),
-            detail: ctx.masker.mask(&detail),
-        });
-    };
-    let Some(service) = start_healthy(ctx, &mut step, "service answers HTTP").await? else {
-        return Ok((step.finish(), timeline));
-    };
-    let service_spec = &ctx.scenario.service;
-
-    let phases = [
-        ("healthy", 1.0, None),
-        ("during the outage", 0.0, Some(Fault::Down)),
-        ("after recovery", 1.0, Some(Fault::None)),
+    let dependency = display(&spec.fault);
+    let step = PlannedStep::new(
+        ID,
+        TITLE,
+        format!(
+            "{series} is 1 while ready is 200, 0 while {dependency} is down, and 1 again once it is back."
+        ),
+        format!(
+            "a service instance's {} endpoint while gonogo's proxy takes {dependency} down and back",
+            spec.path
+        ),
+    );
+    let preconditions = vec![
+        Precondition::Faultable {
+            dependency: dependency.clone(),
+        },
+        Precondition::ReadyHealthy,
     ];
-    for (phase, want, fault) in phases {
-        if let Some(fault) = fault {
-            target.proxy.apply(fault).await?;
-            note(
-                ctx,
-                if fault == Fault::None {
-                    "fault cleared"
-                } else {
-                    "fault down injected"
-                },
-                format!("{} proxy: {fault}", target.display),
-            );
+    let mut holds = instance_holds(scenario);
+    holds.retain(|h| h.resource != Resource::Proxy(spec.fault.clone()));
+    holds.push(Hold::holds(Resource::Proxy(spec.fault.clone())));
+    Some(Unit::one(step, preconditions, holds, Gauge))
+}
+
+struct Gauge;
+
+impl Exercise for Gauge {
+    fn run<'a>(&'a self, ctx: &'a mut StepContext<'_>, steps: &'a [PlannedStep]) -> StepFuture<'a> {
+        Box::pin(metrics(ctx, &steps[0]))
+    }
+}
+
+/// One phase of the check: the fault to switch on first, and the gauge
+/// value and ready status expected then.
+struct Phase {
+    name: &'static str,
+    fault: Option<Fault>,
+    gauge: f64,
+    ready: u16,
+}
+
+const PHASES: [Phase; 3] = [
+    Phase {
+        name: "healthy",
+        fault: None,
+        gauge: 1.0,
+        ready: 200,
+    },
+    Phase {
+        name: "during the outage",
+        fault: Some(Fault::Down),
+        gauge: 0.0,
+        ready: 503,
+    },
+    Phase {
+        name: "after recovery",
+        fault: Some(Fault::None),
+        gauge: 1.0,
+        ready: 200,
+    },
+];
+
+async fn metrics(ctx: &mut StepContext<'_>, planned: &PlannedStep) -> anyhow::Result<Ran> {
+    let Some(spec) = ctx.scenario.metrics.clone() else {
+        anyhow::bail!("the metrics step was planned without [metrics]");
+    };
+    let target = ctx.dependency(&spec.fault);
+    let mut step = StepRecorder::new(ctx.masker, planned);
+    let series = prometheus::series(&spec.gauge, &spec.labels);
+    let mut timeline = TimelineRecorder::new(
+        ctx.masker,
+        format!("{} (metrics: {series})", target.display),
+    );
+    let Some(service) = start_healthy(ctx, &mut step, "service answers HTTP").await? else {
+        return Ok(Ran::one(step.finish()));
+    };
+    for phase in &PHASES {
+        let held = observe(ctx, &mut step, &mut timeline, &service, target, phase).await?;
+        // A gauge at 0 during an outage proves nothing about a service
+        // that was not healthy first: then the dependency is left alone.
+        if !held && phase.fault.is_none() {
+            break;
         }
-        let status = if want == 1.0 { 200 } else { 503 };
-        let window = if want == 1.0 {
-            ctx.scenario
-                .faults
-                .recovery_window
-                .max(ctx.scenario.ready.settle)
-        } else {
-            ctx.scenario.faults.detection_window
-        };
-        let (reached, _) = until_ready_status(ctx, &service, status, window).await;
-        note(
-            ctx,
-            &format!("ready {status}"),
-            match reached {
-                Some(d) => format!("after {} ms", d.as_millis()),
-                None => format!("not reached within {} s", window.as_secs_f64()),
-            },
-        );
-        let scrape = service
-            .get(&ctx.probe, &spec.path, service_spec.request_timeout)
-            .await;
-        step.request(&format!("GET {} {phase}", spec.path), &scrape);
-        let value = read_gauge(&spec, &scrape.body, scrape.status);
-        note(
-            ctx,
-            &format!("gauge {phase}"),
-            match &value {
-                Ok(v) => format!("{series} = {v}"),
-                Err(e) => e.clone(),
-            },
-        );
-        step.check(
-            format!("{series} = {want} {phase} (ready {status})"),
-            match (&value, reached) {
-                (Ok(v), Some(_)) => format!("{v}"),
-                (Ok(v), None) => format!("{v}, but ready never answered {status}"),
-                (Err(e), _) => e.clone(),
-            },
-            matches!(value, Ok(v) if v == want) && reached.is_some(),
-        );
     }
     step.log(&service.log_text().await);
     let _ = service.stop().await;
-    Ok((step.finish(), timeline))
+    Ok(Ran {
+        timeline: Some(timeline.finish()),
+        ..Ran::one(step.finish())
+    })
+}
+
+/// Switch the phase's fault, wait for ready to answer as expected, then
+/// scrape the gauge; gives whether the phase held.
+async fn observe(
+    ctx: &StepContext<'_>,
+    step: &mut StepRecorder<'_>,
+    timeline: &mut TimelineRecorder<'_>,
+    service: &RunningService,
+    target: &Dependency,
+    phase: &Phase,
+) -> anyhow::Result<bool> {
+    let Some(spec) = &ctx.scenario.metrics else {
+        anyhow::bail!("the metrics step was planned without [metrics]");
+    };
+    let series = prometheus::series(&spec.gauge, &spec.labels);
+    if let Some(fault) = phase.fault {
+        target.proxy.apply(fault).await?;
+        let event = match fault {
+            Fault::None => "fault cleared",
+            _ => "fault down injected",
+        };
+        timeline.record(event, &format!("{} proxy: {fault}", target.display));
+    }
+    let window = phase_window(ctx, phase);
+    let (reached, _) = until_ready_status(ctx, service, phase.ready, window).await;
+    timeline.record(
+        &format!("ready {}", phase.ready),
+        &match reached {
+            Some(d) => format!("after {} ms", d.as_millis()),
+            None => format!("not reached within {} s", window.as_secs_f64()),
+        },
+    );
+    let scrape = service
+        .get(&ctx.probe, &spec.path, ctx.scenario.service.request_timeout)
+        .await;
+    step.request(&format!("GET {} {}", spec.path, phase.name), &scrape);
+    let value = read_gauge(spec, &scrape.body, scrape.status);
+    timeline.record(
+        &format!("gauge {}", phase.name),
+        &match &value {
+            Ok(v) => format!("{series} = {v}"),
+            Err(e) => e.clone(),
+        },
+    );
+    Ok(step.check(
+        format!(
+            "{series} = {} {} (ready {})",
+            phase.gauge, phase.name, phase.ready
+        ),
+        match (&value, reached) {
+            (Ok(v), Some(_)) => format!("{v}"),
+            (Ok(v), None) => format!("{v}, but ready never answered {}", phase.ready),
+            (Err(e), _) => e.clone(),
+        },
+        matches!(value, Ok(v) if v == phase.gauge) && reached.is_some(),
+    ))
+}
+
+/// How long ready may take to reach the phase's status.
+fn phase_window(ctx: &StepContext<'_>, phase: &Phase) -> Duration {
+    let faults = &ctx.scenario.faults;
+    if phase.ready == 200 {
+        faults.recovery_window.max(ctx.scenario.ready.settle)
+    } else {
+        faults.detection_window
+    }
 }
 
 fn read_gauge(spec: &MetricsSpec, body: &str, status: Option<u16>) -> Result<f64, String> {

@@ -7,23 +7,67 @@ use std::time::{Duration, Instant};
 use sqlx::Connection;
 use sqlx::migrate::Migrator;
 
-use super::{StepContext, StepOutcome, StepRecorder, run_service_command};
-use crate::scenario::{MigrationSpec, Template};
+use super::{
+    CommandRun, Exercise, Mode, Ran, StepContext, StepFuture, StepRecorder, Unit,
+    run_service_command,
+};
+use crate::outcome::StepOutcome;
+use crate::plan::{Hold, PlannedStep, Precondition, Resource};
+use crate::scenario::{CurrentCheck, MigrationSpec, Scenario, Template};
 
 pub const ID: &str = "migration-gate";
 pub const TITLE: &str = "Migration gate (Postgres)";
 
-pub async fn migrate(ctx: &mut StepContext<'_>, number: u32) -> StepOutcome {
-    let mut step = StepRecorder::new(ctx.masker, number, ID, TITLE);
+/// The migration gate: it needs a database connection (launch mode), a
+/// `[migrations]` table, and on servers gonogo does not own a read-only way
+/// to check the schema.
+pub fn unit(scenario: &Scenario, mode: &Mode) -> Unit {
+    let step = PlannedStep::new(
+        ID,
+        TITLE,
+        "The migrations apply on a real Postgres and leave the schema at head.",
+        "the scenario's migrations (a command, or SQL files gonogo applies) against the run's Postgres",
+    );
+    let mut preconditions = vec![
+        Precondition::Database,
+        Precondition::Configured {
+            needs: "[migrations] in the scenario, saying how migrations are applied".into(),
+            unmet: scenario
+                .migrations
+                .is_none()
+                .then(|| "the scenario has none, so nothing proves the schema is at head".into()),
+        },
+    ];
+    let external = mode.provider().is_some_and(|p| !p.owns_servers());
+    if external && !scenario.migrate_external {
+        let no_current = matches!(
+            scenario.migrations,
+            Some(MigrationSpec::Command { current: None, .. })
+        );
+        preconditions.push(Precondition::Configured {
+            needs: "a read-only schema check on servers gonogo does not own (a `current` command, or [migrations] external = true)".into(),
+            unmet: no_current.then(|| "external servers (--deps external), and the scenario's migration command has no `current` check".into()),
+        });
+    }
+    let holds = vec![Hold::holds(Resource::Server("postgres".into()))];
+    Unit::one(step, preconditions, holds, Migrate)
+}
+
+struct Migrate;
+
+impl Exercise for Migrate {
+    fn run<'a>(&'a self, ctx: &'a mut StepContext<'_>, steps: &'a [PlannedStep]) -> StepFuture<'a> {
+        Box::pin(async move { Ok(Ran::one(migrate(ctx, &steps[0]).await)) })
+    }
+}
+
+async fn migrate(ctx: &mut StepContext<'_>, planned: &PlannedStep) -> StepOutcome {
+    let mut step = StepRecorder::new(ctx.masker, planned);
     let check_only = read_only(ctx);
     match &ctx.scenario.migrations {
-        None => step.not_run(
-            "the scenario has no [migrations] section, so nothing proves the schema is at head",
-        ),
+        // Ruled out by the unit's preconditions.
+        None => {}
         Some(MigrationSpec::SqlDir { dir }) => sql_dir(ctx, &mut step, dir, check_only).await,
-        Some(MigrationSpec::Command { current: None, .. }) if check_only => {
-            step.not_run(EXTERNAL_NO_CURRENT)
-        }
         Some(MigrationSpec::Command {
             command,
             workdir,
@@ -31,16 +75,7 @@ pub async fn migrate(ctx: &mut StepContext<'_>, number: u32) -> StepOutcome {
             current,
             timeout,
         }) => {
-            let mut vars = crate::service::inherited_env(&ctx.scenario.service.inherit);
-            vars.extend(
-                ctx.scenario
-                    .service
-                    .env
-                    .iter()
-                    .chain(env.iter())
-                    .map(|(k, t)| (k.clone(), t.render(&ctx.bindings))),
-            );
-            vars.extend(ctx.extra_env.iter().cloned());
+            let vars = command_env(ctx, env);
             let argv = render(command, ctx);
             if check_only {
                 ctx.detail(&format!(
@@ -51,24 +86,50 @@ pub async fn migrate(ctx: &mut StepContext<'_>, number: u32) -> StepOutcome {
                 run_expecting_exit_0(ctx, &mut step, &argv, workdir, &vars, *timeout).await;
             }
             if let Some(current) = current {
-                let argv = render(&current.command, ctx);
-                let label = argv.join(" ");
-                let run =
-                    run_expecting_exit_0(ctx, &mut step, &argv, workdir, &vars, *timeout).await;
-                let shows = run.output.contains(&current.expect);
-                step.check(
-                    format!("`{label}` output shows `{}`", current.expect),
-                    if shows {
-                        format!("output contains `{}`", current.expect)
-                    } else {
-                        format!("`{}` not found in the output", current.expect)
-                    },
-                    shows,
-                );
+                check_current(ctx, &mut step, current, workdir, &vars, *timeout).await;
             }
         }
     }
     step.finish()
+}
+
+/// The service's environment plus the migration's own, rendered.
+fn command_env(ctx: &StepContext<'_>, env: &[(String, Template)]) -> Vec<(String, String)> {
+    let mut vars = crate::service::inherited_env(&ctx.scenario.service.inherit);
+    vars.extend(
+        ctx.scenario
+            .service
+            .env
+            .iter()
+            .chain(env.iter())
+            .map(|(k, t)| (k.clone(), t.render(&ctx.bindings))),
+    );
+    vars.extend(ctx.extra_env.iter().cloned());
+    vars
+}
+
+/// Run the `current` command: it must exit 0 and show the expected text.
+async fn check_current(
+    ctx: &mut StepContext<'_>,
+    step: &mut StepRecorder<'_>,
+    current: &CurrentCheck,
+    workdir: &Path,
+    vars: &[(String, String)],
+    timeout: Duration,
+) {
+    let argv = render(&current.command, ctx);
+    let label = argv.join(" ");
+    let run = run_expecting_exit_0(ctx, step, &argv, workdir, vars, timeout).await;
+    let shows = run.output.contains(&current.expect);
+    step.check(
+        format!("`{label}` output shows `{}`", current.expect),
+        if shows {
+            format!("output contains `{}`", current.expect)
+        } else {
+            format!("`{}` not found in the output", current.expect)
+        },
+        shows,
+    );
 }
 
 /// Run one migration command, recording it and the check that it exits 0.
@@ -79,7 +140,7 @@ async fn run_expecting_exit_0(
     workdir: &Path,
     vars: &[(String, String)],
     timeout: Duration,
-) -> super::CommandRun {
+) -> CommandRun {
     let label = argv.join(" ");
     ctx.detail(&format!("run {label}"));
     let run = run_service_command(argv, workdir, vars, timeout).await;
@@ -97,10 +158,6 @@ async fn run_expecting_exit_0(
     );
     run
 }
-
-/// Why a command migration without `current` proves nothing on external
-/// servers.
-const EXTERNAL_NO_CURRENT: &str = "external servers (--deps external): gonogo does not apply migrations to servers it does not own unless [migrations] external = true, and the scenario has no `current` command to check the schema read-only";
 
 /// Whether the servers are external and the scenario did not opt in to
 /// migrating them: then only the read-only "current" check runs.
@@ -125,7 +182,8 @@ fn observed_exit(code: &Option<i32>, timed_out: bool, spawn_error: &Option<Strin
     }
 }
 
-/// Apply a directory of SQL migrations with sqlx's migrator, then read
+/// Apply a directory of SQL migrations with sqlx's migrator (or, on
+/// servers gonogo does not own, only read its head), then read
 /// `_sqlx_migrations` back as the "current" proof.
 async fn sql_dir(
     ctx: &mut StepContext<'_>,
@@ -138,54 +196,79 @@ async fn sql_dir(
         .get("database_url")
         .cloned()
         .unwrap_or_default();
-    let invocation = format!(
-        "sqlx migrate run --source {} --database-url {url}",
-        dir.display()
-    );
     let head = if check_only {
-        ctx.detail(&format!(
-            "external servers: reading the head of {} without applying it",
-            dir.display()
-        ));
-        let files = files_head(dir).await;
-        step.check(
-            "the migration directory names a head version",
-            match &files {
-                Ok(Some(v)) => format!("head is version {v}; not applied (external servers, [migrations] external is not set)"),
-                Ok(None) => "no migrations in the directory".into(),
-                Err(e) => e.clone(),
-            },
-            matches!(files, Ok(Some(_))),
-        );
-        files.ok().flatten()
+        read_head(ctx, step, dir).await
     } else {
-        ctx.detail(&format!("apply SQL migrations from {}", dir.display()));
-        let started = Instant::now();
-        let applied = apply(dir, &url).await;
-        let (exit_code, output, head) = match &applied {
-            Ok((lines, head)) => (0, lines.join("\n"), *head),
-            Err(error) => (1, format!("error: {error}"), None),
-        };
-        step.command(
-            "sqlx migrate run",
-            &invocation,
-            Some(exit_code),
-            &output,
-            started.elapsed(),
-        );
-        step.check(
-            "migrations apply with exit 0",
-            match &applied {
-                Ok((lines, _)) => format!("exit 0; {} migrations in the directory", lines.len()),
-                Err(e) => format!("exit 1: {}", first_line(e)),
-            },
-            applied.is_ok(),
-        );
-        head
+        apply_dir(ctx, step, dir, &url).await
     };
+    check_sql_current(step, &url, head).await;
+}
 
+/// The head version of `dir`, without applying anything.
+async fn read_head(
+    ctx: &mut StepContext<'_>,
+    step: &mut StepRecorder<'_>,
+    dir: &Path,
+) -> Option<i64> {
+    ctx.detail(&format!(
+        "external servers: reading the head of {} without applying it",
+        dir.display()
+    ));
+    let files = files_head(dir).await;
+    step.check(
+        "the migration directory names a head version",
+        match &files {
+            Ok(Some(v)) => format!(
+                "head is version {v}; not applied (external servers, [migrations] external is not set)"
+            ),
+            Ok(None) => "no migrations in the directory".into(),
+            Err(e) => e.clone(),
+        },
+        matches!(files, Ok(Some(_))),
+    );
+    files.ok().flatten()
+}
+
+/// Apply `dir` to the database at `url`; gives its head version.
+async fn apply_dir(
+    ctx: &mut StepContext<'_>,
+    step: &mut StepRecorder<'_>,
+    dir: &Path,
+    url: &str,
+) -> Option<i64> {
+    ctx.detail(&format!("apply SQL migrations from {}", dir.display()));
     let started = Instant::now();
-    let current = current(&url).await;
+    let applied = apply(dir, url).await;
+    let (exit_code, output, head) = match &applied {
+        Ok((lines, head)) => (0, lines.join("\n"), *head),
+        Err(error) => (1, format!("error: {error}"), None),
+    };
+    step.command(
+        "sqlx migrate run",
+        &format!(
+            "sqlx migrate run --source {} --database-url {url}",
+            dir.display()
+        ),
+        Some(exit_code),
+        &output,
+        started.elapsed(),
+    );
+    step.check(
+        "migrations apply with exit 0",
+        match &applied {
+            Ok((lines, _)) => format!("exit 0; {} migrations in the directory", lines.len()),
+            Err(e) => format!("exit 1: {}", first_line(e)),
+        },
+        applied.is_ok(),
+    );
+    head
+}
+
+/// Read `_sqlx_migrations`: every migration succeeded and the latest is
+/// `head`.
+async fn check_sql_current(step: &mut StepRecorder<'_>, url: &str, head: Option<i64>) {
+    let started = Instant::now();
+    let current = current(url).await;
     let query = "SELECT version, description, success FROM _sqlx_migrations ORDER BY version";
     let (code, text) = match &current {
         Ok(rows) => (

@@ -1,8 +1,14 @@
-//! Steps stage: each proof step drives the real service (and tools) and
-//! returns a [`StepOutcome`], which is data whether it passed or failed.
+//! Steps stage: the proof as one [`Plan`] of steps, and the loop that runs
+//! it ([`run`]). Each step drives the real service (and tools) and gives a
+//! [`StepOutcome`], which is data whether it passed or failed; a step
+//! returns `Err` only when the harness itself broke.
 //!
-//! A step returns `Err` only when the harness itself broke (for example it
-//! could not spawn a process it had already found).
+//! The plan is one ordered list of [`Unit`]s, each made by its step module
+//! (`unit()`/`units()`): the planned steps it records (id, title, claim),
+//! the preconditions they need, the resources they hold, and the
+//! [`Exercise`] that runs them. Most units are one step; a dependency's four
+//! fault steps share one service instance and so form one unit. Adding a
+//! step is one line in [`Plan::new`] plus its module.
 
 pub mod failfast;
 pub mod faults;
@@ -10,30 +16,35 @@ pub mod latency;
 pub mod metrics;
 pub mod migrate;
 pub mod negative;
-mod outcome;
+pub mod read_only;
 pub mod ready;
 pub mod shutdown;
 
+mod command;
+mod instance;
+mod recorder;
+mod runner;
+mod timeline;
+
+use std::future::Future;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::pin::Pin;
 
-pub use failfast::failfast;
-pub use migrate::migrate;
-pub use negative::negative;
-pub use outcome::{
-    Action, ActionKind, Check, EXCERPT_BYTES, Excerpt, HYGIENE_EXPECTED, Latency, StepOutcome,
-    StepRecorder, StepStatus,
+pub use command::{CommandRun, run_command, run_service_command};
+pub use instance::{
+    expect_response, launch, meets, pointer_text, start_healthy, startup_text, until_ready_status,
 };
-pub use ready::{ReadyGate, ready_gate};
+pub use recorder::StepRecorder;
+pub use runner::{Proof, run};
 
+use crate::deps::{Dependencies, Dependency, ProviderKind};
 use crate::http::Probe;
 use crate::mask::Masker;
-use crate::process::{ChildGuard, GuardOptions, OutputCapture, piped_output};
+use crate::outcome::{FaultTimeline, StepOutcome};
+use crate::plan::{Facts, Hold, PlannedStep, Precondition, Ready, Resource};
 use crate::progress::{Event, Reporter};
-use crate::provider::ProviderKind;
-use crate::scenario::Scenario;
 use crate::scenario::placeholders::Bindings;
-use crate::service::shell_quote;
+use crate::scenario::{Scenario, ScenarioError};
 
 /// What every step needs: the scenario, the masker, placeholder values for
 /// healthy dependencies, and where to report progress.
@@ -48,6 +59,8 @@ pub struct StepContext<'a> {
     pub reporter: &'a mut dyn Reporter,
     /// How the service is reached: launched by gonogo, or already running.
     pub mode: Mode,
+    /// Every dependency, each behind its fault proxy (none in target mode).
+    pub deps: &'a Dependencies,
 }
 
 /// How gonogo reaches the service under test, which decides the steps it
@@ -62,36 +75,7 @@ pub enum Mode {
     Target { base_url: String },
 }
 
-/// What a step needs beyond sending HTTP requests to a running instance.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Needs {
-    /// Nothing more: a ready instance to ask.
-    Requests,
-    /// A connection to the service's database.
-    Database,
-    /// Starting the service itself, or restarting it with other settings.
-    Restart,
-    /// gonogo's fault proxy between the service and its dependencies.
-    Faults,
-}
-
 impl Mode {
-    /// Why a step that needs `needs` cannot run in this mode, or `None`.
-    pub fn rules_out(&self, needs: Needs) -> Option<&'static str> {
-        match (self, needs) {
-            (Mode::Launch { .. }, _) | (Mode::Target { .. }, Needs::Requests) => None,
-            (Mode::Target { .. }, Needs::Database) => Some(
-                "target mode (--service-url): gonogo has no connection to the deployed service's database",
-            ),
-            (Mode::Target { .. }, Needs::Restart) => Some(
-                "target mode (--service-url): the step restarts the service with other settings, and gonogo does not control the running service",
-            ),
-            (Mode::Target { .. }, Needs::Faults) => Some(
-                "target mode (--service-url): the step breaks dependencies through gonogo's fault proxy, which is not in front of the running service's dependencies",
-            ),
-        }
-    }
-
     /// The provider of the dependencies, when gonogo launched the service.
     pub fn provider(&self) -> Option<ProviderKind> {
         match self {
@@ -99,24 +83,29 @@ impl Mode {
             Mode::Target { .. } => None,
         }
     }
+
+    /// What is known before the first step runs.
+    pub fn facts(&self) -> Facts {
+        Facts {
+            launched: self.provider().is_some(),
+            owns_servers: self.provider().is_some_and(ProviderKind::owns_servers),
+            ready: Ready::Unknown("it comes later in the plan".into()),
+        }
+    }
 }
 
-/// A NOT RUN outcome for a step that `mode` rules out, or `None` when it can
-/// run.
-pub fn ruled_out(
-    ctx: &StepContext<'_>,
-    number: u32,
-    id: &str,
-    title: &str,
-    needs: Needs,
-) -> Option<StepOutcome> {
-    let reason = ctx.mode.rules_out(needs)?;
-    let mut step = StepRecorder::new(ctx.masker, number, id, title);
-    step.not_run(reason);
-    Some(step.finish())
-}
+impl<'a> StepContext<'a> {
+    /// The dependency with this key. Fault targets and the metrics fault
+    /// are checked against the declared dependencies when the scenario
+    /// loads, and steps that break one run only in launch mode, where every
+    /// dependency has its proxy.
+    pub fn dependency(&self, key: &str) -> &'a Dependency {
+        self.deps
+            .get(key)
+            .expect("fault targets are validated against the declared dependencies")
+    }
 
-impl StepContext<'_> {
+    /// A sub-action inside a step, for the live progress (masked).
     pub fn detail(&mut self, text: &str) {
         let masked = self.masker.mask(text);
         self.reporter.event(Event::StepDetail {
@@ -132,194 +121,206 @@ impl StepContext<'_> {
     }
 }
 
-/// The result of running one command to completion (or its deadline).
-pub struct CommandRun {
-    pub invocation: String,
-    pub exit_code: Option<i32>,
-    pub output: String,
-    pub duration: Duration,
-    pub timed_out: bool,
-    /// The program could not be started at all.
-    pub spawn_error: Option<String>,
+/// The future an [`Exercise`] gives.
+pub type StepFuture<'a> = Pin<Box<dyn Future<Output = anyhow::Result<Ran>> + 'a>>;
+
+/// What a unit runs once its preconditions hold.
+pub trait Exercise {
+    /// Run the unit's `steps` (in plan order), giving one outcome per step.
+    fn run<'a>(&'a self, ctx: &'a mut StepContext<'_>, steps: &'a [PlannedStep]) -> StepFuture<'a>;
 }
 
-/// Run `argv` in `workdir` with `env` added, capturing stdout and stderr,
-/// killing it (and its process group) if it outlives `timeout`.
-pub async fn run_command(
-    argv: &[String],
-    workdir: &Path,
-    env: &[(String, String)],
-    timeout: Duration,
-) -> CommandRun {
-    run_command_with(argv, workdir, env, false, timeout).await
+/// What running a unit gave.
+#[derive(Debug, Default)]
+pub struct Ran {
+    /// One per planned step of the unit, in its order.
+    pub outcomes: Vec<StepOutcome>,
+    /// What the fault proxy did when, for units that inject faults.
+    pub timeline: Option<FaultTimeline>,
+    /// What the ready gate established about the service's health.
+    pub ready: Option<Ready>,
+    /// The version endpoint's body (unmasked: the runner masks it into the
+    /// metadata).
+    pub version: Option<String>,
 }
 
-/// [`run_command`] for the service's own tooling (migrations): it gets the
-/// service's explicit environment, `env` and nothing else of gonogo's.
-pub async fn run_service_command(
-    argv: &[String],
-    workdir: &Path,
-    env: &[(String, String)],
-    timeout: Duration,
-) -> CommandRun {
-    run_command_with(argv, workdir, env, true, timeout).await
-}
-
-async fn run_command_with(
-    argv: &[String],
-    workdir: &Path,
-    env: &[(String, String)],
-    clear_env: bool,
-    timeout: Duration,
-) -> CommandRun {
-    let mut invocation = format!("cd {} && ", shell_quote(&workdir.display().to_string()));
-    invocation.push_str(
-        &argv
-            .iter()
-            .map(|a| shell_quote(a))
-            .collect::<Vec<_>>()
-            .join(" "),
-    );
-    let started = Instant::now();
-    let program = match crate::service::resolve_program(&argv[0], workdir) {
-        Ok(p) => p,
-        Err(e) => {
-            return CommandRun {
-                invocation,
-                exit_code: None,
-                output: String::new(),
-                duration: started.elapsed(),
-                timed_out: false,
-                spawn_error: Some(e.to_string()),
-            };
+impl Ran {
+    /// A unit of one step.
+    pub fn one(outcome: StepOutcome) -> Ran {
+        Ran {
+            outcomes: vec![outcome],
+            ..Ran::default()
         }
-    };
-    let mut command = tokio::process::Command::new(program);
-    command.args(&argv[1..]).current_dir(workdir);
-    if clear_env {
-        command.env_clear();
-    }
-    for (key, value) in env {
-        command.env(key, value);
-    }
-    piped_output(&mut command);
-    let mut guard = match ChildGuard::spawn(argv[0].clone(), command, GuardOptions::default()) {
-        Ok(g) => g,
-        Err(e) => {
-            return CommandRun {
-                invocation,
-                exit_code: None,
-                output: String::new(),
-                duration: started.elapsed(),
-                timed_out: false,
-                spawn_error: Some(format!("cannot start `{}`: {e}", argv[0])),
-            };
-        }
-    };
-    let capture = OutputCapture::attach(&mut guard);
-    let status = guard.wait_timeout(timeout).await.ok().flatten();
-    let timed_out = status.is_none();
-    let exit_code = match status {
-        Some(s) => s.code(),
-        None => {
-            let _ = guard.stop().await;
-            None
-        }
-    };
-    let _ = capture
-        .wait_closed(tokio::time::Instant::now() + Duration::from_millis(500))
-        .await;
-    let snapshot = capture.snapshot();
-    let mut output: String = snapshot.lines().map(|l| format!("{}\n", l.text)).collect();
-    if timed_out {
-        output.push_str(&format!(
-            "gonogo: killed after the {} s deadline\n",
-            timeout.as_secs_f64()
-        ));
-    }
-    CommandRun {
-        invocation,
-        exit_code,
-        output,
-        duration: started.elapsed(),
-        timed_out,
-        spawn_error: None,
     }
 }
 
-/// The value at a JSON pointer, as text for display.
-pub fn pointer_text(
-    body: &Option<serde_json::Value>,
-    pointer: &str,
-) -> (Option<serde_json::Value>, String) {
-    match body {
-        None => (None, "body is not JSON".into()),
-        Some(json) => match json.pointer(pointer) {
-            Some(value) => (Some(value.clone()), format!("{pointer} = {value}")),
-            None => (None, format!("{pointer} is missing")),
+/// Steps that run together: one, or several sharing one service instance.
+pub struct Unit {
+    /// What the progress line calls a unit of several steps, e.g. `Redis
+    /// runtime faults`.
+    pub label: String,
+    pub steps: Vec<PlannedStep>,
+    /// What must hold for the unit to prove anything; the first that does
+    /// not makes every step of it NOT RUN.
+    pub preconditions: Vec<Precondition>,
+    /// What it holds while it runs (see [`crate::plan::conflicts`]).
+    pub holds: Vec<Hold>,
+    /// Whether this unit is the ready gate, whose outcome the
+    /// [`Precondition::ReadyHealthy`] of later units reads.
+    pub establishes_ready: bool,
+    exercise: Box<dyn Exercise>,
+}
+
+impl Unit {
+    /// A unit of one step.
+    pub fn one(
+        step: PlannedStep,
+        preconditions: Vec<Precondition>,
+        holds: Vec<Hold>,
+        exercise: impl Exercise + 'static,
+    ) -> Unit {
+        Unit {
+            label: step.title.clone(),
+            steps: vec![step],
+            preconditions,
+            holds,
+            establishes_ready: false,
+            exercise: Box::new(exercise),
+        }
+    }
+
+    /// A unit of several steps sharing one run.
+    pub fn group(
+        label: String,
+        steps: Vec<PlannedStep>,
+        preconditions: Vec<Precondition>,
+        holds: Vec<Hold>,
+        exercise: impl Exercise + 'static,
+    ) -> Unit {
+        Unit {
+            label,
+            steps,
+            preconditions,
+            holds,
+            establishes_ready: false,
+            exercise: Box::new(exercise),
+        }
+    }
+}
+
+/// What a unit that starts service instances on healthy dependencies
+/// holds: every dependency's proxy, shared (the instance reaches each one
+/// through it).
+pub fn instance_holds(scenario: &Scenario) -> Vec<Hold> {
+    crate::deps::dependency::keys(scenario)
+        .into_iter()
+        .map(|key| Hold::uses(Resource::Proxy(key)))
+        .collect()
+}
+
+/// The whole proof for one scenario in one mode, in order.
+pub struct Plan {
+    units: Vec<Unit>,
+}
+
+impl Plan {
+    /// The plan for `scenario` when the service is reached as `mode`.
+    pub fn new(scenario: &Scenario, mode: &Mode) -> Plan {
+        let mut units = vec![
+            migrate::unit(scenario, mode),
+            ready::unit(scenario),
+            negative::unit(scenario),
+            failfast::unit(scenario),
+        ];
+        units.extend(latency::unit(scenario));
+        units.extend(shutdown::unit(scenario));
+        units.extend(metrics::unit(scenario));
+        units.extend(faults::units(scenario, mode));
+        units.extend(read_only::unit(scenario, mode));
+        let mut number = 0;
+        for step in units.iter_mut().flat_map(|u| u.steps.iter_mut()) {
+            number += 1;
+            step.number = number;
+        }
+        Plan { units }
+    }
+
+    /// How many steps the plan has.
+    pub fn len(&self) -> usize {
+        self.units.iter().map(|u| u.steps.len()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn units(&self) -> &[Unit] {
+        &self.units
+    }
+
+    /// Every planned step, in order.
+    pub fn steps(&self) -> impl Iterator<Item = &PlannedStep> {
+        self.units.iter().flat_map(|u| u.steps.iter())
+    }
+}
+
+/// Read and validate the scenario at `path`: the file itself (see
+/// [`crate::scenario::load`]), then every step id it names (`[[waiver]]`,
+/// `[[not_applicable]]`) against its plan.
+pub fn load_scenario(path: &Path) -> Result<Scenario, ScenarioError> {
+    let scenario = crate::scenario::load(path)?;
+    validate(&scenario)?;
+    Ok(scenario)
+}
+
+/// Check that every step id `scenario` names is a step of its plan, in
+/// launch or target mode; the error lists the valid ids.
+pub fn validate(scenario: &Scenario) -> Result<(), ScenarioError> {
+    let ids = step_ids(scenario);
+    let named = scenario
+        .waivers
+        .iter()
+        .map(|w| (&w.step, &w.span, "waiver"))
+        .chain(
+            scenario
+                .not_applicable
+                .iter()
+                .map(|n| (&n.step, &n.span, "[[not_applicable]] entry")),
+        );
+    for (step, span, what) in named {
+        if !ids.contains(step) {
+            return Err(scenario.error_at(
+                span.clone(),
+                format!(
+                    "the {what} names `{step}`, which is not a step of this scenario; its steps are {}",
+                    ids.join(", ")
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Every step id a run of `scenario` can have, in either mode (launch or
+/// target), in plan order: what a waiver may name.
+pub fn step_ids(scenario: &Scenario) -> Vec<String> {
+    let launch = Plan::new(
+        scenario,
+        &Mode::Launch {
+            provider: ProviderKind::Embedded,
         },
-    }
-}
-
-/// Start one instance of the service on healthy dependencies and wait for
-/// it to answer HTTP. When it does not, records a failed check (`what`)
-/// with its log and gives `None`; the step then finishes as a FAIL.
-pub async fn start_healthy(
-    ctx: &mut StepContext<'_>,
-    step: &mut StepRecorder<'_>,
-    what: &str,
-) -> anyhow::Result<Option<crate::service::RunningService>> {
-    use crate::service::{RunningService, ServiceLaunch, Startup};
-    let spec = &ctx.scenario.service;
-    let bindings = ctx.bindings_with_port(&ctx.bindings)?;
-    let launch = ServiceLaunch::build(
-        spec,
-        &bindings,
-        &ctx.extra_env,
-        &[],
-        &std::collections::BTreeMap::new(),
-    )?;
-    let mut service = RunningService::spawn(&launch)?;
-    let startup = service
-        .wait_answering(&ctx.probe, &spec.live_path, spec.startup_timeout)
-        .await;
-    let took = startup.took();
-    step.process(
-        "start service",
-        &launch.display(),
-        None,
-        &ready::startup_text(&startup),
-        took,
     );
-    if matches!(startup, Startup::Answering(_)) {
-        return Ok(Some(service));
-    }
-    step.check(what, ready::startup_text(&startup), false);
-    step.log(&service.log_text().await);
-    let _ = service.stop().await;
-    Ok(None)
-}
-
-/// Ask ready until it answers `status` or `window` passes; gives how long
-/// that took (if it did) and the last exchange.
-pub async fn until_ready_status(
-    ctx: &StepContext<'_>,
-    service: &crate::service::RunningService,
-    status: u16,
-    window: Duration,
-) -> (Option<Duration>, crate::http::HttpExchange) {
-    let spec = &ctx.scenario.service;
-    let started = Instant::now();
-    loop {
-        let exchange = service
-            .get(&ctx.probe, &spec.ready_path, spec.request_timeout)
-            .await;
-        if exchange.status == Some(status) {
-            return (Some(started.elapsed()), exchange);
+    let target = Plan::new(
+        scenario,
+        &Mode::Target {
+            base_url: String::new(),
+        },
+    );
+    let mut ids: Vec<String> = Vec::new();
+    for step in launch.steps().chain(target.steps()) {
+        if !ids.contains(&step.id) {
+            ids.push(step.id.clone());
         }
-        if started.elapsed() >= window {
-            return (None, exchange);
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    ids
 }

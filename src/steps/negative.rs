@@ -1,13 +1,17 @@
-//! Step 3, negative proof: the service restarts with its Redis URL pointing
-//! at a closed loopback port (the seed's `127.0.0.1:1`). Ready must answer
-//! 503 and the body must name Redis, and keep doing so.
+//! The negative proof: the service restarts with its Redis URL pointing at
+//! a closed loopback port (the seed's `127.0.0.1:1`). Ready must answer 503
+//! and the body must name Redis, and keep doing so.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::ready::{expect_response, startup_text};
-use super::{StepContext, StepOutcome, StepRecorder};
-use crate::service::{RunningService, ServiceLaunch, Startup};
+use super::{
+    Exercise, Ran, StepContext, StepFuture, StepRecorder, Unit, expect_response, instance_holds,
+    launch, startup_text,
+};
+use crate::http::HttpExchange;
+use crate::plan::{PlannedStep, Precondition};
+use crate::scenario::Scenario;
+use crate::service::{RunningService, Startup};
 
 pub const ID: &str = "negative-proof";
 pub const TITLE: &str = "Negative proof (Redis broken, ready 503)";
@@ -15,11 +19,42 @@ pub const TITLE: &str = "Negative proof (Redis broken, ready 503)";
 /// The seed's closed port.
 pub const CLOSED_PORT: u16 = 1;
 
-pub async fn negative(ctx: &mut StepContext<'_>, number: u32) -> anyhow::Result<StepOutcome> {
-    let mut step = StepRecorder::new(ctx.masker, number, ID, TITLE);
-    let spec = &ctx.scenario.service;
-    let mut broken = ctx.bindings_with_port(&ctx.bindings)?;
-    let password = broken.get("redis_password").cloned().unwrap_or_default();
+/// The negative proof: it restarts the service with other settings, and a
+/// 503 only means something from a service whose ready can be healthy.
+pub fn unit(scenario: &Scenario) -> Unit {
+    let negative = &scenario.negative;
+    let step = PlannedStep::new(
+        ID,
+        TITLE,
+        format!(
+            "When Redis is unreachable at boot, the service reports not-ready ({}) and names {}, and still does {} s later.",
+            negative.status,
+            negative.body_names,
+            negative.observe.as_secs_f64()
+        ),
+        format!(
+            "a service instance whose Redis URL points at the closed port 127.0.0.1:{CLOSED_PORT}; its ready endpoint"
+        ),
+    );
+    let preconditions = vec![
+        Precondition::Launches {
+            because: "it restarts the service with Redis pointed at a closed port".into(),
+        },
+        Precondition::ReadyHealthy,
+    ];
+    Unit::one(step, preconditions, instance_holds(scenario), Negative)
+}
+
+struct Negative;
+
+impl Exercise for Negative {
+    fn run<'a>(&'a self, ctx: &'a mut StepContext<'_>, steps: &'a [PlannedStep]) -> StepFuture<'a> {
+        Box::pin(negative(ctx, &steps[0]))
+    }
+}
+
+async fn negative(ctx: &mut StepContext<'_>, planned: &PlannedStep) -> anyhow::Result<Ran> {
+    let mut step = StepRecorder::new(ctx.masker, planned);
     let closed = format!("127.0.0.1:{CLOSED_PORT}");
     let closed_now = tokio::time::timeout(
         Duration::from_millis(500),
@@ -36,81 +71,64 @@ pub async fn negative(ctx: &mut StepContext<'_>, number: u32) -> anyhow::Result<
         },
         closed_now,
     );
-    let url = if password.is_empty() {
-        format!("redis://{closed}/0")
-    } else {
-        format!("redis://:{password}@{closed}/0")
-    };
-    broken.insert("redis_url".into(), url);
-    broken.insert("redis_host".into(), "127.0.0.1".into());
-    broken.insert("redis_port".into(), CLOSED_PORT.to_string());
-    let launch = ServiceLaunch::build(spec, &broken, &ctx.extra_env, &[], &BTreeMap::new())?;
-    ctx.detail(&format!(
-        "restart service with Redis at {closed} on port {}",
-        launch.port
-    ));
-    let mut service = RunningService::spawn(&launch)?;
-    let startup = service
-        .wait_answering(&ctx.probe, &spec.live_path, spec.startup_timeout)
-        .await;
-    step.process(
-        "restart service with REDIS pointed at a closed port",
-        &launch.display(),
-        None,
-        &startup_text(&startup),
-        startup.took(),
-    );
+    let mut broken = ctx.bindings.clone();
+    ctx.dependency("redis")
+        .bind(&mut broken, "127.0.0.1", CLOSED_PORT);
+    let label = "restart service with REDIS pointed at a closed port";
+    let (service, startup) = launch(ctx, &mut step, label, &broken).await?;
     let up = step.check(
         "service starts and answers HTTP with Redis unreachable",
         startup_text(&startup),
         matches!(startup, Startup::Answering(_)),
     );
     if up {
-        let negative = &ctx.scenario.negative;
-        let first = service
-            .get(&ctx.probe, &spec.ready_path, spec.request_timeout)
-            .await;
-        step.request(&format!("GET {}", spec.ready_path), &first);
-        expect_response(&mut step, &first, negative.status, &negative.expect);
-        let names = first
-            .body
-            .to_lowercase()
-            .contains(&negative.body_names.to_lowercase());
-        step.check(
-            format!("body names {}", negative.body_names),
-            if names {
-                format!("body mentions {}", negative.body_names)
-            } else {
-                format!("body does not mention {}", negative.body_names)
-            },
-            names,
-        );
-        // A service that says 503 once and 200 a moment later is still
-        // routing traffic to a broken instance.
-        let observe = negative.observe;
-        tokio::time::sleep(observe).await;
-        let again = service
-            .get(&ctx.probe, &spec.ready_path, spec.request_timeout)
-            .await;
-        step.request(
-            &format!(
-                "GET {} again after {} s",
-                spec.ready_path,
-                observe.as_secs_f64()
-            ),
-            &again,
-        );
-        step.check(
-            format!(
-                "still HTTP {} {} s later",
-                negative.status,
-                observe.as_secs_f64()
-            ),
-            again.summary(),
-            again.status == Some(negative.status),
-        );
+        observe(ctx, &mut step, &service).await;
     }
     step.log(&service.log_text().await);
     let _ = service.stop().await;
-    Ok(step.finish())
+    Ok(Ran::one(step.finish()))
+}
+
+/// Ask ready: it must answer as `[negative]` expects, name Redis, and
+/// still answer so after the observation window.
+async fn observe(ctx: &StepContext<'_>, step: &mut StepRecorder<'_>, service: &RunningService) {
+    let spec = &ctx.scenario.service;
+    let negative = &ctx.scenario.negative;
+    let first = ready(ctx, service).await;
+    step.request(&format!("GET {}", spec.ready_path), &first);
+    expect_response(step, &first, negative.status, &negative.expect);
+    let names = first
+        .body
+        .to_lowercase()
+        .contains(&negative.body_names.to_lowercase());
+    step.check(
+        format!("body names {}", negative.body_names),
+        if names {
+            format!("body mentions {}", negative.body_names)
+        } else {
+            format!("body does not mention {}", negative.body_names)
+        },
+        names,
+    );
+    // A service that says 503 once and 200 a moment later is still
+    // routing traffic to a broken instance.
+    tokio::time::sleep(negative.observe).await;
+    let again = ready(ctx, service).await;
+    let observe = negative.observe.as_secs_f64();
+    step.request(
+        &format!("GET {} again after {observe} s", spec.ready_path),
+        &again,
+    );
+    step.check(
+        format!("still HTTP {} {observe} s later", negative.status),
+        again.summary(),
+        again.status == Some(negative.status),
+    );
+}
+
+async fn ready(ctx: &StepContext<'_>, service: &RunningService) -> HttpExchange {
+    let spec = &ctx.scenario.service;
+    service
+        .get(&ctx.probe, &spec.ready_path, spec.request_timeout)
+        .await
 }

@@ -1,90 +1,110 @@
-//! Step 2, ready gate: the service starts with the real URLs and ready
-//! answers 200 with the database and Redis shown as connected. The version
-//! endpoint is captured for the report's metadata.
+//! The ready gate: the service starts with the real URLs and ready answers
+//! 200 with the database and Redis shown as connected. The version endpoint
+//! is captured for the report's metadata. What it sees of ready is the fact
+//! later steps that need a healthy service read.
 
-use std::collections::BTreeMap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use super::{Mode, StepContext, StepOutcome, StepRecorder, pointer_text};
+use super::{
+    Exercise, Mode, Ran, StepContext, StepFuture, StepRecorder, Unit, expect_response,
+    instance_holds, launch, meets, pointer_text, startup_text,
+};
 use crate::http::HttpExchange;
-use crate::scenario::BodyExpectation;
-use crate::service::{RunningService, ServiceLaunch, Startup};
+use crate::plan::{Hold, PlannedStep, Ready, Resource};
+use crate::scenario::{BodyExpectation, Scenario};
+use crate::service::Startup;
 
 pub const ID: &str = "ready-gate";
 pub const TITLE: &str = "Runtime ready gate (DB + Redis)";
 
-/// Step 2's outcome plus the version body for the metadata.
-pub struct ReadyGate {
-    pub outcome: StepOutcome,
-    /// The version endpoint's body (unmasked: the runner masks it, then
-    /// keeps its first 200 bytes for the metadata).
-    pub version: Option<String>,
+/// The ready gate: it runs in either mode (target mode asks the running
+/// service) and needs nothing before it.
+pub fn unit(scenario: &Scenario) -> Unit {
+    let step = PlannedStep::new(
+        ID,
+        TITLE,
+        format!(
+            "Started with real dependencies, the service answers ready {} as [ready] expects within {} s.",
+            scenario.ready.status,
+            scenario.ready.settle.as_secs_f64()
+        ),
+        "a service instance on the real Postgres and Redis (or the running service in target mode), its ready and version endpoints",
+    );
+    let mut holds = instance_holds(scenario);
+    holds.push(Hold::uses(Resource::TargetService));
+    let mut unit = Unit::one(step, Vec::new(), holds, ReadyGate);
+    unit.establishes_ready = true;
+    unit
 }
 
-pub async fn ready_gate(ctx: &mut StepContext<'_>, number: u32) -> anyhow::Result<ReadyGate> {
-    let mut step = StepRecorder::new(ctx.masker, number, ID, TITLE);
+struct ReadyGate;
+
+impl Exercise for ReadyGate {
+    fn run<'a>(&'a self, ctx: &'a mut StepContext<'_>, steps: &'a [PlannedStep]) -> StepFuture<'a> {
+        Box::pin(ready_gate(ctx, &steps[0]))
+    }
+}
+
+async fn ready_gate(ctx: &mut StepContext<'_>, planned: &PlannedStep) -> anyhow::Result<Ran> {
+    let mut step = StepRecorder::new(ctx.masker, planned);
     if let Mode::Target { base_url } = &ctx.mode {
         let base = base_url.clone();
         ctx.detail(&format!("ask the running service at {base}"));
-        let version = ask_ready_and_version(ctx, &mut step, &base).await;
-        return Ok(ReadyGate {
-            outcome: step.finish(),
-            version,
-        });
+        let (ready, version) = ask_ready_and_version(ctx, &mut step, &base).await;
+        return Ok(ran(step, ready, version));
     }
     let spec = &ctx.scenario.service;
-    let bindings = ctx.bindings_with_port(&ctx.bindings)?;
-    let launch = ServiceLaunch::build(spec, &bindings, &ctx.extra_env, &[], &BTreeMap::new())?;
-    let mut version = None;
-    ctx.detail(&format!("start service on port {}", launch.port));
-    let mut service = RunningService::spawn(&launch)?;
-    let startup = service
-        .wait_answering(&ctx.probe, &spec.live_path, spec.startup_timeout)
-        .await;
-    step.process(
-        "start service",
-        &launch.display(),
-        None,
-        &startup_text(&startup),
-        startup.took(),
-    );
-    let up = matches!(startup, Startup::Answering(_));
-    step.check(
+    let startup_timeout = spec.startup_timeout;
+    let bindings = ctx.bindings.clone();
+    let (service, startup) = launch(ctx, &mut step, "start service", &bindings).await?;
+    let up = step.check(
         format!(
             "service answers HTTP within {} s",
-            spec.startup_timeout.as_secs_f64()
+            startup_timeout.as_secs_f64()
         ),
         startup_text(&startup),
-        up,
+        matches!(startup, Startup::Answering(_)),
     );
-    if up {
-        version = ask_ready_and_version(ctx, &mut step, &service.url("")).await;
-    }
+    let (ready, version) = if up {
+        ask_ready_and_version(ctx, &mut step, &service.url("")).await
+    } else {
+        let seen = format!("the service {}", startup_text(&startup));
+        (Ready::Unhealthy(seen), None)
+    };
     step.log(&service.log_text().await);
     let _ = service.stop().await;
-    Ok(ReadyGate {
-        outcome: step.finish(),
+    Ok(ran(step, ready, version))
+}
+
+fn ran(step: StepRecorder<'_>, ready: Ready, version: Option<String>) -> Ran {
+    Ran {
+        ready: Some(ready),
         version,
-    })
+        ..Ran::one(step.finish())
+    }
 }
 
 /// Ready (until healthy or the settle window ends), then the version
-/// endpoint, of the instance at `base`; gives the version body.
+/// endpoint, of the instance at `base`; gives what ready showed and the
+/// version body.
 async fn ask_ready_and_version(
     ctx: &StepContext<'_>,
     step: &mut StepRecorder<'_>,
     base: &str,
-) -> Option<String> {
+) -> (Ready, Option<String>) {
     let spec = &ctx.scenario.service;
-    let exchange = poll_ready(ctx, base, &ctx.scenario.ready.expect).await;
+    let expected = &ctx.scenario.ready;
+    let exchange = poll_ready(ctx, base).await;
     step.request(&format!("GET {}", spec.ready_path), &exchange);
-    expect_response(
-        step,
-        &exchange,
-        ctx.scenario.ready.status,
-        &ctx.scenario.ready.expect,
-    );
-    let path = spec.version_path.as_ref()?;
+    expect_response(step, &exchange, expected.status, &expected.expect);
+    let ready = if meets(&exchange, expected.status, &expected.expect) {
+        Ready::Healthy
+    } else {
+        Ready::Unhealthy(unhealthy(&exchange, expected.status, &expected.expect))
+    };
+    let Some(path) = &spec.version_path else {
+        return (ready, None);
+    };
     let exchange = ctx
         .probe
         .get(&format!("{base}{path}"), spec.request_timeout)
@@ -96,67 +116,46 @@ async fn ask_ready_and_version(
         exchange.status == Some(200),
     );
     if exchange.status != Some(200) {
-        return None;
+        return (ready, None);
     }
     // Cut to 200 bytes by the runner, after masking: a cut before masking
     // could leave part of a secret behind.
-    Some(exchange.body.trim().to_string())
+    (ready, Some(exchange.body.trim().to_string()))
+}
+
+/// Why `exchange` is not healthy, in a few words: its status, or the
+/// first expectation it misses.
+fn unhealthy(exchange: &HttpExchange, status: u16, expect: &[BodyExpectation]) -> String {
+    if exchange.status != Some(status) {
+        return format!("ready answered {}", exchange.summary());
+    }
+    let missed = expect.iter().find_map(|e| {
+        let (value, shown) = pointer_text(exchange, &e.pointer);
+        (value.as_ref() != Some(&e.equals)).then_some(format!("{shown}, not {}", e.equals))
+    });
+    format!(
+        "ready answered {}, but {}",
+        exchange.summary(),
+        missed.unwrap_or_default()
+    )
 }
 
 /// Ask ready until it matches the expectations or the settle window ends;
 /// gives the last exchange. Services may need a moment to open pools.
-async fn poll_ready(ctx: &StepContext<'_>, base: &str, expect: &[BodyExpectation]) -> HttpExchange {
+async fn poll_ready(ctx: &StepContext<'_>, base: &str) -> HttpExchange {
     let spec = &ctx.scenario.service;
+    let expected = &ctx.scenario.ready;
     let started = Instant::now();
     loop {
         let exchange = ctx
             .probe
             .get(&format!("{base}{}", spec.ready_path), spec.request_timeout)
             .await;
-        let json = exchange.json();
-        let healthy = exchange.status == Some(ctx.scenario.ready.status)
-            && expect
-                .iter()
-                .all(|e| json.as_ref().and_then(|j| j.pointer(&e.pointer)) == Some(&e.equals));
-        if healthy || started.elapsed() >= ctx.scenario.ready.settle {
+        if meets(&exchange, expected.status, &expected.expect)
+            || started.elapsed() >= expected.settle
+        {
             return exchange;
         }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-}
-
-/// Record status and body expectations for one response.
-pub fn expect_response(
-    step: &mut StepRecorder<'_>,
-    exchange: &HttpExchange,
-    status: u16,
-    expect: &[BodyExpectation],
-) {
-    step.check(
-        format!("HTTP {status}"),
-        exchange.summary(),
-        exchange.status == Some(status),
-    );
-    let json = exchange.json();
-    for e in expect {
-        let (value, shown) = pointer_text(&json, &e.pointer);
-        step.check(
-            format!("{} = {}", e.pointer, e.equals),
-            shown,
-            value.as_ref() == Some(&e.equals),
-        );
-    }
-}
-
-pub fn startup_text(startup: &Startup) -> String {
-    match startup {
-        Startup::Answering(d) => format!("answered HTTP after {} ms", d.as_millis()),
-        Startup::Exited { code, after } => format!(
-            "exited with {} after {} ms, before answering HTTP",
-            code.map_or("a signal".into(), |c| format!("code {c}")),
-            after.as_millis()
-        ),
-        Startup::TimedOut(d) => format!("did not answer HTTP within {} ms", d.as_millis()),
-        Startup::Foreign { owner, .. } => owner.to_string(),
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

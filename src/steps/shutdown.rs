@@ -1,18 +1,60 @@
-//! Graceful shutdown: SIGTERM to the running service; it must exit within
-//! the bound (seed 002: termination timeout enforcement, e.g. 20 s) with an
-//! expected exit code. A service that ignores SIGTERM is killed afterwards,
-//! so nothing is left running either way.
+//! Graceful shutdown: SIGTERM to a service instance gonogo started; it must
+//! exit within the bound (seed 002: termination timeout enforcement, e.g.
+//! 20 s) with an expected exit code. A service that ignores SIGTERM is
+//! killed afterwards, so nothing is left running either way.
 
 use std::time::Instant;
 
-use super::{StepContext, StepOutcome, StepRecorder, start_healthy};
+use super::{
+    Exercise, Ran, StepContext, StepFuture, StepRecorder, Unit, instance_holds, start_healthy,
+};
+use crate::outcome::StepOutcome;
+use crate::plan::{PlannedStep, Precondition};
+use crate::scenario::Scenario;
 
 pub const ID: &str = "graceful-shutdown";
 pub const TITLE: &str = "Graceful shutdown (SIGTERM)";
 
-pub async fn shutdown(ctx: &mut StepContext<'_>, number: u32) -> anyhow::Result<StepOutcome> {
+/// Graceful shutdown, when the scenario keeps it on: it signals an
+/// instance gonogo started itself.
+pub fn unit(scenario: &Scenario) -> Option<Unit> {
+    let spec = &scenario.shutdown;
+    if !spec.enabled {
+        return None;
+    }
+    let codes: Vec<String> = spec.exit_codes.iter().map(i32::to_string).collect();
+    let step = PlannedStep::new(
+        ID,
+        TITLE,
+        format!(
+            "On SIGTERM the service exits within {} s, with exit status {}.",
+            spec.timeout.as_secs_f64(),
+            codes.join(" or ")
+        ),
+        "a service instance gonogo started, sent SIGTERM",
+    );
+    let preconditions = vec![Precondition::Launches {
+        because: "it sends SIGTERM to an instance it started".into(),
+    }];
+    Some(Unit::one(
+        step,
+        preconditions,
+        instance_holds(scenario),
+        Shutdown,
+    ))
+}
+
+struct Shutdown;
+
+impl Exercise for Shutdown {
+    fn run<'a>(&'a self, ctx: &'a mut StepContext<'_>, steps: &'a [PlannedStep]) -> StepFuture<'a> {
+        Box::pin(async move { Ok(Ran::one(shutdown(ctx, &steps[0]).await?)) })
+    }
+}
+
+async fn shutdown(ctx: &mut StepContext<'_>, planned: &PlannedStep) -> anyhow::Result<StepOutcome> {
     let spec = ctx.scenario.shutdown.clone();
-    let mut step = StepRecorder::new(ctx.masker, number, ID, TITLE);
+    let mut step = StepRecorder::new(ctx.masker, planned);
     let Some(mut service) =
         start_healthy(ctx, &mut step, "service answers HTTP before SIGTERM").await?
     else {

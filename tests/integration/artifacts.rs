@@ -312,6 +312,12 @@ fn a_valid_waiver_turns_no_go_into_go_and_the_report_shows_it() {
         &["--env", "REFERENCE_FLAW=ready-500", "--format", "md,junit"],
     );
     assert_eq!(run.code, 0, "{}", run.transcript);
+    assert!(
+        run.transcript
+            .contains("Negative proof (Redis broken, ready 503) WAIVED in"),
+        "the live progress shows the waived step as WAIVED:\n{}",
+        run.transcript
+    );
     let report = run.file("report.md");
     assert!(report.contains("**Verdict: GO**"), "{report}");
     assert!(report.contains("**WAIVED**"), "{report}");
@@ -333,6 +339,89 @@ fn a_valid_waiver_turns_no_go_into_go_and_the_report_shows_it() {
     );
     let (code, out) = verify(&run.dir);
     assert_eq!(code, 0, "{out}");
+}
+
+#[test]
+fn a_step_declared_not_applicable_shows_in_every_artifact_and_does_not_block_go() {
+    let reason = "no strict mode: the service reads its configuration per request";
+    let extra = format!("\n[[not_applicable]]\nstep = \"fail-fast\"\nreason = \"{reason}\"\n");
+    let run = run("artifacts-not-applicable", &extra, &[]);
+    assert_eq!(run.code, 0, "{}", run.transcript);
+    let title = "Fail-fast (strict mode, no listener)";
+    let evidence = run.json("evidence.json");
+    assert_eq!(evidence["verdict"], "GO");
+    let headline = evidence["headline"].as_str().unwrap();
+    assert!(
+        headline.starts_with("5 of 6 required steps passed; waived: Step 7")
+            && headline.ends_with(&format!("; 1 not applicable: Step 4 ({title})")),
+        "{headline}"
+    );
+    let step = evidence["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == "fail-fast")
+        .unwrap();
+    assert_eq!(step["status"], "NOT APPLICABLE");
+    assert_eq!(
+        step["summary"],
+        format!("declared not applicable: {reason}")
+    );
+    assert_eq!(step["actions"], Value::Array(vec![]), "it did not run");
+    let xml = run.file("junit.xml");
+    let doc = roxmltree::Document::parse(&xml).unwrap();
+    let case = doc
+        .descendants()
+        .find(|n| {
+            n.has_tag_name("testcase")
+                && n.attribute("name")
+                    .is_some_and(|name| name.starts_with("fail-fast:"))
+        })
+        .unwrap();
+    let skipped = case
+        .children()
+        .find(|n| n.has_tag_name("skipped"))
+        .expect("a skipped test case");
+    assert_eq!(skipped.attribute("type"), Some("NOT APPLICABLE"), "{xml}");
+    assert!(
+        skipped.attribute("message").unwrap().contains(reason),
+        "{xml}"
+    );
+    let scorecard = run.json("readiness-scorecard.json");
+    assert_eq!(scorecard["overall_passed"], true);
+    let suite = scorecard["suites"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "fail-fast")
+        .unwrap();
+    assert_eq!(suite["status"], "not_applicable");
+    let report = run.file("report.md");
+    let screen = &report[..report.find("\n## Appendix").expect("an appendix")];
+    assert!(
+        screen.contains(
+            "| 4 | In strict mode, a missing or unsafe dependency setting stops the service at boot: it exits non-zero and never answers HTTP. | **NOT APPLICABLE** | — |"
+        ),
+        "{screen}"
+    );
+    assert!(
+        screen.contains(&format!(
+            "**Not proven**\n\n- Step 4 **NOT APPLICABLE**: declared not applicable: {reason}\n"
+        )),
+        "{screen}"
+    );
+    assert!(screen.lines().count() <= 60, "{screen}");
+    assert!(
+        run.summary
+            .contains(&format!("| 4 | {title} | NOT APPLICABLE |")),
+        "{}",
+        run.summary
+    );
+    assert!(
+        run.transcript.contains(&format!("{title} NOT APPLICABLE")),
+        "{}",
+        run.transcript
+    );
 }
 
 /// `gonogo verify DIR`: (exit code, stdout + stderr).

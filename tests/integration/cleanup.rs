@@ -10,7 +10,7 @@ use crate::support::{
 };
 
 fn temp_roots() -> Vec<String> {
-    std::fs::read_dir(gonogo::provision::default_temp_base())
+    std::fs::read_dir(gonogo::deps::embedded::default_temp_base())
         .unwrap()
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())

@@ -6,8 +6,8 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use gonogo::provision::resp::{RespConnection, RespValue};
-use gonogo::provision::{Embedded, EmbeddedOptions};
+use gonogo::deps::embedded::{Embedded, EmbeddedOptions};
+use gonogo::deps::resp::{RespConnection, RespValue};
 use sqlx::Connection;
 
 use crate::support::{
@@ -177,22 +177,47 @@ fn external_mode_proves_the_reference_service_and_leaves_the_servers_as_they_wer
         .env("DATABASE_URL", servers.database_url())
         .env("REDIS_URL", servers.redis_url());
     let output = run_with_limit(command, Duration::from_secs(400));
+    // Every step passes but the one that would change the server: gonogo
+    // never makes someone else's Postgres read-only, so that step is NOT
+    // RUN and the verdict cannot be GO.
     assert_eq!(
         output.status.code(),
-        Some(0),
+        Some(gonogo::exit_codes::INCONCLUSIVE),
         "stdout:\n{}\nstderr:\n{}",
         stdout(&output),
         stderr(&output)
     );
-    assert!(stdout(&output).starts_with("GO"), "{}", stdout(&output));
+    assert!(
+        stdout(&output).starts_with("INCONCLUSIVE"),
+        "{}",
+        stdout(&output)
+    );
 
     // Both servers still run and hold exactly what they held.
     assert_eq!(servers.state(), before, "the external servers changed");
 
     let dir = evidence_dir(out.path());
     let evidence = evidence_json(&dir);
+    for (id, status, summary) in step_statuses(&evidence) {
+        if id == "postgres-read-only" {
+            assert_eq!(status, "NOT RUN", "{summary}");
+            assert!(
+                summary.starts_with("needs a Postgres server gonogo owns and may change;")
+                    && summary.contains("never changes someone else's server"),
+                "{summary}"
+            );
+        } else {
+            assert_eq!(status, "PASS", "{id}: {summary}");
+        }
+    }
     for dep in evidence["dependencies"].as_array().expect("dependencies") {
         assert_eq!(dep["provider"], "external", "{dep}");
+        // Read-only version queries: `SHOW server_version`, `INFO server`.
+        let version = dep["version"].as_str().unwrap_or_default();
+        assert!(
+            version.starts_with("PostgreSQL ") || version.starts_with("Redis "),
+            "{dep}"
+        );
     }
     // The migration gate only read the schema: nothing was applied.
     let migration = &evidence["steps"][0];
@@ -379,6 +404,16 @@ fn target_mode_is_inconclusive_until_the_steps_it_cannot_run_are_waived() {
     assert!(
         steps.iter().all(|s| s.1 == "PASS" || s.1 == "NOT RUN"),
         "{steps:?}"
+    );
+    // Each reason names what the step itself needs: the shutdown step
+    // signals an instance gonogo started, it restarts nothing.
+    let shutdown = not_run
+        .iter()
+        .find(|s| s.0 == "graceful-shutdown")
+        .expect("graceful-shutdown is NOT RUN");
+    assert!(
+        shutdown.2.contains("SIGTERM") && !shutdown.2.contains("restart"),
+        "{shutdown:?}"
     );
     let report = std::fs::read_to_string(evidence_dir(&out).join("report.md")).expect("report");
     assert!(report.contains("NOT RUN"), "the report lists them");

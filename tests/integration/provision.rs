@@ -7,10 +7,11 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use gonogo::provision::redis::auth_and_ping;
-use gonogo::provision::{
+use gonogo::deps::Secret;
+use gonogo::deps::embedded::redis::auth_and_ping;
+use gonogo::deps::embedded::{
     BinarySearch, ClusterSource, Embedded, EmbeddedOptions, EmbeddedPostgres, PostgresOptions,
-    RedisOptions, Secret, TempRoot,
+    RedisOptions, TempRoot,
 };
 use tokio::net::TcpStream;
 
@@ -116,7 +117,7 @@ async fn embedded_servers_work_enforce_passwords_and_shut_down() {
     let name = root.file_name().expect("name").to_string_lossy();
     let owner = format!("gonogo-{}-", std::process::id());
     assert!(
-        root.starts_with(gonogo::provision::default_temp_base()) && name.starts_with(&owner),
+        root.starts_with(gonogo::deps::embedded::default_temp_base()) && name.starts_with(&owner),
         "{}",
         root.display()
     );
@@ -260,7 +261,7 @@ async fn keep_and_detach_leave_the_servers_running() {
 
 /// Starts Postgres alone under `root` with `options`.
 async fn start_postgres(root: &TempRoot, options: &PostgresOptions) -> EmbeddedPostgres {
-    gonogo::provision::postgres::start(root.path(), options)
+    gonogo::deps::embedded::postgres::start(root.path(), options)
         .await
         .expect("start postgres")
 }
@@ -466,7 +467,7 @@ fn sigkilled_gonogo_leaves_no_server_and_its_root_is_swept() {
             "{server} is running before the kill: {running:#?}\n{seen}"
         );
     }
-    let root = std::fs::read_dir(gonogo::provision::default_temp_base())
+    let root = std::fs::read_dir(gonogo::deps::embedded::default_temp_base())
         .expect("read the temp base")
         .flatten()
         .map(|entry| entry.path())

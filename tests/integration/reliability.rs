@@ -488,7 +488,7 @@ fn a_run_past_its_deadline_is_a_harness_error_naming_the_step() {
 
 #[test]
 fn wrong_external_credentials_exit_3_with_the_servers_own_message() {
-    use gonogo::provision::{Embedded, EmbeddedOptions};
+    use gonogo::deps::embedded::{Embedded, EmbeddedOptions};
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

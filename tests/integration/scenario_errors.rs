@@ -97,6 +97,17 @@ fn missing_service_binary_is_a_usage_error() {
 }
 
 #[test]
+fn a_waiver_for_a_step_that_does_not_exist_is_named_with_the_valid_ids() {
+    let text = "[service]\ncommand = [\"x\"]\n\n[[waiver]]\nstep = \"failfast\"\njustification = \"j\"\napprover = \"a\"\nexpires = 2099-01-01\n";
+    assert_error(
+        "unknown-waiver",
+        text,
+        "5:8",
+        "the waiver names `failfast`, which is not a step of this scenario; its steps are migration-gate, ready-gate, negative-proof, fail-fast,",
+    );
+}
+
+#[test]
 fn a_missing_manifest_or_unknown_alert_is_a_scenario_error() {
     assert_error(
         "missing-manifest",
@@ -117,12 +128,60 @@ fn a_missing_manifest_or_unknown_alert_is_a_scenario_error() {
 }
 
 #[test]
+fn not_applicable_needs_a_known_step_and_a_reason() {
+    let unknown = "[service]\ncommand = [\"x\"]\n\n[[not_applicable]]\nstep = \"strict-mode\"\nreason = \"none\"\n";
+    assert_error(
+        "unknown-not-applicable",
+        unknown,
+        "5:8",
+        "the [[not_applicable]] entry names `strict-mode`, which is not a step",
+    );
+    let no_reason = "[service]\ncommand = [\"x\"]\n\n[[not_applicable]]\nstep = \"fail-fast\"\nreason = \" \"\n";
+    assert_error(
+        "not-applicable-no-reason",
+        no_reason,
+        "6:10",
+        "`reason` must not be empty",
+    );
+    let both = "[service]\ncommand = [\"x\"]\n\n[[waiver]]\nstep = \"fail-fast\"\njustification = \"j\"\napprover = \"a\"\nexpires = 2099-01-01\n\n[[not_applicable]]\nstep = \"fail-fast\"\nreason = \"no strict mode\"\n";
+    assert_error(
+        "waived-and-not-applicable",
+        both,
+        "11:8",
+        "both waived and declared not applicable",
+    );
+}
+
+#[test]
 fn gonogo_s_own_variables_cannot_be_inherited() {
     assert_error(
         "inherit-gonogo",
         "[service]\ncommand = [\"x\"]\ninherit = [\"PATH_EXTRA\", \"GONOGO_SIGNING_KEY\"]\n",
         "3:",
         "GONOGO_* variables are never passed to the service",
+    );
+}
+
+#[test]
+fn validate_warns_about_an_expired_waiver_with_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("expired.toml");
+    std::fs::write(
+        &path,
+        "[service]\ncommand = [\"x\"]\n\n[[waiver]]\nstep = \"fail-fast\"\njustification = \"j\"\napprover = \"a\"\nexpires = 2020-01-01\n",
+    )
+    .unwrap();
+    let mut cmd = gonogo(&marker("expired-waiver"));
+    cmd.arg("validate").arg(&path);
+    let output = run_with_limit(cmd, Duration::from_secs(30));
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains(&format!(
+            "warning: {}:5: the waiver for `fail-fast` expired on 2020-01-01",
+            path.display()
+        )),
+        "{err}"
     );
 }
 

@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use sqlx::Connection;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::provision::Secret;
+use super::Secret;
+use super::resp::{RespConnection, RespValue};
 use crate::scenario::{ExternalSpec, ExternalUrl};
 
 use super::{PostgresEndpoint, ProviderGuard, ProviderKind, Provisioned, RedisEndpoint};
@@ -47,6 +47,36 @@ pub async fn connect(spec: &ExternalSpec) -> anyhow::Result<Provisioned> {
         redis,
         guard: ProviderGuard::External,
     })
+}
+
+/// What `gonogo doctor` says about the servers `spec` names: for each, the
+/// place it reached, or why it did not (unset, unparsable, unreachable
+/// within [`DEADLINE`]). The same reading and reachability check as
+/// [`connect`], without the version queries.
+pub async fn diagnose(spec: &ExternalSpec) -> Vec<Result<String, String>> {
+    let postgres = async {
+        let url = read(&spec.database_url)?;
+        let e = postgres_endpoint(&url).context("parse the database URL")?;
+        reachable("postgres", &e.host, e.port).await?;
+        Ok::<_, anyhow::Error>(format!(
+            "postgres {} reaches {}:{}",
+            spec.database_url, e.host, e.port
+        ))
+    };
+    let redis = async {
+        let url = read(&spec.redis_url)?;
+        let e = redis_endpoint(&url).context("parse the redis URL")?;
+        reachable("redis", &e.host, e.port).await?;
+        Ok::<_, anyhow::Error>(format!(
+            "redis {} reaches {}:{}",
+            spec.redis_url, e.host, e.port
+        ))
+    };
+    let (postgres, redis) = tokio::join!(postgres, redis);
+    [postgres, redis]
+        .into_iter()
+        .map(|r| r.map_err(|e| format!("{e:#}")))
+        .collect()
 }
 
 /// The URL an [`ExternalUrl`] names; the error never quotes the value.
@@ -218,19 +248,17 @@ async fn redis_login(redis: &RedisEndpoint) -> anyhow::Result<()> {
         redis.host, redis.port
     );
     let login = async {
-        let mut stream = tokio::net::TcpStream::connect((redis.host.as_str(), redis.port)).await?;
+        let mut conn = RespConnection::connect_to(&redis.host, redis.port).await?;
         let password = redis.password.expose();
         if !password.is_empty() {
-            let mut auth = vec!["AUTH"];
+            let mut auth: Vec<&[u8]> = vec![b"AUTH"];
             if let Some(user) = &redis.user {
-                auth.push(user);
+                auth.push(user.as_bytes());
             }
-            auth.push(password);
-            stream.write_all(&resp_command(&auth)).await?;
-            expect_reply(&mut stream, "+OK").await?;
+            auth.push(password.as_bytes());
+            expect_reply(conn.command(&auth).await?, "OK")?;
         }
-        stream.write_all(&resp_command(&["PING"])).await?;
-        expect_reply(&mut stream, "+PONG").await
+        expect_reply(conn.command(&[b"PING"]).await?, "PONG")
     };
     match tokio::time::timeout(DEADLINE, login).await {
         Ok(Ok(())) => Ok(()),
@@ -239,24 +267,16 @@ async fn redis_login(redis: &RedisEndpoint) -> anyhow::Result<()> {
     }
 }
 
-/// Reads one reply line (at most 512 bytes) and checks it is `expected`.
-async fn expect_reply(stream: &mut tokio::net::TcpStream, expected: &str) -> std::io::Result<()> {
-    let mut line = Vec::new();
-    let mut byte = [0u8; 1];
-    while line.len() < 512 && !line.ends_with(b"\r\n") {
-        if stream.read(&mut byte).await? == 0 {
-            return Err(std::io::Error::other("the server closed the connection"));
-        }
-        line.push(byte[0]);
+/// Checks that a reply is the simple string `expected`; otherwise the
+/// server's own words (`WRONGPASS invalid username-password pair`).
+fn expect_reply(reply: RespValue, expected: &str) -> std::io::Result<()> {
+    match reply {
+        RespValue::Simple(text) if text == expected => Ok(()),
+        RespValue::Error(text) => Err(std::io::Error::other(text)),
+        other => Err(std::io::Error::other(format!(
+            "unexpected reply {other:?}, not {expected}"
+        ))),
     }
-    let text = String::from_utf8_lossy(&line);
-    let text = text.trim_end();
-    if text == expected {
-        return Ok(());
-    }
-    Err(std::io::Error::other(
-        text.strip_prefix('-').unwrap_or(text).to_string(),
-    ))
 }
 
 /// `PostgreSQL 15.18`, or why it is unknown (a read-only query).
@@ -286,54 +306,33 @@ pub(super) async fn redis_version(redis: &RedisEndpoint) -> String {
         return "unknown (TLS; not queried)".into();
     }
     let asked = tokio::time::timeout(DEADLINE, async {
-        let mut stream = tokio::net::TcpStream::connect((redis.host.as_str(), redis.port))
+        let mut conn = RespConnection::connect_to(&redis.host, redis.port)
             .await
             .ok()?;
-        let mut request = Vec::new();
         let password = redis.password.expose();
         if !password.is_empty() {
-            let mut auth = vec!["AUTH"];
+            let mut auth: Vec<&[u8]> = vec![b"AUTH"];
             if let Some(user) = &redis.user {
-                auth.push(user);
+                auth.push(user.as_bytes());
             }
-            auth.push(password);
-            request.extend(resp_command(&auth));
-        }
-        request.extend(resp_command(&["INFO", "server"]));
-        stream.write_all(&request).await.ok()?;
-        let mut reply = Vec::new();
-        let mut buf = [0u8; 4096];
-        loop {
-            let n = stream.read(&mut buf).await.ok()?;
-            if n == 0 {
-                break;
-            }
-            reply.extend_from_slice(&buf[..n]);
-            let text = String::from_utf8_lossy(&reply);
-            if text.starts_with('-') {
+            auth.push(password.as_bytes());
+            if !matches!(conn.command(&auth).await.ok()?, RespValue::Simple(_)) {
                 return None;
             }
-            if let Some(v) = text.lines().find_map(|l| l.strip_prefix("redis_version:")) {
-                return Some(v.trim().to_string());
-            }
         }
-        None
+        let RespValue::Bulk(Some(info)) = conn.command(&[b"INFO", b"server"]).await.ok()? else {
+            return None;
+        };
+        String::from_utf8_lossy(&info)
+            .lines()
+            .find_map(|l| l.strip_prefix("redis_version:"))
+            .map(|v| v.trim().to_string())
     })
     .await;
     match asked {
         Ok(Some(v)) => format!("Redis {v}"),
         _ => "unknown (version query failed)".into(),
     }
-}
-
-fn resp_command(args: &[&str]) -> Vec<u8> {
-    let mut out = format!("*{}\r\n", args.len()).into_bytes();
-    for arg in args {
-        out.extend(format!("${}\r\n", arg.len()).into_bytes());
-        out.extend(arg.as_bytes());
-        out.extend(b"\r\n");
-    }
-    out
 }
 
 #[cfg(test)]

@@ -14,10 +14,10 @@ use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 
 use super::binaries::{BinarySearch, version_output};
-use super::resp::{RespConnection, RespValue};
-use super::secret::Secret;
 use super::user::ServerUser;
 use super::{PORT_ATTEMPTS, StartError, StartTimings};
+use crate::deps::Secret;
+use crate::deps::resp::{RespConnection, RespValue};
 use crate::process::{ChildGuard, GuardOptions, OutputCapture, Signal, StopReport, free_port};
 
 /// How often the readiness check retries.
@@ -278,8 +278,8 @@ fn short_version(output: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::{RedisOptions, short_version, start_on_ports};
+    use crate::deps::embedded::TempRoot;
     use crate::process::free_port;
-    use crate::provision::TempRoot;
 
     #[test]
     fn shortens_the_version() {
@@ -318,7 +318,7 @@ mod tests {
         .await
         .expect_err("every port is taken");
         let message = format!("{error:#}");
-        assert_eq!(tried, crate::provision::PORT_ATTEMPTS);
+        assert_eq!(tried, crate::deps::embedded::PORT_ATTEMPTS);
         assert!(
             message.contains("redis-server exited before it was ready"),
             "{message}"

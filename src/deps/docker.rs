@@ -254,8 +254,8 @@ mod containers {
         PostgresEndpoint, ProviderGuard, ProviderKind, ProvisionOptions, Provisioned, RedisEndpoint,
     };
     use super::DockerGuard;
-    use crate::provision::Secret;
-    use crate::provision::postgres::{BOOTSTRAP_DATABASE, ROLE};
+    use crate::deps::Secret;
+    use crate::deps::{BOOTSTRAP_DATABASE, ROLE};
 
     /// The images, pinned to the majors the embedded provider usually runs.
     const POSTGRES_TAG: &str = "16-alpine";

@@ -234,7 +234,8 @@ mod tests {
 
     #[test]
     fn copies_to_another_owner_when_root() {
-        let Some(nobody) = crate::provision::user::lookup("nobody").expect("read accounts") else {
+        let Some(nobody) = crate::deps::embedded::user::lookup("nobody").expect("read accounts")
+        else {
             return;
         };
         // SAFETY: geteuid cannot fail and has no preconditions.

@@ -1,11 +1,11 @@
-//! Provision stage, by provider: takes a [`DepsChoice`] (`--deps`) and the
-//! scenario; gives [`Provisioned`], the Postgres and Redis endpoints the
-//! service under test will reach (through gonogo's fault proxies), their
-//! versions, which provider supplied them, and a guard that stops whatever
-//! gonogo started.
+//! Dependencies stage: everything that supplies the service's
+//! dependencies. Takes a [`DepsChoice`] (`--deps`) and the scenario; gives
+//! [`Provisioned`], the Postgres and Redis endpoints the service under test
+//! will reach (through gonogo's fault proxies), their versions, which
+//! provider supplied them, and a guard that stops whatever gonogo started.
 //!
 //! - [`embedded`]: private servers from the local binaries
-//!   ([`crate::provision::Embedded`]);
+//!   ([`embedded::Embedded`]);
 //! - [`docker`]: throwaway containers through testcontainers, only when a
 //!   Docker daemon answers within [`docker::PING_TIMEOUT`];
 //! - [`external`]: servers someone else runs (staging), from URLs in the
@@ -14,14 +14,21 @@
 //! `auto` takes embedded when the binaries are here, else docker when a
 //! daemon answers, else fails saying what to install.
 
+pub mod dependency;
 pub mod docker;
 pub mod embedded;
+pub mod endpoint;
 pub mod external;
+pub mod read_only;
+pub mod resp;
+pub mod secret;
+pub mod watch;
 
 use std::path::PathBuf;
-use std::time::Duration;
 
-use crate::provision::Secret;
+pub use self::dependency::{Dependencies, Dependency};
+pub use self::endpoint::{BOOTSTRAP_DATABASE, PostgresEndpoint, ROLE, RedisEndpoint};
+pub use self::secret::Secret;
 use crate::scenario::Scenario;
 
 /// Where the Postgres and Redis servers come from (`--deps`).
@@ -63,77 +70,6 @@ impl ProviderKind {
     }
 }
 
-/// How to reach one Postgres database.
-#[derive(Debug, Clone)]
-pub struct PostgresEndpoint {
-    pub host: String,
-    pub port: u16,
-    pub user: String,
-    /// Decoded; `{{database_password}}`.
-    pub password: Secret,
-    /// As written in a URL (percent-encoded where needed).
-    pub password_in_url: Secret,
-    pub database: String,
-    /// The URL's query (`sslmode=require`), kept when the URL is rebuilt.
-    pub query: Option<String>,
-    /// e.g. `PostgreSQL 15.18`.
-    pub version: String,
-    pub ready: Duration,
-    /// For embedded Postgres: `template` or `initdb`.
-    pub provisioned_from: Option<String>,
-}
-
-impl PostgresEndpoint {
-    /// The URL with its host and port replaced by `host:port` (a fault
-    /// proxy); unmasked, callers mask it.
-    pub fn url_via(&self, host: &str, port: u16) -> String {
-        let mut url = format!(
-            "postgresql://{}:{}@{host}:{port}/{}",
-            self.user,
-            self.password_in_url.expose(),
-            self.database
-        );
-        if let Some(query) = &self.query {
-            url.push('?');
-            url.push_str(query);
-        }
-        url
-    }
-}
-
-/// How to reach one Redis server.
-#[derive(Debug, Clone)]
-pub struct RedisEndpoint {
-    /// `redis` or `rediss`.
-    pub scheme: String,
-    pub host: String,
-    pub port: u16,
-    /// An ACL user, when the URL names one.
-    pub user: Option<String>,
-    /// Decoded; empty when the server has none.
-    pub password: Secret,
-    pub password_in_url: Secret,
-    /// The database number from the URL path (`0` by default).
-    pub db: String,
-    /// e.g. `Redis 7.0.15`.
-    pub version: String,
-    pub ready: Duration,
-}
-
-impl RedisEndpoint {
-    /// The URL with its host and port replaced; unmasked, callers mask it.
-    pub fn url_via(&self, host: &str, port: u16) -> String {
-        let password = self.password_in_url.expose();
-        let userinfo = match (&self.user, password.is_empty()) {
-            (Some(user), true) => format!("{user}@"),
-            (Some(user), false) => format!("{user}:{password}@"),
-            (None, true) => String::new(),
-            (None, false) => format!(":{password}@"),
-        };
-        format!("{}://{userinfo}{host}:{port}/{}", self.scheme, self.db)
-    }
-}
-
 /// What the provision stage gives: both endpoints, who supplied them, and
 /// the guard over anything gonogo started. Dropping it stops those servers.
 pub struct Provisioned {
@@ -145,7 +81,7 @@ pub struct Provisioned {
 
 /// What must be stopped when the run ends.
 enum ProviderGuard {
-    Embedded(Box<crate::provision::Embedded>),
+    Embedded(Box<embedded::Embedded>),
     #[cfg_attr(
         not(feature = "docker"),
         expect(dead_code, reason = "built only with the docker feature")
@@ -163,19 +99,6 @@ pub struct ProvisionOptions {
 }
 
 impl Provisioned {
-    /// The passwords the masker must hide, decoded and as in the URL.
-    pub fn secrets(&self) -> Vec<&str> {
-        [
-            self.postgres.password.expose(),
-            self.postgres.password_in_url.expose(),
-            self.redis.password.expose(),
-            self.redis.password_in_url.expose(),
-        ]
-        .into_iter()
-        .filter(|s| !s.is_empty())
-        .collect()
-    }
-
     /// Stops what gonogo started, reporting failures.
     pub async fn shutdown(self) -> anyhow::Result<()> {
         match self.guard {
@@ -186,6 +109,17 @@ impl Provisioned {
             ProviderGuard::External => {}
         }
         Ok(())
+    }
+
+    /// What gonogo can ask the servers it owns about what they saw: the
+    /// embedded Postgres server's log, and Redis (embedded or docker).
+    pub fn watch(&self) -> watch::DependencyWatch {
+        let postgres_log = match &self.guard {
+            ProviderGuard::Embedded(embedded) => Some(embedded.postgres().log().clone()),
+            _ => None,
+        };
+        let redis = self.kind.owns_servers().then(|| self.redis.clone());
+        watch::DependencyWatch::new(postgres_log, redis)
     }
 
     /// Leaves the servers running (`--keep`); says where they are, when
@@ -270,40 +204,5 @@ pub fn describe(kind: ProviderKind) -> &'static str {
         ProviderKind::Embedded => "embedded postgres and redis-server",
         ProviderKind::Docker => "postgres and redis containers (docker)",
         ProviderKind::External => "external postgres and redis (read-only)",
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn redis(user: Option<&str>, password: &str) -> RedisEndpoint {
-        RedisEndpoint {
-            scheme: "redis".into(),
-            host: "cache.internal".into(),
-            port: 6379,
-            user: user.map(str::to_string),
-            password: Secret::new(password),
-            password_in_url: Secret::new(password),
-            db: "2".into(),
-            version: "Redis 7".into(),
-            ready: Duration::ZERO,
-        }
-    }
-
-    #[test]
-    fn redis_urls_keep_user_and_database() {
-        assert_eq!(
-            redis(None, "pw").url_via("127.0.0.1", 1),
-            "redis://:pw@127.0.0.1:1/2"
-        );
-        assert_eq!(
-            redis(Some("app"), "pw").url_via("127.0.0.1", 1),
-            "redis://app:pw@127.0.0.1:1/2"
-        );
-        assert_eq!(
-            redis(None, "").url_via("127.0.0.1", 1),
-            "redis://127.0.0.1:1/2"
-        );
     }
 }

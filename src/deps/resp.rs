@@ -1,5 +1,7 @@
-//! A minimal hand-written RESP2 client: enough to prove an embedded Redis is
-//! up and enforces its password (`AUTH`, `PING`), without a Redis crate.
+//! A minimal hand-written RESP2 client, the only Redis protocol code in
+//! gonogo: enough to prove an embedded Redis is up and enforces its password
+//! (`AUTH`, `PING`) and to ask any Redis its version (`INFO server`), without
+//! a Redis crate.
 
 use std::io;
 
@@ -24,7 +26,18 @@ pub enum RespValue {
     Array(Option<Vec<RespValue>>),
 }
 
-/// One connection to a Redis server on 127.0.0.1.
+/// One command as RESP2 puts it on the wire: an array of bulk strings.
+pub fn encode(args: &[&[u8]]) -> Vec<u8> {
+    let mut request = format!("*{}\r\n", args.len()).into_bytes();
+    for arg in args {
+        request.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
+        request.extend_from_slice(arg);
+        request.extend_from_slice(b"\r\n");
+    }
+    request
+}
+
+/// One connection to a Redis server.
 #[derive(Debug)]
 pub struct RespConnection {
     stream: BufReader<TcpStream>,
@@ -33,7 +46,12 @@ pub struct RespConnection {
 impl RespConnection {
     /// Connects to `127.0.0.1:port`.
     pub async fn connect(port: u16) -> io::Result<RespConnection> {
-        let stream = TcpStream::connect(("127.0.0.1", port)).await?;
+        RespConnection::connect_to("127.0.0.1", port).await
+    }
+
+    /// Connects to `host:port`.
+    pub async fn connect_to(host: &str, port: u16) -> io::Result<RespConnection> {
+        let stream = TcpStream::connect((host, port)).await?;
         stream.set_nodelay(true)?;
         Ok(RespConnection {
             stream: BufReader::new(stream),
@@ -43,13 +61,7 @@ impl RespConnection {
     /// Sends one command and reads its reply. Error replies are values, not
     /// `Err`: `Err` means the connection or the protocol failed.
     pub async fn command(&mut self, args: &[&[u8]]) -> io::Result<RespValue> {
-        let mut request = format!("*{}\r\n", args.len()).into_bytes();
-        for arg in args {
-            request.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
-            request.extend_from_slice(arg);
-            request.extend_from_slice(b"\r\n");
-        }
-        self.stream.get_mut().write_all(&request).await?;
+        self.stream.get_mut().write_all(&encode(args)).await?;
         self.read_value().await
     }
 

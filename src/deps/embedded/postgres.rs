@@ -47,23 +47,19 @@ use tokio::net::TcpStream;
 use tokio::process::Command;
 
 use super::binaries::{BinarySearch, PostgresBinaries, version_output};
-use super::secret::Secret;
 use super::template::{self, Stored, Template};
 use super::user::ServerUser;
 use super::{PORT_ATTEMPTS, StartError};
+use crate::deps::Secret;
+pub use crate::deps::{BOOTSTRAP_DATABASE, ROLE};
 use crate::process::{
     ChildGuard, GuardOptions, LineWait, OutputCapture, Signal, StopReport, free_port, piped_output,
 };
 
-/// The role `initdb` creates, which owns every database.
-pub const ROLE: &str = "gonogo";
-/// The app database every cluster is made with; renamed per run when the
-/// options ask for another name.
-pub const BOOTSTRAP_DATABASE: &str = "gonogo_app";
 /// The client authentication of every cluster: the socket is trusted (see
 /// the module docs), TCP needs the password.
 pub const PG_HBA: &str = "\
-# Written by gonogo (src/provision/postgres.rs). The socket directory is
+# Written by gonogo (src/deps/embedded/postgres.rs). The socket directory is
 # private to the server user; TCP always needs the password.
 # TYPE  DATABASE  USER  ADDRESS       METHOD
 local   all       all                 trust
@@ -650,8 +646,8 @@ fn short_version(output: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::{PostgresOptions, short_version, start_on_ports};
+    use crate::deps::embedded::TempRoot;
     use crate::process::free_port;
-    use crate::provision::TempRoot;
 
     #[test]
     fn shortens_the_version() {
@@ -697,7 +693,7 @@ mod tests {
         .await
         .expect_err("every port is taken");
         let message = format!("{error:#}");
-        assert_eq!(tried, crate::provision::PORT_ATTEMPTS);
+        assert_eq!(tried, crate::deps::embedded::PORT_ATTEMPTS);
         assert!(
             message.contains("postgres exited before it was ready"),
             "{message}"

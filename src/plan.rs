@@ -1,0 +1,335 @@
+//! The language of the step plan: what a planned step says about itself
+//! ([`PlannedStep`]: id, title, the claim it proves, what it exercises), the
+//! [`Precondition`]s it needs, and the [`Resource`]s it holds. A leaf: the
+//! plan itself (which steps, in which order) is made by `steps`, which runs
+//! it; this module only states and checks.
+//!
+//! A step whose precondition does not hold is NOT RUN with an [`Unmet`]
+//! reason, "needs <precondition>; <what was observed>", never FAIL: it
+//! proved nothing either way. The step that broke the precondition carries
+//! the FAIL.
+
+use std::fmt;
+
+/// One step of the proof as the plan declares it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedStep {
+    /// 1-based position in the plan; progress shows `[number/total]`.
+    pub number: u32,
+    /// Stable id, e.g. `redis-runtime-outage`: waivers, `[[not_applicable]]`
+    /// and the evidence use it.
+    pub id: String,
+    pub title: String,
+    /// What the step proves when it passes, in one plain sentence.
+    pub claim: String,
+    /// What it drives to prove it (the service, a dependency, a command).
+    pub exercises: String,
+}
+
+impl PlannedStep {
+    /// A step not numbered yet: the plan numbers its steps in order.
+    pub fn new(
+        id: impl Into<String>,
+        title: impl Into<String>,
+        claim: impl Into<String>,
+        exercises: impl Into<String>,
+    ) -> PlannedStep {
+        PlannedStep {
+            number: 0,
+            id: id.into(),
+            title: title.into(),
+            claim: claim.into(),
+            exercises: exercises.into(),
+        }
+    }
+}
+
+/// Something that must hold for a step to prove anything.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Precondition {
+    /// gonogo starts the service itself (launch mode); `because` says what
+    /// the step does with an instance of its own.
+    Launches { because: String },
+    /// gonogo can connect to the service's database.
+    Database,
+    /// The ready gate saw the service healthy: ready answered the status
+    /// and body `[ready]` expects.
+    ReadyHealthy,
+    /// gonogo's fault proxy is between the service and this dependency.
+    Faultable { dependency: String },
+    /// gonogo owns this dependency's server and may change it (a
+    /// server-wide fault such as read-only Postgres).
+    Writable { dependency: String },
+    /// The scenario says something the step needs; `unmet` is what it says
+    /// instead, decided when the plan is made.
+    Configured {
+        needs: String,
+        unmet: Option<String>,
+    },
+}
+
+/// What earlier stages and steps established, which preconditions read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Facts {
+    /// gonogo started the dependencies and launches the service itself;
+    /// false in target mode (`--service-url`).
+    pub launched: bool,
+    /// gonogo owns the dependencies' servers (embedded, docker).
+    pub owns_servers: bool,
+    /// What the ready gate saw.
+    pub ready: Ready,
+}
+
+/// What the ready gate established about the service's health.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ready {
+    /// Ready answered healthy.
+    Healthy,
+    /// It never did; what it answered instead.
+    Unhealthy(String),
+    /// The ready gate did not run (yet); why.
+    Unknown(String),
+}
+
+/// A precondition that does not hold, and what was observed instead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unmet {
+    /// The precondition, e.g. `a healthy service`.
+    pub needs: String,
+    /// What was seen, e.g. `the ready gate saw HTTP 500 in 3 ms`.
+    pub observed: String,
+}
+
+impl Unmet {
+    pub fn new(needs: impl Into<String>, observed: impl Into<String>) -> Unmet {
+        Unmet {
+            needs: needs.into(),
+            observed: observed.into(),
+        }
+    }
+}
+
+impl fmt::Display for Unmet {
+    /// The NOT RUN reason: `needs <precondition>; <observed>`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "needs {}; {}", self.needs, self.observed)
+    }
+}
+
+/// Why target mode rules a step out.
+const TARGET_MODE: &str = "target mode (--service-url)";
+
+impl Precondition {
+    /// The precondition in words, as the NOT RUN reason quotes it.
+    pub fn needs(&self) -> String {
+        match self {
+            Precondition::Launches { because } => {
+                format!("gonogo to start the service itself ({because})")
+            }
+            Precondition::Database => "a connection to the service's database".into(),
+            Precondition::ReadyHealthy => "a healthy service".into(),
+            Precondition::Faultable { dependency } => {
+                format!("gonogo's fault proxy between the service and {dependency}")
+            }
+            Precondition::Writable { dependency } => {
+                format!("a {dependency} server gonogo owns and may change")
+            }
+            Precondition::Configured { needs, .. } => needs.clone(),
+        }
+    }
+
+    /// Whether it holds, given `facts`.
+    pub fn check(&self, facts: &Facts) -> Result<(), Unmet> {
+        let unmet = |observed: String| Err(Unmet::new(self.needs(), observed));
+        match self {
+            Precondition::Launches { .. } if !facts.launched => unmet(format!(
+                "{TARGET_MODE}: gonogo does not start or control the running service"
+            )),
+            Precondition::Database if !facts.launched => unmet(format!(
+                "{TARGET_MODE}: gonogo has no connection to the deployed service's database"
+            )),
+            Precondition::Faultable { .. } if !facts.launched => unmet(format!(
+                "{TARGET_MODE}: gonogo's proxy is not in front of the running service's dependencies"
+            )),
+            Precondition::Writable { .. } if !facts.launched => unmet(format!(
+                "{TARGET_MODE}: gonogo started no server and changes no one else's"
+            )),
+            Precondition::Writable { .. } if !facts.owns_servers => unmet(
+                "the servers are external, and gonogo never changes someone else's server".into(),
+            ),
+            Precondition::ReadyHealthy => match &facts.ready {
+                Ready::Healthy => Ok(()),
+                Ready::Unhealthy(seen) => unmet(format!("the ready gate never saw one: {seen}")),
+                Ready::Unknown(why) => unmet(format!("the ready gate did not run: {why}")),
+            },
+            Precondition::Configured {
+                unmet: Some(observed),
+                ..
+            } => unmet(observed.clone()),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The first precondition in `all` that does not hold, if any.
+pub fn first_unmet(all: &[Precondition], facts: &Facts) -> Option<Unmet> {
+    all.iter().find_map(|p| p.check(facts).err())
+}
+
+/// Something a step holds while it runs. The runner is sequential today;
+/// these declarations are what a concurrent runner schedules by (two steps
+/// may overlap unless [`conflicts`] says otherwise).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resource {
+    /// The fault proxy in front of this dependency. Every service instance
+    /// gonogo starts on healthy dependencies reaches them through the
+    /// proxies, so it uses each one (shared); a step that switches a fault
+    /// on it holds it exclusively.
+    Proxy(String),
+    /// This dependency's server, beyond the proxy: migrations write its
+    /// schema, a server-wide fault changes it for every client.
+    Server(String),
+    /// The one running service of target mode, which every request goes to.
+    TargetService,
+    /// The whole machine: a latency measurement that other load would
+    /// distort.
+    Machine,
+}
+
+/// How a step holds a resource.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hold {
+    pub resource: Resource,
+    /// Nothing else may use it meanwhile.
+    pub exclusive: bool,
+}
+
+impl Hold {
+    pub fn uses(resource: Resource) -> Hold {
+        Hold {
+            resource,
+            exclusive: false,
+        }
+    }
+
+    pub fn holds(resource: Resource) -> Hold {
+        Hold {
+            resource,
+            exclusive: true,
+        }
+    }
+}
+
+/// Whether two steps holding `a` and `b` must not run at the same time:
+/// they share a resource that one of them holds exclusively, or one of them
+/// holds the machine.
+pub fn conflicts(a: &[Hold], b: &[Hold]) -> bool {
+    let machine = |holds: &[Hold]| holds.iter().any(|h| h.resource == Resource::Machine);
+    if machine(a) || machine(b) {
+        return true;
+    }
+    a.iter().any(|x| {
+        b.iter()
+            .any(|y| x.resource == y.resource && (x.exclusive || y.exclusive))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts(launched: bool, ready: Ready) -> Facts {
+        Facts {
+            launched,
+            owns_servers: launched,
+            ready,
+        }
+    }
+
+    #[test]
+    fn target_mode_rules_out_what_needs_a_launch_a_database_or_a_proxy() {
+        let target = facts(false, Ready::Healthy);
+        let launches = Precondition::Launches {
+            because: "it sends SIGTERM to an instance it started".into(),
+        };
+        let unmet = launches.check(&target).unwrap_err().to_string();
+        assert!(unmet.starts_with("needs gonogo to start the service itself (it sends SIGTERM"));
+        assert!(unmet.contains("target mode (--service-url)"), "{unmet}");
+        assert!(!unmet.contains("restart"), "{unmet}");
+        for p in [
+            Precondition::Database,
+            Precondition::Faultable {
+                dependency: "Redis".into(),
+            },
+        ] {
+            assert!(p.check(&target).is_err());
+            assert!(p.check(&facts(true, Ready::Healthy)).is_ok());
+        }
+    }
+
+    #[test]
+    fn readiness_comes_from_the_ready_gate() {
+        let p = Precondition::ReadyHealthy;
+        assert!(p.check(&facts(true, Ready::Healthy)).is_ok());
+        let unmet = p
+            .check(&facts(true, Ready::Unhealthy("HTTP 404 in 2 ms".into())))
+            .unwrap_err();
+        assert_eq!(
+            unmet.to_string(),
+            "needs a healthy service; the ready gate never saw one: HTTP 404 in 2 ms"
+        );
+    }
+
+    #[test]
+    fn external_servers_are_never_written() {
+        let external = Facts {
+            launched: true,
+            owns_servers: false,
+            ready: Ready::Healthy,
+        };
+        let p = Precondition::Writable {
+            dependency: "Postgres".into(),
+        };
+        assert!(
+            p.check(&external)
+                .unwrap_err()
+                .observed
+                .contains("never changes")
+        );
+    }
+
+    #[test]
+    fn the_first_unmet_precondition_is_the_reason() {
+        let all = [
+            Precondition::Configured {
+                needs: "fail-fast cases".into(),
+                unmet: None,
+            },
+            Precondition::Configured {
+                needs: "[migrations]".into(),
+                unmet: Some("the scenario has none".into()),
+            },
+            Precondition::ReadyHealthy,
+        ];
+        let unmet = first_unmet(&all, &facts(true, Ready::Unknown("not yet".into())));
+        assert_eq!(
+            unmet.map(|u| u.to_string()).as_deref(),
+            Some("needs [migrations]; the scenario has none")
+        );
+    }
+
+    #[test]
+    fn exclusive_holds_and_the_machine_conflict() {
+        let redis = || Resource::Proxy("redis".into());
+        let fault = [Hold::holds(redis())];
+        let instance = [
+            Hold::uses(redis()),
+            Hold::uses(Resource::Proxy("postgres".into())),
+        ];
+        let other_fault = [Hold::holds(Resource::Proxy("postgres".into()))];
+        assert!(conflicts(&fault, &instance));
+        assert!(!conflicts(&fault, &other_fault));
+        assert!(!conflicts(&instance, &instance));
+        assert!(conflicts(&[Hold::holds(Resource::Machine)], &[]));
+    }
+}

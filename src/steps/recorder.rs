@@ -1,0 +1,348 @@
+//! Builds one planned step's [`StepOutcome`], masking everything on the way
+//! in.
+
+use std::time::{Duration, Instant};
+
+use crate::http::HttpExchange;
+use crate::mask::Masker;
+use crate::mask::encodings::ENCODINGS;
+use crate::outcome::{
+    Action, ActionKind, Check, Excerpt, HYGIENE_EXPECTED, Latency, StepOutcome, StepStatus,
+};
+use crate::plan::{PlannedStep, Unmet};
+
+/// Builds a [`StepOutcome`], masking everything on the way in.
+pub struct StepRecorder<'m> {
+    masker: &'m Masker,
+    step: PlannedStep,
+    started: Instant,
+    ended: Option<Instant>,
+    checks: Vec<Check>,
+    actions: Vec<Action>,
+    log: Option<Excerpt>,
+    latency: Option<Latency>,
+    skipped: Option<Skipped>,
+    /// Whether the step captured anything the service produced.
+    inspected: bool,
+    /// Where the service revealed which credential in which encodings:
+    /// (place, secret, encodings), names only, never values.
+    revealed: Vec<(String, String, Vec<&'static str>)>,
+}
+
+/// Why a step was not run.
+enum Skipped {
+    /// A precondition did not hold.
+    Unmet(Unmet),
+    /// The scenario declares the step not applicable, for this reason.
+    NotApplicable(String),
+}
+
+impl<'m> StepRecorder<'m> {
+    /// Start recording `step` now.
+    pub fn new(masker: &'m Masker, step: &PlannedStep) -> Self {
+        StepRecorder {
+            masker,
+            step: step.clone(),
+            started: Instant::now(),
+            ended: None,
+            checks: Vec::new(),
+            actions: Vec::new(),
+            log: None,
+            latency: None,
+            skipped: None,
+            inspected: false,
+            revealed: Vec::new(),
+        }
+    }
+
+    /// Look for every known secret, in every encoding, in `raw` text the
+    /// service produced (before masking); `place` says where it was seen.
+    fn inspect(&mut self, place: &str, raw: &str) {
+        if raw.is_empty() {
+            return;
+        }
+        self.inspected = true;
+        for hit in self.masker.revealed_in(raw) {
+            match self
+                .revealed
+                .iter_mut()
+                .find(|(p, secret, _)| p == place && *secret == hit.secret)
+            {
+                Some((_, _, encodings)) if !encodings.contains(&hit.encoding) => {
+                    encodings.push(hit.encoding);
+                }
+                Some(_) => {}
+                None => self
+                    .revealed
+                    .push((place.to_string(), hit.secret, vec![hit.encoding])),
+            }
+        }
+    }
+
+    /// Start timing now (for steps recorded side by side).
+    pub fn start_clock(&mut self) {
+        self.started = Instant::now();
+        self.ended = None;
+    }
+
+    /// Stop timing now; `finish` keeps this duration.
+    pub fn stop_clock(&mut self) {
+        self.ended = Some(Instant::now());
+    }
+
+    pub fn check(
+        &mut self,
+        expected: impl AsRef<str>,
+        observed: impl AsRef<str>,
+        passed: bool,
+    ) -> bool {
+        self.checks.push(Check {
+            expected: self.masker.mask(expected.as_ref()),
+            observed: self.masker.mask(observed.as_ref()),
+            passed,
+        });
+        passed
+    }
+
+    /// A command run to completion (a migration, `current`).
+    pub fn command(
+        &mut self,
+        label: &str,
+        invocation: &str,
+        exit_code: Option<i32>,
+        output: &str,
+        duration: Duration,
+    ) {
+        self.run(
+            ActionKind::Command,
+            label,
+            invocation,
+            exit_code,
+            output,
+            duration,
+        );
+    }
+
+    pub fn request(&mut self, label: &str, exchange: &HttpExchange) {
+        if exchange.status.is_some() {
+            let headers: String = exchange
+                .headers
+                .iter()
+                .map(|(name, value)| format!("{name}: {value}\n"))
+                .collect();
+            self.inspect(&format!("`{label}` headers"), &headers);
+            self.inspect(&format!("`{label}` body"), &exchange.body);
+        }
+        self.actions.push(Action {
+            kind: ActionKind::Request,
+            label: self.masker.mask(label),
+            invocation: self.masker.mask(&exchange.curl()),
+            exit_code: None,
+            http_status: exchange.status,
+            output: Excerpt::of(self.masker, &exchange.transcript()),
+            duration_ms: exchange.elapsed.as_millis() as u64,
+        });
+    }
+
+    /// A command of the service's own tooling (a migration): its output is
+    /// the service's, and is inspected for credentials.
+    pub fn service_command(
+        &mut self,
+        label: &str,
+        invocation: &str,
+        exit_code: Option<i32>,
+        output: &str,
+        duration: Duration,
+    ) {
+        self.inspect(&format!("`{label}` output"), output);
+        self.command(label, invocation, exit_code, output, duration);
+    }
+
+    /// A process gonogo started and watched (a service instance, a case).
+    pub fn process(
+        &mut self,
+        label: &str,
+        invocation: &str,
+        exit_code: Option<i32>,
+        output: &str,
+        duration: Duration,
+    ) {
+        self.inspect(&format!("`{label}` output"), output);
+        self.run(
+            ActionKind::Process,
+            label,
+            invocation,
+            exit_code,
+            output,
+            duration,
+        );
+    }
+
+    fn run(
+        &mut self,
+        kind: ActionKind,
+        label: &str,
+        invocation: &str,
+        exit_code: Option<i32>,
+        output: &str,
+        duration: Duration,
+    ) {
+        self.actions.push(Action {
+            kind,
+            label: self.masker.mask(label),
+            invocation: self.masker.mask(invocation),
+            exit_code,
+            http_status: None,
+            output: Excerpt::of(self.masker, output),
+            duration_ms: duration.as_millis() as u64,
+        });
+    }
+
+    pub fn log(&mut self, text: &str) {
+        self.inspect("service log", text);
+        if !text.trim().is_empty() {
+            self.log = Some(Excerpt::of(self.masker, text));
+        }
+    }
+
+    /// Record the response times the step measured.
+    pub fn latency(&mut self, latency: Latency) {
+        self.latency = Some(latency);
+    }
+
+    /// A precondition of the step did not hold: it is NOT RUN, with the
+    /// precondition and what was observed, whatever it recorded so far.
+    pub fn unmet(&mut self, unmet: Unmet) {
+        self.skipped = Some(Skipped::Unmet(unmet));
+    }
+
+    /// The scenario declares the step not applicable (`[[not_applicable]]`)
+    /// for `reason`: it is NOT APPLICABLE, whatever it recorded so far.
+    pub fn not_applicable(&mut self, reason: &str) {
+        self.skipped = Some(Skipped::NotApplicable(reason.to_string()));
+    }
+
+    /// "The service revealed no credential": every step that captured what
+    /// the service returned or printed gets it, when gonogo knows a secret
+    /// (with none known it could not fail, so it would prove nothing).
+    fn hygiene_check(&self) -> Option<Check> {
+        let known = self.masker.table().len();
+        if self.skipped.is_some() || !self.inspected || known == 0 {
+            return None;
+        }
+        let observed = if self.revealed.is_empty() {
+            format!(
+                "none of the {known} known secrets, raw or encoded, in its responses, log or output"
+            )
+        } else {
+            revelations(&self.revealed)
+        };
+        Some(Check {
+            expected: self.masker.mask(HYGIENE_EXPECTED),
+            observed: self.masker.mask(&observed),
+            passed: self.revealed.is_empty(),
+        })
+    }
+
+    pub fn finish(mut self) -> StepOutcome {
+        let checked_something = !self.checks.is_empty();
+        if let Some(hygiene) = self.hygiene_check() {
+            self.checks.push(hygiene);
+        }
+        let (status, summary) = self.verdict(checked_something);
+        // A step that did not run took no time of its own.
+        let ended = match status {
+            StepStatus::NotRun | StepStatus::NotApplicable => self.started,
+            _ => self.ended.unwrap_or_else(Instant::now),
+        };
+        StepOutcome {
+            number: self.step.number,
+            id: self.step.id,
+            title: self.step.title,
+            claim: self.step.claim,
+            required: true,
+            status,
+            summary: self.masker.mask(&summary),
+            duration_ms: ended.duration_since(self.started).as_millis() as u64,
+            checks: self.checks,
+            actions: self.actions,
+            log: self.log,
+            latency: self.latency,
+            dependency_views: Vec::new(),
+        }
+    }
+
+    /// The status and the one line that says why.
+    fn verdict(&self, checked_something: bool) -> (StepStatus, String) {
+        match &self.skipped {
+            Some(Skipped::Unmet(unmet)) => return (StepStatus::NotRun, unmet.to_string()),
+            Some(Skipped::NotApplicable(reason)) => {
+                return (
+                    StepStatus::NotApplicable,
+                    format!("declared not applicable: {reason}"),
+                );
+            }
+            None => {}
+        }
+        if !checked_something {
+            // A step that checked nothing proves nothing.
+            return (StepStatus::Fail, "no expectation was checked".into());
+        }
+        match self.checks.iter().find(|c| !c.passed) {
+            Some(first) => (
+                StepStatus::Fail,
+                format!("expected {}, observed {}", first.expected, first.observed),
+            ),
+            None => (
+                StepStatus::Pass,
+                format!(
+                    "{} of {} checks passed",
+                    self.checks.len(),
+                    self.checks.len()
+                ),
+            ),
+        }
+    }
+}
+
+/// "`GET /ready` body: Redis password (raw, base64); service log: …", at
+/// most a few places, so an engineer sees what to fix.
+fn revelations(revealed: &[(String, String, Vec<&'static str>)]) -> String {
+    const PLACES: usize = 4;
+    let mut places: Vec<(&str, Vec<String>)> = Vec::new();
+    let rank = |e: &&str| ENCODINGS.iter().position(|x| x.name == *e);
+    for (place, secret, encodings) in revealed {
+        let mut encodings = encodings.clone();
+        encodings.sort_by_key(rank);
+        let entry = format!("{secret} ({})", encodings.join(", "));
+        match places.iter_mut().find(|(p, _)| p == place) {
+            Some((_, entries)) => entries.push(entry),
+            None => places.push((place, vec![entry])),
+        }
+    }
+    let mut parts: Vec<String> = places
+        .iter()
+        .take(PLACES)
+        .map(|(place, entries)| format!("{place}: {}", entries.join(", ")))
+        .collect();
+    if places.len() > PLACES {
+        parts.push(format!("{} more places", places.len() - PLACES));
+    }
+    format!(
+        "{}; a service must never return or log a credential (mask it, e.g. redis://:***@host)",
+        parts.join("; ")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_step_without_checks_fails() {
+        let m = Masker::new();
+        let step = PlannedStep::new("x", "X", "x holds", "nothing");
+        let outcome = StepRecorder::new(&m, &step).finish();
+        assert_eq!(outcome.status, StepStatus::Fail);
+    }
+}

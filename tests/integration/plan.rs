@@ -1,0 +1,192 @@
+//! The step plan's rule, with real services: a step whose precondition did
+//! not hold is NOT RUN with the precondition and what was observed, never
+//! FAIL; the step that broke the precondition carries the FAIL.
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::proof::{run_reference, status_of};
+
+const REFERENCE: &str = "scenarios/reference.toml";
+
+fn step<'a>(json: &'a Value, id: &str) -> &'a Value {
+    json["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == id)
+        .unwrap_or_else(|| panic!("no step {id}"))
+}
+
+fn summary(json: &Value, id: &str) -> String {
+    step(json, id)["summary"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn a_service_whose_ready_never_reaches_200_runs_nothing_that_needs_it() {
+    // The Redis client drops the password: every PING is refused and ready
+    // answers 503 from the start. Only the ready gate may fail for it.
+    let started = Instant::now();
+    let (code, transcript, json, report) =
+        run_reference("never-ready", REFERENCE, Some("redis-auth-dropped"));
+    let took = started.elapsed();
+    assert_eq!(code, 1, "{transcript}");
+    assert_eq!(json["verdict"], "NO-GO");
+    assert_eq!(status_of(&json, "ready-gate"), "FAIL", "{transcript}");
+    let mut needs_healthy = vec![
+        "negative-proof".to_string(),
+        "latency-slo".to_string(),
+        "metrics-gauge".to_string(),
+        "postgres-read-only".to_string(),
+    ];
+    for dep in ["postgres", "redis"] {
+        for kind in [
+            "runtime-outage",
+            "liveness-isolation",
+            "timeout-discipline",
+            "recovery",
+        ] {
+            needs_healthy.push(format!("{dep}-{kind}"));
+        }
+    }
+    for id in &needs_healthy {
+        assert_eq!(status_of(&json, id), "NOT RUN", "{id}: {transcript}");
+        let why = summary(&json, id);
+        assert!(
+            why.starts_with(
+                "needs a healthy service; the ready gate never saw one: ready answered HTTP 503"
+            ),
+            "{id}: {why}"
+        );
+    }
+    // The latency step did not send its requests.
+    assert_eq!(step(&json, "latency-slo")["actions"], Value::Array(vec![]));
+    // Steps that do not need a healthy service still ran.
+    for id in ["migration-gate", "fail-fast", "graceful-shutdown"] {
+        assert_eq!(status_of(&json, id), "PASS", "{id}: {transcript}");
+    }
+    let verdict = transcript.lines().find(|l| l.starts_with("NO-GO")).unwrap();
+    assert!(
+        verdict.contains("failed: Step 2 (Runtime ready gate"),
+        "{verdict}"
+    );
+    assert!(report.contains("**NOT RUN**"), "{report}");
+    // What Redis saw says why: it refused the service's unauthenticated
+    // commands. The evidence carries it on the step that failed.
+    let views = step(&json, "ready-gate")["dependency_views"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let redis_errors = views
+        .iter()
+        .find(|v| v["dependency"] == "Redis" && v["source"] == "error replies")
+        .unwrap_or_else(|| panic!("no Redis view on the ready gate: {views:?}"));
+    let text = redis_errors["text"]["head"].as_str().unwrap();
+    assert!(
+        text.contains("NOAUTH") && text.contains("had not authenticated"),
+        "{text}"
+    );
+    assert!(
+        views
+            .iter()
+            .any(|v| v["dependency"] == "Redis" && v["source"] == "INFO clients"),
+        "{views:?}"
+    );
+    assert!(
+        views
+            .iter()
+            .any(|v| v["dependency"] == "Postgres" && v["source"] == "server log"),
+        "{views:?}"
+    );
+    // Inside the step's own appendix block.
+    let ready_block = report
+        .split("<summary>Step 2 — ")
+        .nth(1)
+        .and_then(|rest| rest.split("</details>").next())
+        .expect("a step 2 block");
+    assert!(
+        ready_block.contains("What Redis saw during this step (error replies"),
+        "{report}"
+    );
+    // A step that passed carries no view.
+    assert!(step(&json, "migration-gate")["dependency_views"].is_null());
+    assert!(
+        took < Duration::from_secs(120),
+        "the proof took {took:?}: steps that cannot prove anything must not wait"
+    );
+}
+
+#[test]
+fn ready_that_never_recovers_leaves_the_blackhole_untried() {
+    // After the outage ready replays its 503 forever: recovery fails, and a
+    // 503 while blackholed would prove nothing, so timeout discipline is
+    // NOT RUN; liveness, observed during the outage, still passes.
+    let (code, transcript, json, _) = run_reference(
+        "never-recovers-plan",
+        REFERENCE,
+        Some("ready-never-recovers"),
+    );
+    assert_eq!(code, 1, "{transcript}");
+    for dep in ["postgres", "redis"] {
+        assert_eq!(status_of(&json, &format!("{dep}-runtime-outage")), "PASS");
+        assert_eq!(status_of(&json, &format!("{dep}-recovery")), "FAIL");
+        assert_eq!(
+            status_of(&json, &format!("{dep}-liveness-isolation")),
+            "PASS",
+            "{transcript}"
+        );
+        let id = format!("{dep}-timeout-discipline");
+        assert_eq!(status_of(&json, &id), "NOT RUN", "{transcript}");
+        let why = summary(&json, &id);
+        assert!(
+            why.starts_with("needs ready answering 200 before the blackhole; ready did not return to 200 after the outage"),
+            "{why}"
+        );
+    }
+}
+
+#[test]
+fn a_step_declared_not_applicable_inside_a_fault_sequence_is_not_judged() {
+    // The Redis sequence still runs for its other three steps, on one
+    // instance; the declared step is NOT APPLICABLE, and the verdict is GO.
+    crate::support::reference_service();
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = crate::parallel::twin(dir.path(), "not-applicable", None);
+    let mut text = std::fs::read_to_string(&scenario).unwrap();
+    text.push_str(
+        "\n[[not_applicable]]\nstep = \"redis-timeout-discipline\"\nreason = \"Redis sits on the same host; a blackhole cannot happen\"\n",
+    );
+    std::fs::write(&scenario, text).unwrap();
+    let out = dir.path().join("evidence");
+    let marker = crate::support::marker("not-applicable-faults");
+    let mut command = crate::support::gonogo(&marker);
+    command.arg("run").arg(&scenario).arg("--out").arg(&out);
+    let output = crate::support::run_with_limit(command, Duration::from_secs(120));
+    let transcript = format!(
+        "{}{}",
+        crate::support::stdout(&output),
+        crate::support::stderr(&output)
+    );
+    assert_eq!(output.status.code(), Some(0), "{transcript}");
+    let json: Value = serde_json::from_str(
+        &std::fs::read_to_string(crate::support::evidence_dir(&out).join("evidence.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        status_of(&json, "redis-timeout-discipline"),
+        "NOT APPLICABLE"
+    );
+    for id in [
+        "redis-runtime-outage",
+        "redis-liveness-isolation",
+        "redis-recovery",
+    ] {
+        assert_eq!(status_of(&json, id), "PASS", "{id}: {transcript}");
+    }
+    let headline = json["headline"].as_str().unwrap();
+    assert!(
+        headline.starts_with("15 of 15 required steps passed; 1 not applicable"),
+        "{headline}"
+    );
+}
