@@ -602,6 +602,22 @@ fn render_reads_evidence_from_earlier_versions() {
     }
 }
 
+/// The committed example is signed, and its public key is committed with
+/// it: `gonogo verify evidence/example --key evidence/example.pub` passes.
+#[test]
+fn the_committed_example_verifies_with_its_key() {
+    let mut command = gonogo(&marker("verify-example"));
+    command
+        .arg("verify")
+        .arg(repo().join("evidence/example"))
+        .arg("--key")
+        .arg(repo().join("evidence/example.pub"));
+    let output = run_with_limit(command, Duration::from_secs(30));
+    let said = format!("{}{}", stdout(&output), stderr(&output));
+    assert_eq!(output.status.code(), Some(0), "{said}");
+    assert!(said.contains("signature verified"), "{said}");
+}
+
 /// The README shows the committed example's first screen, as it is.
 #[test]
 fn the_readme_excerpt_is_the_example_first_screen() {
