@@ -372,6 +372,7 @@ impl Ctx<'_> {
                 .failfast
                 .deadline
                 .map_or(Duration::from_secs(10), |d| d.0),
+            explicit: raw.failfast.case.is_some(),
             cases: match &raw.failfast.case {
                 Some(cases) => self.cases(cases)?,
                 None => default_cases(&service),
@@ -721,30 +722,46 @@ impl Ctx<'_> {
     }
 }
 
-/// The seed's three strict-mode cases, aimed at whichever variables carry
-/// the dependency URLs.
-fn default_cases(service: &ServiceSpec) -> Vec<FailFastCase> {
-    let var_using = |placeholder: &str| {
+/// The variable that carries a dependency: the first that uses its URL
+/// placeholder (`redis_url`), else the first that builds an address from
+/// its host (`redis_host`), as in `postgresql+asyncpg://…@{{database_host}}…`.
+fn var_carrying(service: &ServiceSpec, dependency: &str) -> Option<String> {
+    ["url", "host"].iter().find_map(|part| {
+        let placeholder = format!("{dependency}_{part}");
         service
             .env
             .iter()
-            .find(|(_, t)| t.uses(placeholder))
+            .find(|(_, t)| t.uses(&placeholder))
             .map(|(k, _)| k.clone())
-    };
+    })
+}
+
+/// The seed's three strict-mode cases, aimed at whichever variables carry
+/// the dependencies (see [`var_carrying`]).
+fn default_cases(service: &ServiceSpec) -> Vec<FailFastCase> {
     let mut cases = Vec::new();
-    if let Some(redis) = var_using("redis_url") {
+    if let Some(redis) = var_carrying(service, "redis") {
         cases.push(FailFastCase {
             name: format!("{redis} unset"),
             unset: vec![redis],
             set: BTreeMap::new(),
         });
     }
-    if let Some(db) = var_using("database_url") {
+    if let Some(db) = var_carrying(service, "database") {
         cases.push(FailFastCase {
             name: format!("{db} unset"),
             unset: vec![db.clone()],
             set: BTreeMap::new(),
         });
+        // A SQLite URL only means something in a variable that holds a URL,
+        // not in one that holds a host.
+        let holds_url = service
+            .env
+            .iter()
+            .any(|(k, t)| *k == db && (t.uses("database_url") || t.source().contains("://")));
+        if !holds_url {
+            return cases;
+        }
         cases.push(FailFastCase {
             name: format!("sqlite {db}"),
             unset: Vec::new(),
@@ -767,4 +784,50 @@ fn normalize(path: &Path) -> PathBuf {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cases(env: &str) -> Vec<String> {
+        let source = format!("[service]\ncommand = [\"svc\"]\n\n[service.env]\n{env}\n");
+        let scenario = load_str(Path::new("/tmp/s.toml"), &source).unwrap();
+        assert!(!scenario.failfast.explicit);
+        scenario
+            .failfast
+            .cases
+            .into_iter()
+            .map(|c| c.name)
+            .collect()
+    }
+
+    #[test]
+    fn default_cases_follow_the_url_placeholders() {
+        assert_eq!(
+            cases("DATABASE_URL = \"{{database_url}}\"\nREDIS_URL = \"{{redis_url}}\""),
+            [
+                "REDIS_URL unset",
+                "DATABASE_URL unset",
+                "sqlite DATABASE_URL"
+            ]
+        );
+    }
+
+    #[test]
+    fn default_cases_follow_a_url_built_from_parts() {
+        let env = "DB = \"postgresql+asyncpg://{{database_user}}:{{database_password}}@{{database_host}}:{{database_port}}/{{database_name}}\"\nCACHE = \"redis://:{{redis_password}}@{{redis_host}}:{{redis_port}}/0\"";
+        assert_eq!(cases(env), ["CACHE unset", "DB unset", "sqlite DB"]);
+    }
+
+    #[test]
+    fn a_host_variable_gets_no_sqlite_case() {
+        let env = "PGHOST = \"{{database_host}}\"\nPGPORT = \"{{database_port}}\"";
+        assert_eq!(cases(env), ["PGHOST unset"]);
+    }
+
+    #[test]
+    fn no_dependency_variable_means_no_default_case() {
+        assert!(cases("MODE = \"strict\"").is_empty());
+    }
 }
