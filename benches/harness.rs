@@ -9,6 +9,9 @@
 //!   gonogo's peak memory;
 //! - one proof versus four in parallel.
 
+// A panic is how a test or a benchmark reports: it may unwrap.
+#![allow(clippy::unwrap_used)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

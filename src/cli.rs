@@ -387,41 +387,7 @@ async fn interrupted() -> &'static str {
 
 async fn execute(cli: Cli) -> Result<i32> {
     match cli.command {
-        Command::Validate { scenarios } => {
-            let mut failed = false;
-            for path in scenarios {
-                match crate::steps::load_scenario(&path) {
-                    Ok(s) => {
-                        println!(
-                            "ok {}: scenario `{}`, {} failfast cases, migrations {}",
-                            path.display(),
-                            s.name,
-                            s.failfast.cases.len(),
-                            match s.migrations {
-                                Some(scenario::MigrationSpec::SqlDir { .. }) => {
-                                    "from a SQL directory"
-                                }
-                                Some(scenario::MigrationSpec::Command { .. }) => "by command",
-                                None => "not configured",
-                            }
-                        );
-                        let today = chrono::Utc::now().date_naive();
-                        for warning in crate::waiver::expired(&s, today) {
-                            let _ = writeln!(std::io::stderr(), "warning: {warning}");
-                        }
-                    }
-                    Err(e) => {
-                        let _ = writeln!(std::io::stderr(), "error: {e}");
-                        failed = true;
-                    }
-                }
-            }
-            Ok(if failed {
-                exit_codes::USAGE
-            } else {
-                exit_codes::GO
-            })
-        }
+        Command::Validate { scenarios } => Ok(validate(&scenarios)),
         Command::Run(args) => {
             // Every file is checked before anything starts.
             let mut scenarios = Vec::new();
@@ -470,47 +436,92 @@ async fn execute(cli: Cli) -> Result<i32> {
             })
         }
         Command::Init(args) => init(args),
-        Command::Verify { dir } => {
-            let verification = crate::verify::verify(&dir)?;
-            if verification.intact() {
-                println!(
-                    "ok {}: {} files match manifest.json (manifest sha256 {})",
-                    dir.display(),
-                    verification.matched,
-                    verification.manifest_sha256
-                );
-                return Ok(exit_codes::GO);
-            }
-            let mut err = std::io::stderr().lock();
-            for mismatch in &verification.mismatches {
-                let _ = writeln!(err, "{}: {mismatch}", dir.display());
-            }
-            println!(
-                "TAMPERED {}: {} of {} checks failed (manifest sha256 {})",
-                dir.display(),
-                verification.mismatches.len(),
-                verification.mismatches.len() + verification.matched,
-                verification.manifest_sha256
-            );
-            Ok(exit_codes::TAMPERED)
-        }
+        Command::Verify { dir } => verify(&dir),
         Command::Render {
             evidence,
             template,
             out,
-        } => {
-            let report = crate::evidence::markdown::rerender(&evidence, template.as_deref())
-                .map_err(Error::Usage)?;
-            match out {
-                Some(path) => std::fs::write(&path, report)
-                    .map_err(|e| anyhow::anyhow!("write {}: {e}", path.display()))?,
-                None => {
-                    let _ = std::io::stdout().write_all(report.as_bytes());
+        } => render(&evidence, template.as_deref(), out.as_deref()),
+    }
+}
+
+/// `gonogo validate`: each file, then every step id it names; expired
+/// waivers are warnings. Gives the exit code.
+fn validate(scenarios: &[PathBuf]) -> i32 {
+    let mut failed = false;
+    for path in scenarios {
+        match crate::steps::load_scenario(path) {
+            Ok(s) => {
+                println!(
+                    "ok {}: scenario `{}`, {} failfast cases, migrations {}",
+                    path.display(),
+                    s.name,
+                    s.failfast.cases.len(),
+                    match s.migrations {
+                        Some(scenario::MigrationSpec::SqlDir { .. }) => "from a SQL directory",
+                        Some(scenario::MigrationSpec::Command { .. }) => "by command",
+                        None => "not configured",
+                    }
+                );
+                let today = chrono::Utc::now().date_naive();
+                for warning in crate::waiver::expired(&s, today) {
+                    let _ = writeln!(std::io::stderr(), "warning: {warning}");
                 }
             }
-            Ok(exit_codes::GO)
+            Err(e) => {
+                let _ = writeln!(std::io::stderr(), "error: {e}");
+                failed = true;
+            }
         }
     }
+    if failed {
+        exit_codes::USAGE
+    } else {
+        exit_codes::GO
+    }
+}
+
+/// `gonogo verify`: the bundle's files against its manifest.
+fn verify(dir: &std::path::Path) -> Result<i32> {
+    let verification = crate::verify::verify(dir)?;
+    if verification.intact() {
+        println!(
+            "ok {}: {} files match manifest.json (manifest sha256 {})",
+            dir.display(),
+            verification.matched,
+            verification.manifest_sha256
+        );
+        return Ok(exit_codes::GO);
+    }
+    let mut err = std::io::stderr().lock();
+    for mismatch in &verification.mismatches {
+        let _ = writeln!(err, "{}: {mismatch}", dir.display());
+    }
+    println!(
+        "TAMPERED {}: {} of {} checks failed (manifest sha256 {})",
+        dir.display(),
+        verification.mismatches.len(),
+        verification.mismatches.len() + verification.matched,
+        verification.manifest_sha256
+    );
+    Ok(exit_codes::TAMPERED)
+}
+
+/// `gonogo render`: a report from a stored evidence.json.
+fn render(
+    evidence: &std::path::Path,
+    template: Option<&std::path::Path>,
+    out: Option<&std::path::Path>,
+) -> Result<i32> {
+    let report = crate::evidence::markdown::rerender(evidence, template).map_err(Error::Usage)?;
+    match out {
+        Some(path) => std::fs::write(path, report)
+            .map_err(|e| anyhow::anyhow!("write {}: {e}", path.display()))?,
+        None => {
+            let _ = std::io::stdout().write_all(report.as_bytes());
+        }
+    }
+    Ok(exit_codes::GO)
 }
 
 fn init(args: InitArgs) -> Result<i32> {

@@ -52,6 +52,31 @@ impl Diagnosis {
 
 /// Look at this machine.
 pub async fn diagnose() -> Diagnosis {
+    let binaries = binaries().await;
+    // SAFETY: geteuid cannot fail and has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let server_user = match ServerUser::choose() {
+        Ok(user) if root => Ok(format!(
+            "running as root; postgres would run as `{}` (uid {})",
+            user.name, user.uid
+        )),
+        Ok(_) => Ok("not root; the servers run as the current user".into()),
+        Err(e) => Err(e.to_string()),
+    };
+    let docker = docker::ping().await;
+    let embedded = embedded_check(&server_user);
+    let docker_check = docker_check(&docker);
+    let external = external_check().await;
+    Diagnosis {
+        binaries,
+        server_user,
+        docker,
+        providers: vec![embedded, docker_check, external],
+    }
+}
+
+/// Where each binary of the embedded provider is, and its version.
+async fn binaries() -> Vec<BinaryCheck> {
     let search = BinarySearch::from_env();
     let mut binaries = Vec::new();
     for name in BINARIES {
@@ -71,24 +96,17 @@ pub async fn diagnose() -> Diagnosis {
             version,
         });
     }
-    // SAFETY: geteuid cannot fail and has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
-    let server_user = match ServerUser::choose() {
-        Ok(user) if root => Ok(format!(
-            "running as root; postgres would run as `{}` (uid {})",
-            user.name, user.uid
-        )),
-        Ok(_) => Ok("not root; the servers run as the current user".into()),
-        Err(e) => Err(e.to_string()),
-    };
-    let docker = docker::ping().await;
+    binaries
+}
 
+/// Whether the embedded provider can run: its binaries, and an account
+/// for the servers.
+fn embedded_check(server_user: &Result<String, String>) -> ProviderCheck {
     let missing = embedded::missing();
-    let embedded = if !missing.is_empty() {
-        ProviderCheck {
-            name: "embedded",
-            works: false,
-            detail: format!(
+    let (works, detail) = if !missing.is_empty() {
+        (
+            false,
+            format!(
                 "missing {}: install with `{}` (or `scripts/demo`, which installs them)",
                 missing
                     .iter()
@@ -97,21 +115,22 @@ pub async fn diagnose() -> Diagnosis {
                     .join(", "),
                 embedded::install_hint(&missing)
             ),
-        }
-    } else if let Err(e) = &server_user {
-        ProviderCheck {
-            name: "embedded",
-            works: false,
-            detail: format!("binaries found, but: {e}"),
-        }
+        )
+    } else if let Err(e) = server_user {
+        (false, format!("binaries found, but: {e}"))
     } else {
-        ProviderCheck {
-            name: "embedded",
-            works: true,
-            detail: "binaries found; `--deps auto` picks this".into(),
-        }
+        (true, "binaries found; `--deps auto` picks this".into())
     };
-    let docker_check = ProviderCheck {
+    ProviderCheck {
+        name: "embedded",
+        works,
+        detail,
+    }
+}
+
+/// Whether the docker provider can run: built in, and a daemon answers.
+fn docker_check(docker: &DockerStatus) -> ProviderCheck {
+    ProviderCheck {
         name: "docker",
         works: docker::BUILT_IN && docker.answers(),
         detail: match (docker::BUILT_IN, docker.answers()) {
@@ -126,13 +145,6 @@ pub async fn diagnose() -> Diagnosis {
                 docker.describe()
             ),
         },
-    };
-    let external = external_check().await;
-    Diagnosis {
-        binaries,
-        server_user,
-        docker,
-        providers: vec![embedded, docker_check, external],
     }
 }
 

@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 /// What happened when gonogo sent one request.
 #[derive(Debug, Clone)]
 pub struct HttpExchange {
-    pub method: &'static str,
     pub url: String,
     /// `None` when no response arrived (refused, reset, timed out).
     pub status: Option<u16>,
@@ -107,7 +106,6 @@ impl Probe {
     pub async fn get(&self, url: &str, timeout: Duration) -> HttpExchange {
         let started = Instant::now();
         let mut exchange = HttpExchange {
-            method: "GET",
             url: url.to_string(),
             status: None,
             version: "HTTP/1.1".into(),

@@ -46,7 +46,7 @@ impl StepStatus {
 }
 
 /// Output shown in full, or as its first and last lines when long.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Excerpt {
     /// The whole text, or its first [`EXCERPT_LINES`] lines.
     pub head: Masked,
@@ -80,10 +80,6 @@ impl Excerpt {
             total_lines: total,
             omitted_lines: total - 2 * EXCERPT_LINES,
         }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.head.is_empty() && self.tail.is_none()
     }
 }
 

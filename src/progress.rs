@@ -201,10 +201,3 @@ impl Reporter for TerminalReporter {
         let _ = writeln!(err, "{}{line}", self.prefix);
     }
 }
-
-/// Collects nothing; for embedding and tests.
-pub struct SilentReporter;
-
-impl Reporter for SilentReporter {
-    fn event(&mut self, _event: Event<'_>) {}
-}

@@ -122,10 +122,7 @@ pub async fn run(
     };
 
     let mut steps = proof.outcomes;
-    let waivers = waiver::apply(&mut steps, &scenario.waivers, today, &masker);
-    for text in waiver::warnings(&waivers) {
-        reporter.event(Event::Warning { text: &text });
-    }
+    let waivers = apply_waivers(&mut steps, scenario, today, &masker, reporter);
     let verdict = Verdict::decide(&steps);
     let metadata = metadata::metadata(
         scenario,
@@ -150,17 +147,37 @@ pub async fn run(
     };
     let written = write_evidence(&evidence, options, &masker)?;
     publish_summary(&evidence, &written, options, &masker, reporter);
-    reporter.event(Event::Finished {
-        scenario: &scenario.name,
-        verdict,
-        headline: &evidence.headline,
-        report: &written.report.display().to_string(),
-    });
+    report_finished(reporter, &evidence, &written);
     Ok(RunOutcome {
         verdict,
         evidence,
         written,
     })
+}
+
+/// Judge each failed or NOT RUN step against the scenario's waivers, and
+/// warn about waivers that matched no step.
+fn apply_waivers(
+    steps: &mut [StepOutcome],
+    scenario: &Scenario,
+    today: chrono::NaiveDate,
+    masker: &Masker,
+    reporter: &mut dyn Reporter,
+) -> Vec<waiver::WaiverRecord> {
+    let waivers = waiver::apply(steps, &scenario.waivers, today, masker);
+    for text in waiver::warnings(&waivers) {
+        reporter.event(Event::Warning { text: &text });
+    }
+    waivers
+}
+
+fn report_finished(reporter: &mut dyn Reporter, evidence: &Evidence, written: &Written) {
+    reporter.event(Event::Finished {
+        scenario: &evidence.scenario.name,
+        verdict: evidence.verdict,
+        headline: &evidence.headline,
+        report: &written.report.display().to_string(),
+    });
 }
 
 /// How the service will be reached: at `--service-url` (target mode), or

@@ -261,141 +261,20 @@ impl Ctx<'_> {
     }
 
     fn convert(&self, raw: ScenarioFile) -> Result<Scenario, ScenarioError> {
-        let name = match &raw.name {
-            Some(name) => {
-                let valid = !name.get_ref().is_empty()
-                    && name
-                        .get_ref()
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-                if !valid {
-                    return Err(self.error_at(
-                        name.span(),
-                        "name must be non-empty and use only letters, digits, `-`, `_` and `.`"
-                            .into(),
-                    ));
-                }
-                name.get_ref().clone()
-            }
-            None => self
-                .path
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_else(|| "scenario".into()),
-        };
-
-        let s = &raw.service;
-        let request_timeout = match &s.request_timeout {
-            Some(t) if t.get_ref().0 > DEFAULT_REQUEST_TIMEOUT || t.get_ref().0.is_zero() => {
-                return Err(self.error_at(
-                    t.span(),
-                    "request_timeout must be between 1ms and 5s (readiness contract: probes answer within 5 s)".into(),
-                ));
-            }
-            Some(t) => t.get_ref().0,
-            None => DEFAULT_REQUEST_TIMEOUT,
-        };
-        let service = ServiceSpec {
-            command: self.argv(&s.command, "service.command")?,
-            workdir: s
-                .workdir
-                .as_ref()
-                .map_or_else(|| self.dir(), |w| self.resolve(w.get_ref())),
-            env: self.env(&s.env)?,
-            ready_path: s
-                .ready_path
-                .as_ref()
-                .map(|p| self.path_field(p))
-                .transpose()?
-                .unwrap_or_else(|| "/ready".into()),
-            live_path: s
-                .live_path
-                .as_ref()
-                .map(|p| self.path_field(p))
-                .transpose()?
-                .unwrap_or_else(|| "/live".into()),
-            version_path: s
-                .version_path
-                .as_ref()
-                .map(|p| self.path_field(p))
-                .transpose()?,
-            startup_timeout: s.startup_timeout.map_or(Duration::from_secs(30), |d| d.0),
-            request_timeout,
-        };
-        if !service.workdir.is_dir() {
-            let span = s.workdir.as_ref().map_or(s.command.span(), |w| w.span());
-            return Err(self.error_at(
-                span,
-                format!(
-                    "working directory {} does not exist",
-                    service.workdir.display()
-                ),
-            ));
-        }
-
+        let name = self.name(raw.name.as_ref())?;
+        let service = self.service(&raw.service)?;
         let migrations = raw
             .migrations
             .as_ref()
             .map(|m| self.migrations(m, &service.workdir))
             .transpose()?;
-
-        let ready = ReadySpec {
-            status: raw.ready.status.unwrap_or(200),
-            expect: if raw.ready.expect.is_empty() {
-                vec![
-                    BodyExpectation {
-                        pointer: "/dependencies/database".into(),
-                        equals: "connected".into(),
-                    },
-                    BodyExpectation {
-                        pointer: "/dependencies/redis".into(),
-                        equals: "connected".into(),
-                    },
-                ]
-            } else {
-                self.expectations(&raw.ready.expect)?
-            },
-            settle: raw.ready.settle.map_or(Duration::from_secs(10), |d| d.0),
-        };
-        let negative = NegativeSpec {
-            status: raw.negative.status.unwrap_or(503),
-            expect: self.expectations(&raw.negative.expect)?,
-            body_names: raw
-                .negative
-                .body_names
-                .clone()
-                .unwrap_or_else(|| "Redis".into()),
-            observe: raw.negative.observe.map_or(Duration::from_secs(1), |d| d.0),
-        };
-        let failfast = FailFastSpec {
-            deadline: raw
-                .failfast
-                .deadline
-                .map_or(Duration::from_secs(10), |d| d.0),
-            explicit: raw.failfast.case.is_some(),
-            cases: match &raw.failfast.case {
-                Some(cases) => self.cases(cases)?,
-                None => default_cases(&service),
-            },
-        };
-
+        let ready = self.ready(&raw.ready)?;
+        let negative = self.negative(&raw.negative)?;
+        let failfast = self.failfast(&raw.failfast, &service)?;
         let dependencies = self.dependencies(&raw.dependencies)?;
         let faults = self.faults(raw.faults.as_ref(), &dependencies)?;
         let latency = self.latency(&raw.latency, &service)?;
-        let shutdown = ShutdownSpec {
-            enabled: raw.shutdown.enabled.unwrap_or(true),
-            timeout: raw
-                .shutdown
-                .timeout
-                .map_or(Duration::from_secs(20), |d| d.0),
-            // 143 = ended by the SIGTERM itself (128 + 15), which many servers
-            // do on purpose after a clean shutdown.
-            exit_codes: raw
-                .shutdown
-                .exit_codes
-                .clone()
-                .unwrap_or_else(|| vec![0, 143]),
-        };
+        let shutdown = shutdown(&raw.shutdown);
         let metrics = raw
             .metrics
             .as_ref()
@@ -431,6 +310,112 @@ impl Ctx<'_> {
             latency,
             shutdown,
             metrics,
+        })
+    }
+
+    /// `name`, or the file's stem.
+    fn name(&self, raw: Option<&Spanned<String>>) -> Result<String, ScenarioError> {
+        let Some(name) = raw else {
+            return Ok(self
+                .path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "scenario".into()));
+        };
+        let valid = !name.get_ref().is_empty()
+            && name
+                .get_ref()
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if !valid {
+            return Err(self.error_at(
+                name.span(),
+                "name must be non-empty and use only letters, digits, `-`, `_` and `.`".into(),
+            ));
+        }
+        Ok(name.get_ref().clone())
+    }
+
+    fn service(&self, s: &file::ServiceFile) -> Result<ServiceSpec, ScenarioError> {
+        let request_timeout = match &s.request_timeout {
+            Some(t) if t.get_ref().0 > DEFAULT_REQUEST_TIMEOUT || t.get_ref().0.is_zero() => {
+                return Err(self.error_at(
+                    t.span(),
+                    "request_timeout must be between 1ms and 5s (readiness contract: probes answer within 5 s)".into(),
+                ));
+            }
+            Some(t) => t.get_ref().0,
+            None => DEFAULT_REQUEST_TIMEOUT,
+        };
+        let path = |p: &Option<Spanned<String>>| p.as_ref().map(|p| self.path_field(p)).transpose();
+        let service = ServiceSpec {
+            command: self.argv(&s.command, "service.command")?,
+            workdir: s
+                .workdir
+                .as_ref()
+                .map_or_else(|| self.dir(), |w| self.resolve(w.get_ref())),
+            env: self.env(&s.env)?,
+            ready_path: path(&s.ready_path)?.unwrap_or_else(|| "/ready".into()),
+            live_path: path(&s.live_path)?.unwrap_or_else(|| "/live".into()),
+            version_path: path(&s.version_path)?,
+            startup_timeout: s.startup_timeout.map_or(Duration::from_secs(30), |d| d.0),
+            request_timeout,
+        };
+        if !service.workdir.is_dir() {
+            let span = s.workdir.as_ref().map_or(s.command.span(), |w| w.span());
+            return Err(self.error_at(
+                span,
+                format!(
+                    "working directory {} does not exist",
+                    service.workdir.display()
+                ),
+            ));
+        }
+        Ok(service)
+    }
+
+    fn ready(&self, raw: &file::ReadyFile) -> Result<ReadySpec, ScenarioError> {
+        Ok(ReadySpec {
+            status: raw.status.unwrap_or(200),
+            expect: if raw.expect.is_empty() {
+                vec![
+                    BodyExpectation {
+                        pointer: "/dependencies/database".into(),
+                        equals: "connected".into(),
+                    },
+                    BodyExpectation {
+                        pointer: "/dependencies/redis".into(),
+                        equals: "connected".into(),
+                    },
+                ]
+            } else {
+                self.expectations(&raw.expect)?
+            },
+            settle: raw.settle.map_or(Duration::from_secs(10), |d| d.0),
+        })
+    }
+
+    fn negative(&self, raw: &file::NegativeFile) -> Result<NegativeSpec, ScenarioError> {
+        Ok(NegativeSpec {
+            status: raw.status.unwrap_or(503),
+            expect: self.expectations(&raw.expect)?,
+            body_names: raw.body_names.clone().unwrap_or_else(|| "Redis".into()),
+            observe: raw.observe.map_or(Duration::from_secs(1), |d| d.0),
+        })
+    }
+
+    fn failfast(
+        &self,
+        raw: &file::FailFastFile,
+        service: &ServiceSpec,
+    ) -> Result<FailFastSpec, ScenarioError> {
+        Ok(FailFastSpec {
+            deadline: raw.deadline.map_or(Duration::from_secs(10), |d| d.0),
+            explicit: raw.case.is_some(),
+            cases: match &raw.case {
+                Some(cases) => self.cases(cases)?,
+                None => default_cases(service),
+            },
         })
     }
 
@@ -719,6 +704,16 @@ impl Ctx<'_> {
             });
         }
         Ok(out)
+    }
+}
+
+fn shutdown(raw: &file::ShutdownFile) -> ShutdownSpec {
+    ShutdownSpec {
+        enabled: raw.enabled.unwrap_or(true),
+        timeout: raw.timeout.map_or(Duration::from_secs(20), |d| d.0),
+        // 143 = ended by the SIGTERM itself (128 + 15), which many servers
+        // do on purpose after a clean shutdown.
+        exit_codes: raw.exit_codes.clone().unwrap_or_else(|| vec![0, 143]),
     }
 }
 
