@@ -102,6 +102,7 @@ impl Dependency {
     pub fn info(&self, masker: &Masker) -> Option<DependencyInfo> {
         let (host, port) = (&self.upstream.0, self.upstream.1);
         let provider = self.provider?.to_string();
+        let proxy = masker.mask(&self.proxy.local_addr().to_string());
         match &self.kind {
             Kind::Postgres(pg) => Some(DependencyInfo {
                 name: self.key.clone(),
@@ -110,6 +111,7 @@ impl Dependency {
                 endpoint: masker.mask(&pg.url_via(host, port)),
                 ready_ms: pg.ready.as_millis() as u64,
                 provisioned_from: pg.provisioned_from.clone(),
+                service_connects_to: Some(proxy),
             }),
             Kind::Redis(redis) => Some(DependencyInfo {
                 name: self.key.clone(),
@@ -118,6 +120,7 @@ impl Dependency {
                 endpoint: masker.mask(&redis.url_via(host, port)),
                 ready_ms: redis.ready.as_millis() as u64,
                 provisioned_from: None,
+                service_connects_to: Some(proxy),
             }),
             Kind::Tcp => None,
         }

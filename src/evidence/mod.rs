@@ -109,6 +109,10 @@ pub struct DependencyInfo {
     /// copy of the cached `initdb` output) or `initdb` (Postgres).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provisioned_from: Option<String>,
+    /// The address the service is given instead of the server's: gonogo's
+    /// fault proxy, which forwards to `endpoint`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_connects_to: Option<Masked>,
 }
 
 impl Evidence {

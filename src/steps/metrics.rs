@@ -141,12 +141,16 @@ async fn observe(
         timeline.record(event, &format!("{} proxy: {fault}", target.display));
     }
     let window = phase_window(ctx, phase);
-    let (reached, _) = until_ready_status(ctx, service, phase.ready, window).await;
+    let (reached, last) = until_ready_status(ctx, service, phase.ready, window).await;
     timeline.record(
         &format!("ready {}", phase.ready),
         &match reached {
             Some(d) => format!("after {} ms", d.as_millis()),
-            None => format!("not reached within {} s", window.as_secs_f64()),
+            None => format!(
+                "not reached within {} s; ready last answered {}",
+                window.as_secs_f64(),
+                last.summary()
+            ),
         },
     );
     let scrape = service
