@@ -11,7 +11,7 @@ use std::time::Duration;
 use crate::deps::docker::{self, DockerStatus};
 use crate::deps::embedded::binaries::version_output;
 use crate::deps::embedded::{self, BINARIES, BinarySearch, ServerUser};
-use crate::deps::external;
+use crate::deps::{Availability, external};
 use crate::scenario::ExternalSpec;
 
 /// One binary the embedded provider needs.
@@ -64,8 +64,8 @@ pub async fn diagnose() -> Diagnosis {
         Err(e) => Err(e.to_string()),
     };
     let docker = docker::ping().await;
-    let embedded = embedded_check(&server_user);
-    let docker_check = docker_check(&docker);
+    let embedded = check("embedded", embedded::availability());
+    let docker_check = check("docker", docker::availability(&docker));
     let external = external_check().await;
     Diagnosis {
         binaries,
@@ -99,52 +99,12 @@ async fn binaries() -> Vec<BinaryCheck> {
     binaries
 }
 
-/// Whether the embedded provider can run: its binaries, and an account
-/// for the servers.
-fn embedded_check(server_user: &Result<String, String>) -> ProviderCheck {
-    let missing = embedded::missing();
-    let (works, detail) = if !missing.is_empty() {
-        (
-            false,
-            format!(
-                "missing {}: install with `{}` (or `scripts/demo`, which installs them)",
-                missing
-                    .iter()
-                    .map(|m| format!("`{}`", m.binary))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                embedded::install_hint(&missing)
-            ),
-        )
-    } else if let Err(e) = server_user {
-        (false, format!("binaries found, but: {e}"))
-    } else {
-        (true, "binaries found; `--deps auto` picks this".into())
-    };
+/// A provider's own availability check, as doctor lists it.
+fn check(name: &'static str, availability: Availability) -> ProviderCheck {
     ProviderCheck {
-        name: "embedded",
-        works,
-        detail,
-    }
-}
-
-/// Whether the docker provider can run: built in, and a daemon answers.
-fn docker_check(docker: &DockerStatus) -> ProviderCheck {
-    ProviderCheck {
-        name: "docker",
-        works: docker::BUILT_IN && docker.answers(),
-        detail: match (docker::BUILT_IN, docker.answers()) {
-            (false, _) => format!(
-                "docker {}; daemon: {}",
-                docker::NOT_BUILT,
-                docker.describe()
-            ),
-            (true, true) => format!("the daemon {}", docker.describe()),
-            (true, false) => format!(
-                "the daemon {} (install Docker Engine, or point DOCKER_HOST at a daemon)",
-                docker.describe()
-            ),
-        },
+        name,
+        works: availability.works,
+        detail: availability.detail,
     }
 }
 
