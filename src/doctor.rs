@@ -41,6 +41,8 @@ pub struct Diagnosis {
     pub server_user: Result<String, String>,
     pub docker: DockerStatus,
     pub providers: Vec<ProviderCheck>,
+    /// promtool (alert-rule checks): version and path, or the install hint.
+    pub promtool: Result<String, String>,
 }
 
 impl Diagnosis {
@@ -72,6 +74,7 @@ pub async fn diagnose() -> Diagnosis {
         server_user,
         docker,
         providers: vec![embedded, docker_check, external],
+        promtool: crate::alerts::promtool::diagnose().await,
     }
 }
 
@@ -179,13 +182,23 @@ pub fn render(d: &Diagnosis) -> String {
             p.detail
         );
     }
+    let _ = match &d.promtool {
+        Ok(text) => writeln!(
+            out,
+            "tools (alert-rule checks):\n  ok       promtool      {text}"
+        ),
+        Err(e) => writeln!(
+            out,
+            "tools (alert-rule checks):\n  missing  promtool      {e}"
+        ),
+    };
     let _ = writeln!(
         out,
         "{}",
         if d.any_works() {
             "at least one provider works: `gonogo run` can prove a service here"
         } else {
-            "no provider works here: install the embedded binaries (apt-get install postgresql redis-server), start Docker, or set DATABASE_URL and REDIS_URL"
+            "no provider works here: install the embedded binaries (`gonogo doctor --install` says how), start Docker, or set DATABASE_URL and REDIS_URL"
         }
     );
     out

@@ -18,5 +18,8 @@ pub const HARNESS: i32 = 3;
 pub const INCONCLUSIVE: i32 = 4;
 /// `verify` found an evidence bundle that does not match its manifest.
 pub const TAMPERED: i32 = 5;
-/// Interrupted by SIGINT/SIGTERM; every child was stopped first.
+/// gonogo itself panicked (a bug); every child was stopped first, no
+/// evidence was written. Rust's own code for a panic.
+pub const PANIC: i32 = 101;
+/// Interrupted by SIGINT/SIGTERM/SIGHUP; every child was stopped first.
 pub const INTERRUPTED: i32 = 130;

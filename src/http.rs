@@ -2,9 +2,14 @@
 //! deadline.
 //!
 //! gonogo's own client must never wait forever on a service that hangs, so
-//! every request carries a timeout and a timeout is recorded as data.
+//! every request carries a timeout and a timeout is recorded as data; nor
+//! hold whatever a service sends, so a body is read as a stream and kept up
+//! to [`MAX_BODY_BYTES`] (a never-ending body ends there, or at the deadline).
 
 use std::time::{Duration, Instant};
+
+/// Most bytes of a response body gonogo reads; the rest is not read.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 /// What happened when gonogo sent one request.
 #[derive(Debug, Clone)]
@@ -14,7 +19,10 @@ pub struct HttpExchange {
     pub status: Option<u16>,
     pub version: String,
     pub headers: Vec<(String, String)>,
+    /// The body, lossily decoded, at most [`MAX_BODY_BYTES`] of it.
     pub body: String,
+    /// The body went on past [`MAX_BODY_BYTES`]; only that much was read.
+    pub body_truncated: bool,
     pub elapsed: Duration,
     pub timeout: Duration,
     /// Why there was no response, in words.
@@ -42,6 +50,12 @@ impl HttpExchange {
                 }
                 out.push('\n');
                 out.push_str(&self.body);
+                if self.body_truncated {
+                    out.push_str(&crate::mask::cut_note(&format!(
+                        "body longer than {} MiB; the rest was not read",
+                        MAX_BODY_BYTES / (1024 * 1024)
+                    )));
+                }
                 out
             }
             None => format!("curl: {}", self.error.as_deref().unwrap_or("no response")),
@@ -111,34 +125,19 @@ impl Probe {
             version: "HTTP/1.1".into(),
             headers: Vec::new(),
             body: String::new(),
+            body_truncated: false,
             elapsed: Duration::ZERO,
             timeout,
             error: None,
             timed_out: false,
         };
-        let request = async {
-            let response = self.client.get(url).send().await?;
-            let status = response.status().as_u16();
-            let version = format!("{:?}", response.version());
-            let headers: Vec<(String, String)> = response
-                .headers()
-                .iter()
-                .map(|(k, v)| {
-                    (
-                        k.to_string(),
-                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                    )
-                })
-                .collect();
-            let body = response.bytes().await?;
-            Ok::<_, reqwest::Error>((status, version, headers, body))
-        };
-        match tokio::time::timeout(timeout, request).await {
-            Ok(Ok((status, version, headers, body))) => {
-                exchange.status = Some(status);
-                exchange.version = version;
-                exchange.headers = headers;
-                exchange.body = String::from_utf8_lossy(&body).into_owned();
+        match tokio::time::timeout(timeout, self.exchange(url)).await {
+            Ok(Ok(response)) => {
+                exchange.status = Some(response.status);
+                exchange.version = response.version;
+                exchange.headers = response.headers;
+                exchange.body = String::from_utf8_lossy(&response.body).into_owned();
+                exchange.body_truncated = response.truncated;
             }
             Ok(Err(e)) => exchange.error = Some(describe(&e)),
             Err(_) => {
@@ -152,6 +151,57 @@ impl Probe {
         exchange.elapsed = started.elapsed();
         exchange
     }
+
+    /// Send the request and read the body as a stream, stopping at
+    /// [`MAX_BODY_BYTES`] (the connection is then dropped).
+    async fn exchange(&self, url: &str) -> Result<Response, reqwest::Error> {
+        let mut response = self.client.get(url).send().await?;
+        let status = response.status().as_u16();
+        let version = format!("{:?}", response.version());
+        let headers: Vec<(String, String)> = response
+            .headers()
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+        let mut body: Vec<u8> = Vec::new();
+        let mut truncated = false;
+        while let Some(chunk) = response.chunk().await? {
+            let room = MAX_BODY_BYTES - body.len();
+            if chunk.len() > room {
+                body.extend_from_slice(&chunk[..room]);
+                truncated = true;
+                break;
+            }
+            body.extend_from_slice(&chunk);
+            if body.len() == MAX_BODY_BYTES {
+                // Exactly at the cap: only a further byte says whether the
+                // body went on.
+                truncated = response.chunk().await?.is_some_and(|c| !c.is_empty());
+                break;
+            }
+        }
+        Ok(Response {
+            status,
+            version,
+            headers,
+            body,
+            truncated,
+        })
+    }
+}
+
+/// A response as read, body capped.
+struct Response {
+    status: u16,
+    version: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+    truncated: bool,
 }
 
 /// reqwest's Display hides the cause; walk the chain for the useful part.

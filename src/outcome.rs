@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::mask::{Masked, Masker};
+use crate::mask::{Masked, Masker, floor_boundary};
 
 /// Lines kept from each end of a long output.
 pub const EXCERPT_LINES: usize = 10;
@@ -55,32 +55,103 @@ pub struct Excerpt {
     pub tail: Option<Masked>,
     pub total_lines: usize,
     pub omitted_lines: usize,
+    /// Whether bytes were left out: a body or log past its cap, a line past
+    /// its limit (each marked where it was cut), or an excerpt past
+    /// [`EXCERPT_BYTES`].
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
+    /// Bytes of masked text kept in `head` and `tail`, when truncated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kept_bytes: Option<u64>,
 }
 
+/// Most bytes kept of one text (half from its start, half from its end), so
+/// a service that floods its output cannot flood the report.
+pub const EXCERPT_BYTES: usize = 64 * 1024;
+
 impl Excerpt {
+    /// Mask `text` whole, then keep its first and last lines (and at most
+    /// [`EXCERPT_BYTES`]): masking before cutting means a cut can never
+    /// split a secret.
     pub fn of(masker: &Masker, text: &str) -> Excerpt {
-        let text = text.trim_end_matches('\n');
-        let lines: Vec<&str> = if text.is_empty() {
+        let masked = masker.mask(text.trim_end_matches('\n'));
+        let all = masked.as_str();
+        let lines: Vec<&str> = if all.is_empty() {
             Vec::new()
         } else {
-            text.lines().collect()
+            all.lines().collect()
         };
         let total = lines.len();
-        if total <= 2 * EXCERPT_LINES {
+        let marked = all.contains(crate::mask::CUT_TAG);
+        let half = EXCERPT_BYTES / 2;
+        if total <= 2 * EXCERPT_LINES && all.len() <= EXCERPT_BYTES {
             return Excerpt {
-                head: masker.mask(text),
+                head: masked.clone(),
                 tail: None,
                 total_lines: total,
                 omitted_lines: 0,
+                truncated: marked,
+                kept_bytes: marked.then_some(all.len() as u64),
             };
         }
+        let long = total > 2 * EXCERPT_LINES;
+        // Whole lines first (the first and last ten), then the byte budget.
+        let (line_head, line_tail) = if long {
+            (
+                line_end(all, EXCERPT_LINES),
+                line_start_from_end(all, EXCERPT_LINES),
+            )
+        } else {
+            (all.len(), all.len())
+        };
+        let head_end = line_head.min(floor_boundary(all, half));
+        let byte_tail = ceil_boundary(all, all.len().saturating_sub(half));
+        let tail_start = if long {
+            line_tail.max(byte_tail)
+        } else {
+            byte_tail
+        }
+        .max(head_end);
+        let kept = head_end + (all.len() - tail_start);
+        let whole_lines = line_head + (all.len() - line_tail);
+        let truncated = marked || kept < whole_lines;
         Excerpt {
-            head: masker.mask(&lines[..EXCERPT_LINES].join("\n")),
-            tail: Some(masker.mask(&lines[total - EXCERPT_LINES..].join("\n"))),
+            head: masked.part(|t| &t[..head_end]),
+            tail: (tail_start < all.len()).then(|| masked.part(|t| &t[tail_start..])),
             total_lines: total,
-            omitted_lines: total - 2 * EXCERPT_LINES,
+            omitted_lines: if long { total - 2 * EXCERPT_LINES } else { 0 },
+            truncated,
+            kept_bytes: truncated.then_some(kept as u64),
         }
     }
+}
+
+/// Byte offset just past the first `n` lines (without the last newline).
+fn line_end(text: &str, n: usize) -> usize {
+    if n == 0 {
+        return 0;
+    }
+    text.match_indices('\n')
+        .nth(n - 1)
+        .map_or(text.len(), |(i, _)| i)
+}
+
+/// Byte offset where the last `n` lines start.
+fn line_start_from_end(text: &str, n: usize) -> usize {
+    if n == 0 {
+        return text.len();
+    }
+    text.rmatch_indices('\n')
+        .nth(n - 1)
+        .map_or(0, |(i, _)| i + 1)
+}
+
+fn ceil_boundary(text: &str, at: usize) -> usize {
+    let mut at = at.min(text.len());
+    while !text.is_char_boundary(at) {
+        at += 1;
+    }
+    at
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,23 +1,34 @@
 //! Guards own processes: every child the harness starts (database, cache,
-//! service, one-shot tools) is spawned through [`ChildGuard`], which stops and
-//! reaps it. Takes a `tokio::process::Command`; gives a guard, its captured
-//! output ([`OutputCapture`]) and, when stopped, a [`StopReport`].
+//! service, one-shot tools, version probes) is spawned through
+//! [`ChildGuard`], which stops and reaps it. Takes a
+//! `tokio::process::Command`; gives a guard, its captured output
+//! ([`OutputCapture`]) and, when stopped, a [`StopReport`].
 //!
-//! Two layers make sure nothing outlives the harness:
+//! Four layers make sure nothing outlives the harness:
 //!
 //! 1. [`ChildGuard::stop`] and `Drop` signal the child's whole process group
 //!    (each child leads its own group, so helpers it forks go too), wait a
-//!    grace period, then `SIGKILL` the group and reap.
-//! 2. If the harness is killed outright, the kernel sends each child its
-//!    `PR_SET_PDEATHSIG` signal. It is set in `pre_exec`, which std runs
+//!    grace period, then `SIGKILL` the group and reap. Descendants that left
+//!    the group (`setsid`) but still hang below the child are recorded
+//!    before the signal and ended after it ([`tree`]).
+//! 2. The `gonogo` binary makes itself a child subreaper ([`reaper`]):
+//!    whatever orphans itself (a double-forked daemon, the background child
+//!    of a wrapper script that exited) is re-parented to gonogo, not init.
+//!    At exit, and after SIGINT/SIGTERM/SIGHUP or a panic, gonogo ends every
+//!    descendant still there, process groups and sessions included (`TERM`,
+//!    then `KILL` after a bound), and reaps the adopted ones by pid.
+//! 3. If the harness is killed outright, the kernel sends each direct child
+//!    its `PR_SET_PDEATHSIG` signal. It is set in `pre_exec`, which std runs
 //!    after `setgid`/`setuid` (a credential change clears the setting), so
 //!    it holds for servers that run as another user; a test proves it.
+//! 4. For the rest of the tree after a `SIGKILL` of gonogo, the
+//!    [`watchdog`], a small process in its own session, keeps a snapshot of
+//!    gonogo's descendants (pid and start time, so pid reuse cannot fool
+//!    it, with their groups and sessions) and ends them all when gonogo dies
+//!    without saying it exited cleanly.
 //!
-//! Grandchildren that leave the group (`setsid`, double fork) escape the
-//! group signal, and PDEATHSIG covers direct children only. Postgres is
-//! such a case and needs nothing more: each of its helper processes calls
-//! `setsid()`, the postmaster stops them itself on `SIGINT`/`SIGQUIT`, and
-//! they notice the postmaster's death and exit when it is killed.
+//! `--keep` detaches its servers ([`ChildGuard::detach`]): the teardown and
+//! the watchdog spare them and their descendants.
 //!
 //! # Caveat: PDEATHSIG follows the spawning *thread*
 //!
@@ -28,6 +39,10 @@
 //! threads tokio retires after a few idle seconds, killing a healthy child;
 //! and avoid `block_in_place` anywhere, since it turns a worker thread (that
 //! may have spawned children) into such a retirable blocking thread.
+
+pub mod reaper;
+pub mod tree;
+pub mod watchdog;
 
 use std::collections::VecDeque;
 use std::io;
@@ -178,7 +193,7 @@ impl ChildGuard {
             }
         }
         let started_at = Instant::now();
-        let child = command.spawn()?;
+        let child = reaper::spawn_guarded(|| command.spawn(), Child::id)?;
         let pid = child
             .id()
             .ok_or_else(|| io::Error::other(format!("{name} exited before its pid was read")))?;
@@ -260,6 +275,7 @@ impl ChildGuard {
     /// On error the guard is dropped, which still kills the group.
     pub async fn stop(mut self) -> io::Result<StopReport> {
         let begun = Instant::now();
+        let below = self.tree_below();
         let (outcome, status) = if let Some(status) = self.child.try_wait()? {
             (StopOutcome::ExitedBefore, status)
         } else {
@@ -274,6 +290,9 @@ impl ChildGuard {
         };
         self.finished = true;
         sweep_group(self.pid);
+        tree::end(&below, self.options.grace, &|_| false).await;
+        reaper::forget(self.pid);
+        reaper::reap_adopted();
         Ok(StopReport {
             name: self.name.clone(),
             pid: self.pid,
@@ -289,11 +308,25 @@ impl ChildGuard {
     /// the harness must be spawned with `death_signal: None`.
     pub fn detach(mut self) {
         self.finished = true;
+        if let Some(identity) = tree::Identity::of(self.pid) {
+            reaper::keep(identity);
+        }
+    }
+
+    /// The descendants of the child right now (recorded before a stop
+    /// signal, to end those that left its process group).
+    fn tree_below(&self) -> Vec<tree::Identity> {
+        tree::descendants(self.pid)
+            .iter()
+            .filter(|p| !p.is_zombie())
+            .map(tree::ProcInfo::identity)
+            .collect()
     }
 
     /// `Drop`'s synchronous version of [`stop`](ChildGuard::stop): blocks the
     /// calling thread for at most the grace period plus [`DROP_KILL_WAIT`].
     fn stop_blocking(&mut self) {
+        let below = self.tree_below();
         if matches!(self.child.try_wait(), Ok(None)) {
             signal_group(self.pid, self.options.stop_signal);
             if !self.poll_exit(self.options.grace) {
@@ -303,6 +336,9 @@ impl ChildGuard {
             }
         }
         sweep_group(self.pid);
+        tree::end_blocking(&below, self.options.grace, &|_| false);
+        reaper::forget(self.pid);
+        reaper::reap_adopted();
     }
 
     /// Polls `try_wait` until the child exits or `limit` passes.
@@ -324,6 +360,7 @@ impl Drop for ChildGuard {
             self.finished = true;
             self.stop_blocking();
         }
+        reaper::forget(self.pid);
     }
 }
 
@@ -360,9 +397,27 @@ fn sweep_group(pgid: u32) {
     }
 }
 
-/// Asks the OS for a currently free TCP port on 127.0.0.1. Another process
-/// may take it before the caller binds it: callers retry on "address in use".
+/// The range [`free_port`] draws from: below Linux's default ephemeral
+/// range (32768-60999), so outgoing connections never hold these ports,
+/// and above the well-known services.
+pub const PORT_RANGE: std::ops::RangeInclusive<u16> = 20000..=32000;
+
+/// A TCP port that is free right now: random in [`PORT_RANGE`], so a
+/// stranger is unlikely to guess it, and verified by binding `0.0.0.0`
+/// (which fails if anything listens on the port on any IPv4 address).
+/// Another process may still take it before the caller binds it: callers
+/// retry on "address in use", and the service's start-up wait proves who
+/// answers ([`crate::sockets`]).
 pub fn free_port() -> io::Result<u16> {
+    let span = u32::from(PORT_RANGE.end() - PORT_RANGE.start()) + 1;
+    for _ in 0..64 {
+        let offset = getrandom::u32().map_err(|e| io::Error::other(e.to_string()))? % span;
+        let port = PORT_RANGE.start() + u16::try_from(offset).expect("offset < span <= u16::MAX");
+        if TcpListener::bind(("0.0.0.0", port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    // A crowded range: let the kernel choose.
     let listener = TcpListener::bind(("127.0.0.1", 0))?;
     Ok(listener.local_addr()?.port())
 }
@@ -445,8 +500,13 @@ pub struct OutputCapture {
 impl OutputCapture {
     /// The default number of lines kept.
     pub const DEFAULT_CAPACITY: usize = 20_000;
-    /// Longer lines are split.
-    const MAX_LINE_BYTES: u64 = 16 * 1024;
+    /// Longer lines keep their start; the rest is skipped and the line ends
+    /// with a [`crate::mask::cut_note`] (the masker then drops what could
+    /// be the start of a cut-off secret).
+    pub const MAX_LINE_BYTES: u64 = 16 * 1024;
+    /// At most this many bytes of lines are kept from the start, and as
+    /// many from the end, whatever the line count: 1 MiB in all.
+    pub const MAX_KEPT_BYTES: usize = 512 * 1024;
 
     /// Takes the child's piped stdout and stderr (whichever are piped) and
     /// starts collecting them. Must be called inside a tokio runtime.
@@ -532,6 +592,12 @@ struct Buffer {
     tail: VecDeque<OutputLine>,
     head_capacity: usize,
     tail_capacity: usize,
+    /// Bytes of text in `head` and in `tail`, each bounded by
+    /// [`OutputCapture::MAX_KEPT_BYTES`].
+    head_bytes: usize,
+    tail_bytes: usize,
+    /// Once a line went to the tail, the head takes no more (order).
+    head_closed: bool,
     omitted: u64,
     received: u64,
     open: u8,
@@ -545,6 +611,9 @@ impl Buffer {
             tail: VecDeque::new(),
             head_capacity,
             tail_capacity: capacity - head_capacity,
+            head_bytes: 0,
+            tail_bytes: 0,
+            head_closed: false,
             omitted: 0,
             received: 0,
             open,
@@ -559,15 +628,24 @@ impl Buffer {
             stream,
             text,
         };
-        if self.head.len() < self.head_capacity {
+        let size = line.text.len();
+        self.head_closed |= self.head.len() >= self.head_capacity
+            || self.head_bytes + size > OutputCapture::MAX_KEPT_BYTES;
+        if !self.head_closed {
+            self.head_bytes += size;
             self.head.push(line);
             return;
         }
-        if self.tail.len() == self.tail_capacity {
-            self.tail.pop_front();
-            self.omitted += 1;
-        }
+        self.tail_bytes += size;
         self.tail.push_back(line);
+        while self.tail.len() > self.tail_capacity
+            || (self.tail_bytes > OutputCapture::MAX_KEPT_BYTES && self.tail.len() > 1)
+        {
+            if let Some(dropped) = self.tail.pop_front() {
+                self.tail_bytes -= dropped.text.len();
+                self.omitted += 1;
+            }
+        }
     }
 }
 
@@ -586,17 +664,55 @@ async fn collect(
             .take(OutputCapture::MAX_LINE_BYTES)
             .read_until(b'\n', &mut bytes)
             .await;
-        if !matches!(read, Ok(n) if n > 0) {
+        let Ok(n) = read else { break };
+        if n == 0 {
             break;
         }
         let at = started_at.elapsed();
+        let cut = bytes.last() != Some(&b'\n') && n as u64 == OutputCapture::MAX_LINE_BYTES;
+        let skipped = if cut {
+            skip_rest_of_line(&mut reader).await
+        } else {
+            0
+        };
         while matches!(bytes.last(), Some(b'\n' | b'\r')) {
             bytes.pop();
         }
-        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let mut text = String::from_utf8_lossy(&bytes).into_owned();
+        if cut {
+            text.push_str(&crate::mask::cut_note(&format!(
+                "line longer than {} KiB; {skipped} more bytes not kept",
+                OutputCapture::MAX_LINE_BYTES / 1024
+            )));
+        }
         buffer.send_modify(|buffer| buffer.push(at, which, text));
     }
     buffer.send_modify(|buffer| buffer.open = buffer.open.saturating_sub(1));
+}
+
+/// Consumes the rest of an over-long line, up to and including its newline
+/// (or end of file), without holding it; gives how many bytes were skipped.
+async fn skip_rest_of_line(reader: &mut (impl AsyncBufReadExt + Unpin)) -> u64 {
+    let mut skipped = 0u64;
+    loop {
+        let Ok(buf) = reader.fill_buf().await else {
+            return skipped;
+        };
+        if buf.is_empty() {
+            return skipped;
+        }
+        match buf.iter().position(|&b| b == b'\n') {
+            Some(i) => {
+                reader.consume(i + 1);
+                return skipped + i as u64;
+            }
+            None => {
+                let len = buf.len();
+                reader.consume(len);
+                skipped += len as u64;
+            }
+        }
+    }
 }
 
 /// Sets the stdio of a child whose output [`OutputCapture`] will collect:

@@ -1,16 +1,56 @@
 //! The service under test: a [`ServiceLaunch`] (argv, workdir, env with the
 //! placeholders filled in) becomes a [`RunningService`] whose process group
 //! is owned by a guard and whose output is captured for the evidence.
+//!
+//! The service gets an explicit environment: nothing of gonogo's own but
+//! [`BASE_ENV`] (when set), the names the scenario lists in `[service]
+//! inherit`, and the test hook [`TEST_MARKER`]; then the scenario's
+//! variables and `--env`. A token exported in CI never reaches it unasked.
 
 use std::collections::BTreeMap;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+pub use crate::command::{resolve_program, shell_quote};
 use crate::http::{HttpExchange, Probe};
 use crate::process::{ChildGuard, GuardOptions, OutputCapture, Signal, StopReport, piped_output};
 use crate::scenario::placeholders::Bindings;
 use crate::scenario::{ServiceSpec, Template};
+
+/// Variables every launched service (and migration command) gets from
+/// gonogo's environment, when set; `LC_*` too.
+pub const BASE_ENV: &[&str] = &["PATH", "HOME", "LANG", "LC_ALL", "TZ"];
+
+/// A test hook: passed through when set, so the test suite can find every
+/// process a run started. Every other `GONOGO_*` variable stays with gonogo.
+pub const TEST_MARKER: &str = "GONOGO_TEST_MARKER";
+
+/// The part of gonogo's own environment a service gets: [`BASE_ENV`],
+/// `LC_*`, the names in `inherit` and [`TEST_MARKER`], each when set (and
+/// valid UTF-8), in that order.
+pub fn inherited_env(inherit: &[String]) -> Vec<(String, String)> {
+    let wanted = |name: &str| {
+        BASE_ENV.contains(&name)
+            || name.starts_with("LC_")
+            || name == TEST_MARKER
+            || (inherit.iter().any(|i| i == name) && !name.starts_with("GONOGO_"))
+    };
+    let mut vars: Vec<(String, String)> = std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .filter(|(k, _)| wanted(k))
+        .collect();
+    let rank = |name: &str| {
+        BASE_ENV
+            .iter()
+            .position(|b| *b == name)
+            .or_else(|| name.starts_with("LC_").then_some(BASE_ENV.len()))
+            .or_else(|| inherit.iter().position(|i| i == name).map(|i| i + 100))
+            .unwrap_or(usize::MAX)
+    };
+    vars.sort_by(|a, b| (rank(&a.0), &a.0).cmp(&(rank(&b.0), &b.0)));
+    vars
+}
 
 /// Everything needed to start one instance of the service.
 #[derive(Debug, Clone)]
@@ -18,6 +58,9 @@ pub struct ServiceLaunch {
     pub program: PathBuf,
     pub args: Vec<String>,
     pub workdir: PathBuf,
+    /// Variables passed through from gonogo's environment (see
+    /// [`inherited_env`]), unless the scenario sets or unsets them.
+    pub inherited: Vec<(String, String)>,
     /// Variables set for this instance, in scenario order.
     pub env: Vec<(String, String)>,
     /// Variables removed from the inherited environment.
@@ -49,6 +92,8 @@ impl ServiceLaunch {
             upsert(&mut env, key, template.render(bindings));
         }
         env.retain(|(k, _)| !unset.contains(k));
+        let mut inherited = inherited_env(&spec.inherit);
+        inherited.retain(|(k, _)| !unset.contains(k) && !env.iter().any(|(e, _)| e == k));
         let port = bindings
             .get("port")
             .and_then(|p| p.parse().ok())
@@ -57,21 +102,26 @@ impl ServiceLaunch {
             program,
             args: argv[1..].to_vec(),
             workdir: spec.workdir.clone(),
+            inherited,
             env,
             unset: unset.to_vec(),
             port,
         })
     }
 
-    /// A shell line that would start the same instance (unmasked: callers
-    /// pass it through the masker).
+    /// A shell line that would start the same instance, from an empty
+    /// environment; passed-through variables appear by name only
+    /// (unmasked: callers pass it through the masker).
     pub fn display(&self) -> String {
         let mut line = format!(
-            "cd {} && env",
+            "cd {} && env -i",
             shell_quote(&self.workdir.display().to_string())
         );
         for key in &self.unset {
             line.push_str(&format!(" -u {key}"));
+        }
+        for (key, _) in &self.inherited {
+            line.push_str(&format!(" {key}=\"${key}\""));
         }
         for (key, value) in &self.env {
             line.push_str(&format!(" {key}={}", shell_quote(value)));
@@ -93,43 +143,6 @@ fn upsert(env: &mut Vec<(String, String)>, key: &str, value: String) {
     }
 }
 
-/// Quote for a POSIX shell when needed.
-pub fn shell_quote(text: &str) -> String {
-    let plain = !text.is_empty()
-        && text
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_./:=@%+,".contains(c));
-    if plain {
-        text.to_string()
-    } else {
-        format!("'{}'", text.replace('\'', r"'\''"))
-    }
-}
-
-/// Find the program: a path with a `/` is taken relative to `workdir`;
-/// a bare name is searched on `PATH`.
-pub fn resolve_program(program: &str, workdir: &Path) -> io::Result<PathBuf> {
-    let not_found = |detail: String| io::Error::new(io::ErrorKind::NotFound, detail);
-    if program.contains('/') {
-        let path = workdir.join(program);
-        if path.is_file() {
-            return Ok(path);
-        }
-        return Err(not_found(format!(
-            "`{program}` does not exist (looked at {})",
-            path.display()
-        )));
-    }
-    let path_var = std::env::var_os("PATH").unwrap_or_default();
-    for dir in std::env::split_paths(&path_var) {
-        let candidate = dir.join(program);
-        if candidate.is_file() {
-            return Ok(candidate);
-        }
-    }
-    Err(not_found(format!("`{program}` is not on PATH")))
-}
-
 /// How the wait for the service to answer HTTP ended.
 #[derive(Debug, Clone)]
 pub enum Startup {
@@ -139,14 +152,20 @@ pub enum Startup {
     Exited { code: Option<i32>, after: Duration },
     /// Neither, within the deadline.
     TimedOut(Duration),
+    /// Something answered, but the socket on the port is not the
+    /// instance's: the answer is not the service's (see [`crate::sockets`]).
+    Foreign {
+        owner: crate::sockets::Ownership,
+        after: Duration,
+    },
 }
 
 impl Startup {
-    /// How long the wait took, whichever way it ended.
+    /// How long the wait took.
     pub fn took(&self) -> Duration {
         match self {
             Startup::Answering(d) | Startup::TimedOut(d) => *d,
-            Startup::Exited { after, .. } => *after,
+            Startup::Exited { after, .. } | Startup::Foreign { after, .. } => *after,
         }
     }
 }
@@ -163,11 +182,11 @@ impl RunningService {
     /// Spawn the instance, in its own process group, output captured.
     pub fn spawn(launch: &ServiceLaunch) -> io::Result<RunningService> {
         let mut command = tokio::process::Command::new(&launch.program);
-        command.args(&launch.args).current_dir(&launch.workdir);
-        for key in &launch.unset {
-            command.env_remove(key);
-        }
-        for (key, value) in &launch.env {
+        command
+            .args(&launch.args)
+            .current_dir(&launch.workdir)
+            .env_clear();
+        for (key, value) in launch.inherited.iter().chain(&launch.env) {
             command.env(key, value);
         }
         piped_output(&mut command);
@@ -217,7 +236,8 @@ impl RunningService {
     }
 
     /// Poll `path` until the service answers any HTTP status, exits, or
-    /// `deadline` passes.
+    /// `deadline` passes. The first answer counts only if the socket on the
+    /// port belongs to the instance's process tree.
     pub async fn wait_answering(
         &mut self,
         probe: &Probe,
@@ -239,7 +259,11 @@ impl RunningService {
             let left = deadline - elapsed;
             let exchange = probe.get(&url, left.min(Duration::from_millis(500))).await;
             if exchange.status.is_some() {
-                return Startup::Answering(self.started.elapsed());
+                let after = self.started.elapsed();
+                return match crate::sockets::check(self.port, self.pid()) {
+                    crate::sockets::Ownership::Owned => Startup::Answering(after),
+                    owner => Startup::Foreign { owner, after },
+                };
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
@@ -300,5 +324,33 @@ impl RunningService {
     /// reap it.
     pub async fn stop(self) -> io::Result<StopReport> {
         self.guard.stop().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_named_variables_are_passed_through() {
+        // Cargo sets CARGO_PKG_NAME for every test process.
+        let names = |inherit: &[&str]| -> Vec<String> {
+            let inherit: Vec<String> = inherit.iter().map(|s| s.to_string()).collect();
+            inherited_env(&inherit)
+                .into_iter()
+                .map(|(k, _)| k)
+                .collect()
+        };
+        let base = names(&[]);
+        assert!(base.contains(&"PATH".to_string()), "{base:?}");
+        assert!(!base.contains(&"CARGO_PKG_NAME".to_string()), "{base:?}");
+        assert!(
+            base.iter().all(|n| BASE_ENV.contains(&n.as_str())
+                || n.starts_with("LC_")
+                || n == TEST_MARKER)
+        );
+        let asked = names(&["CARGO_PKG_NAME", "GONOGO_SIGNING_KEY"]);
+        assert_eq!(asked.last().map(String::as_str), Some("CARGO_PKG_NAME"));
+        assert!(!asked.iter().any(|n| n == "GONOGO_SIGNING_KEY"));
     }
 }

@@ -17,7 +17,7 @@ from pathlib import Path
 import redis.asyncio as aioredis
 from alembic.script import ScriptDirectory
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from sqlalchemy import text
@@ -162,6 +162,11 @@ async def lifespan(_app: FastAPI):
 
 app = FastAPI(title="fastapi-backend", version=settings.version, lifespan=lifespan)
 
+# The readiness gauge of the seed's alerting contract: 1 when the last
+# /api/ready passed, 0 when it failed (0 until the first check). Exported on
+# /metrics as aether_readyz_success{service="fastapi-backend"}.
+READY_GAUGE = {"value": 0}
+
 
 @app.get("/api/live")
 async def live() -> dict:
@@ -192,6 +197,7 @@ async def ready() -> JSONResponse:
         },
     }
     failed = [c for c in checks if not c.ok]
+    READY_GAUGE["value"] = 0 if failed else 1
     if not failed:
         return JSONResponse(body, status_code=200)
     first = failed[0]
@@ -199,3 +205,13 @@ async def ready() -> JSONResponse:
     return JSONResponse(
         {"dependency": first.dependency, "error": first.error} | body, status_code=503
     )
+
+
+@app.get("/metrics")
+async def metrics() -> PlainTextResponse:
+    text = (
+        "# HELP aether_readyz_success Whether the last readiness check passed (1) or failed (0).\n"
+        "# TYPE aether_readyz_success gauge\n"
+        f'aether_readyz_success{{service="fastapi-backend"}} {READY_GAUGE["value"]}\n'
+    )
+    return PlainTextResponse(text, media_type="text/plain; version=0.0.4; charset=utf-8")

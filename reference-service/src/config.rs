@@ -30,10 +30,14 @@ pub enum Flaw {
     GaugeStuck,
     Ready503Anonymous,
     RedisAuthDropped,
+    RevealsRedisUrl,
+    EchoCredentials,
+    HugeReadyBody,
+    EndlessReadyBody,
 }
 
 impl Flaw {
-    pub const ALL: [Flaw; 16] = [
+    pub const ALL: [Flaw; 20] = [
         Flaw::ReadyIgnoresRedis,
         Flaw::Ready500,
         Flaw::StrictBootsWithoutRedis,
@@ -50,6 +54,10 @@ impl Flaw {
         Flaw::GaugeStuck,
         Flaw::Ready503Anonymous,
         Flaw::RedisAuthDropped,
+        Flaw::RevealsRedisUrl,
+        Flaw::EchoCredentials,
+        Flaw::HugeReadyBody,
+        Flaw::EndlessReadyBody,
     ];
 
     pub fn name(self) -> &'static str {
@@ -70,6 +78,10 @@ impl Flaw {
             Flaw::GaugeStuck => "gauge-stuck",
             Flaw::Ready503Anonymous => "ready-503-anonymous",
             Flaw::RedisAuthDropped => "redis-auth-dropped",
+            Flaw::RevealsRedisUrl => "reveals-redis-url",
+            Flaw::EchoCredentials => "echo-credentials",
+            Flaw::HugeReadyBody => "huge-ready-body",
+            Flaw::EndlessReadyBody => "endless-ready-body",
         }
     }
 

@@ -10,6 +10,7 @@
 //! - 2: usage error or unknown `REFERENCE_FLAW` name.
 
 mod config;
+mod echo;
 mod migrate_command;
 mod migrations;
 mod probes;

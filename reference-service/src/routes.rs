@@ -17,15 +17,20 @@ use crate::probes::{Deps, MigrationsOutcome, ProbeOutcome};
 
 const SERVICE: &str = "reference-service";
 const SLOW_READY_DELAY: Duration = Duration::from_millis(300);
+/// `huge-ready-body`: 10 MB of padding in every ready answer.
+const HUGE_BODY_BYTES: usize = 10 * 1000 * 1000;
 const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 pub struct AppState {
     deps: Deps,
     flaws: Flaws,
     git_sha: Option<String>,
-    /// Kept only so `leak-secrets` has something to leak.
+    /// Kept only so `leak-secrets` and `reveals-redis-url` have something
+    /// to leak.
     database_url: Option<String>,
     redis_url: Option<String>,
+    /// `echo-credentials`: what to echo in every ready answer.
+    echo: Option<crate::echo::Echo>,
     ready_gauge: AtomicBool,
     ready_requests: AtomicU64,
     memory: Mutex<ReadyMemory>,
@@ -50,6 +55,10 @@ impl AppState {
             git_sha: config.git_sha.clone(),
             database_url: config.database_url.clone(),
             redis_url: config.redis_url.clone(),
+            echo: config
+                .flaws
+                .has(Flaw::EchoCredentials)
+                .then(crate::echo::Echo::from_env),
             // `gauge-stuck` reports success before anything has been checked.
             ready_gauge: AtomicBool::new(config.flaws.has(Flaw::GaugeStuck)),
             ready_requests: AtomicU64::new(0),
@@ -89,6 +98,9 @@ struct ReadyBody {
     database_url: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     redis_url: Option<String>,
+    /// `huge-ready-body`: megabytes of nothing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    padding: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -194,6 +206,7 @@ impl ReadyBody {
             },
             database_url: None,
             redis_url: None,
+            padding: None,
         }
     }
 
@@ -263,6 +276,9 @@ async fn ready(State(state): State<Arc<AppState>>) -> Response {
     if state.flaws.has(Flaw::SlowReady) {
         tokio::time::sleep(SLOW_READY_DELAY).await;
     }
+    if state.flaws.has(Flaw::EndlessReadyBody) {
+        return endless_body();
+    }
     let replay = {
         let memory = state.memory();
         memory
@@ -299,6 +315,12 @@ async fn evaluate(state: &AppState) -> ReadyBody {
         .zip(extras)
         .collect();
     let mut body = ReadyBody::new(&db, &redis, &migrations, &extras);
+    if state.flaws.has(Flaw::RevealsRedisUrl) {
+        body.redis_url.clone_from(&state.redis_url);
+    }
+    if state.flaws.has(Flaw::HugeReadyBody) {
+        body.padding = Some("x".repeat(HUGE_BODY_BYTES));
+    }
     if state.flaws.has(Flaw::LeakSecrets) && !body.is_ok() {
         let db_url = state.database_url.clone().unwrap_or_default();
         let redis_url = state.redis_url.clone().unwrap_or_default();
@@ -343,7 +365,43 @@ fn respond(state: &AppState, body: ReadyBody) -> Response {
         (false, false) => StatusCode::SERVICE_UNAVAILABLE,
         (false, true) => StatusCode::INTERNAL_SERVER_ERROR,
     };
+    if let Some(echo) = &state.echo {
+        return echoing(status, &body, echo);
+    }
     (status, Json(body)).into_response()
+}
+
+/// `echo-credentials`: the ready answer with every value the service was
+/// given, encoded, in its headers and in an `echo` member of its body.
+fn echoing(status: StatusCode, body: &ReadyBody, echo: &crate::echo::Echo) -> Response {
+    let json = serde_json::to_string(body).unwrap_or_else(|_| "{}".to_owned());
+    let text = match json.strip_suffix('}') {
+        Some(open) => format!("{open},\"echo\":{}}}", echo.json()),
+        None => json,
+    };
+    let mut response = (status, [(header::CONTENT_TYPE, "application/json")], text).into_response();
+    for (name, value) in echo.headers() {
+        response.headers_mut().append(name, value);
+    }
+    response
+}
+
+/// `endless-ready-body`: 200 and a JSON body that never ends.
+fn endless_body() -> Response {
+    static CHUNK: [u8; 64 * 1024] = [b'x'; 64 * 1024];
+    let start = futures_util::stream::once(async {
+        Ok::<_, std::convert::Infallible>(axum::body::Bytes::from_static(
+            br#"{"status":"ok","padding":""#,
+        ))
+    });
+    let rest = futures_util::stream::repeat_with(|| Ok(axum::body::Bytes::from_static(&CHUNK)));
+    let body = axum::body::Body::from_stream(futures_util::StreamExt::chain(start, rest));
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response()
 }
 
 #[derive(Debug, Serialize)]

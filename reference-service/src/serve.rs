@@ -115,6 +115,17 @@ fn log_config(config: &Config) {
     }
     eprintln!("boot: DATABASE_URL={}", show(&config.database_url));
     eprintln!("boot: REDIS_URL={}", show(&config.redis_url));
+    // Flaw: the Redis URL, password and all, on the way to connecting.
+    if config.flaws.has(Flaw::RevealsRedisUrl)
+        && let Some(url) = &config.redis_url
+    {
+        eprintln!("boot: connecting to Redis at {url}");
+    }
+    if config.flaws.has(Flaw::EchoCredentials) {
+        for line in crate::echo::Echo::from_env().log_lines() {
+            eprintln!("{line}");
+        }
+    }
     // Only host:port, which carries no secret, so it is shown as configured.
     if !config.extra_tcp_deps.is_empty() {
         let listed: Vec<String> = config

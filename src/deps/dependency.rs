@@ -86,15 +86,19 @@ impl Dependency {
         }
     }
 
-    /// The secrets the masker must hide: passwords, decoded and as in the
-    /// URL.
-    pub fn secrets(&self) -> Vec<&str> {
+    /// The secrets the masker must hide, each with the name the evidence
+    /// gives it (`Postgres password`): passwords, decoded and as in the URL.
+    pub fn secrets(&self) -> Vec<(String, &str)> {
         let all = match &self.kind {
             Kind::Postgres(pg) => vec![pg.password.expose(), pg.password_in_url.expose()],
             Kind::Redis(redis) => vec![redis.password.expose(), redis.password_in_url.expose()],
             Kind::Tcp => Vec::new(),
         };
-        all.into_iter().filter(|s| !s.is_empty()).collect()
+        let label = format!("{} password", self.display);
+        all.into_iter()
+            .filter(|s| !s.is_empty())
+            .map(|s| (label.clone(), s))
+            .collect()
     }
 
     /// What the report says about the server (URL masked); `None` for a
@@ -192,8 +196,8 @@ impl Dependencies {
         bindings
     }
 
-    /// Every secret of every dependency.
-    pub fn secrets(&self) -> Vec<&str> {
+    /// Every secret of every dependency, named.
+    pub fn secrets(&self) -> Vec<(String, &str)> {
         self.all.iter().flat_map(Dependency::secrets).collect()
     }
 

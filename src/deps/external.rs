@@ -36,6 +36,7 @@ pub async fn connect(spec: &ExternalSpec) -> anyhow::Result<Provisioned> {
     );
     postgres.ready = pg_ready?;
     redis.ready = redis_ready?;
+    prove_credentials(&pg_url, &postgres, &redis).await?;
     let (pg_version, redis_version) =
         tokio::join!(postgres_version(&pg_url), redis_version(&redis),);
     postgres.version = pg_version;
@@ -173,6 +174,108 @@ async fn reachable(what: &str, host: &str, port: u16) -> anyhow::Result<Duration
             "reach the external {what} at {host}:{port}: no connection within {} s",
             DEADLINE.as_secs()
         ),
+    }
+}
+
+/// Proves both URLs' credentials work before any step, so a wrong password
+/// is gonogo's harness error (exit 3) quoting the server, never the
+/// service's NO-GO: Postgres `SELECT 1`, Redis `AUTH` (when the URL has a
+/// password) and `PING`, each within [`DEADLINE`]. Messages are masked.
+///
+/// gonogo's clients have no TLS: with `sslmode=require`/`verify-*` or
+/// `rediss://` the check is skipped (the service's own connection is
+/// still what the steps test).
+async fn prove_credentials(
+    pg_url: &str,
+    postgres: &PostgresEndpoint,
+    redis: &RedisEndpoint,
+) -> anyhow::Result<()> {
+    let mut masker = crate::mask::Masker::new();
+    for secret in [
+        &postgres.password,
+        &postgres.password_in_url,
+        &redis.password,
+        &redis.password_in_url,
+    ] {
+        masker.add_secret(secret.expose());
+    }
+    let masked = |e: anyhow::Error| anyhow::anyhow!("{}", masker.mask(&format!("{e:#}")));
+    let (pg, rd) = tokio::join!(postgres_login(pg_url, postgres), redis_login(redis));
+    pg.map_err(masked)?;
+    rd.map_err(masked)?;
+    Ok(())
+}
+
+/// Connects and runs `SELECT 1`; the error quotes the server's message.
+async fn postgres_login(url: &str, postgres: &PostgresEndpoint) -> anyhow::Result<()> {
+    let tls = postgres.query.as_deref().is_some_and(|q| {
+        q.split('&').any(|kv| {
+            matches!(
+                kv,
+                "sslmode=require" | "sslmode=verify-ca" | "sslmode=verify-full"
+            )
+        })
+    });
+    if tls {
+        return Ok(());
+    }
+    let whom = format!(
+        "log in to the external postgres at {}:{} as `{}`",
+        postgres.host, postgres.port, postgres.user
+    );
+    let login = async {
+        let mut conn = sqlx::PgConnection::connect(url).await?;
+        let one: i32 = sqlx::query_scalar("SELECT 1").fetch_one(&mut conn).await?;
+        let _ = conn.close().await;
+        Ok::<_, sqlx::Error>(one)
+    };
+    match tokio::time::timeout(DEADLINE, login).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(sqlx::Error::Database(db))) => anyhow::bail!("{whom}: {}", db.message()),
+        Ok(Err(e)) => anyhow::bail!("{whom}: {e}"),
+        Err(_) => anyhow::bail!("{whom}: no answer within {} s", DEADLINE.as_secs()),
+    }
+}
+
+/// `AUTH` (when there is a password) and `PING`; the error quotes Redis's
+/// reply, e.g. `WRONGPASS invalid username-password pair`.
+async fn redis_login(redis: &RedisEndpoint) -> anyhow::Result<()> {
+    if redis.scheme == "rediss" {
+        return Ok(());
+    }
+    let whom = format!(
+        "log in to the external redis at {}:{}",
+        redis.host, redis.port
+    );
+    let login = async {
+        let mut conn = RespConnection::connect_to(&redis.host, redis.port).await?;
+        let password = redis.password.expose();
+        if !password.is_empty() {
+            let mut auth: Vec<&[u8]> = vec![b"AUTH"];
+            if let Some(user) = &redis.user {
+                auth.push(user.as_bytes());
+            }
+            auth.push(password.as_bytes());
+            expect_reply(conn.command(&auth).await?, "OK")?;
+        }
+        expect_reply(conn.command(&[b"PING"]).await?, "PONG")
+    };
+    match tokio::time::timeout(DEADLINE, login).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => anyhow::bail!("{whom}: {e}"),
+        Err(_) => anyhow::bail!("{whom}: no answer within {} s", DEADLINE.as_secs()),
+    }
+}
+
+/// Checks that `reply` is the status `expected`; else the error quotes it
+/// (`WRONGPASS invalid username-password pair`).
+fn expect_reply(reply: RespValue, expected: &str) -> std::io::Result<()> {
+    match reply {
+        RespValue::Simple(text) if text == expected => Ok(()),
+        RespValue::Error(text) => Err(std::io::Error::other(text)),
+        other => Err(std::io::Error::other(format!(
+            "expected {expected}, the server answered {other:?}"
+        ))),
     }
 }
 

@@ -123,12 +123,25 @@ impl Provisioned {
     pub fn detach(self) -> Option<String> {
         match self.guard {
             ProviderGuard::Embedded(embedded) => {
+                let servers = [
+                    crate::keep::KeptServer {
+                        name: "postgres",
+                        pid: embedded.postgres().pid(),
+                        stop_signal: crate::process::Signal::Int,
+                    },
+                    crate::keep::KeptServer {
+                        name: "redis",
+                        pid: embedded.redis().pid(),
+                        stop_signal: crate::process::Signal::Term,
+                    },
+                ];
+                let (pg, redis) = (&self.postgres, &self.redis);
+                let urls = [
+                    ("DATABASE_URL", pg.url_via(&pg.host, pg.port)),
+                    ("REDIS_URL", redis.url_via(&redis.host, redis.port)),
+                ];
                 let root: PathBuf = embedded.detach();
-                Some(format!(
-                    "servers still running; their files are in {} (stop them with `pkill -f {}`)",
-                    root.display(),
-                    root.display()
-                ))
+                Some(crate::keep::record(&root, &servers, &urls))
             }
             ProviderGuard::Docker(guard) => Some(guard.detach()),
             ProviderGuard::External => None,

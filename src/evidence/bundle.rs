@@ -2,7 +2,9 @@
 //!
 //! Renderers here only turn the model into bytes; writing, atomicity and
 //! the secret scan live in `write`. `--format` picks among [`Format`]s;
-//! `manifest.json` is always added last, hashed from the others' bytes.
+//! `evidence.json` is always written (`gonogo verify` checks the manifest
+//! against it), and `manifest.json` is always added last, hashed from the
+//! others' bytes.
 
 use super::markdown::{self, TemplateError};
 use super::write::Artifact;
@@ -54,6 +56,8 @@ pub fn artifacts(
     } else {
         options.formats.clone()
     };
+    // The model is what `verify` checks the manifest's claims against.
+    formats.push(Format::Json);
     formats.sort();
     formats.dedup();
     let mut out = Vec::new();
@@ -111,7 +115,7 @@ mod tests {
     }
 
     #[test]
-    fn all_formats_by_default_and_the_manifest_always() {
+    fn all_formats_by_default_and_the_model_and_manifest_always() {
         assert_eq!(
             names(Vec::new()),
             [
@@ -124,7 +128,7 @@ mod tests {
         );
         assert_eq!(
             names(vec![Format::Junit, Format::Junit]),
-            ["junit.xml", "manifest.json"]
+            ["evidence.json", "junit.xml", "manifest.json"]
         );
     }
 }

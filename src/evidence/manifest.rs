@@ -7,7 +7,8 @@
 //! masked command line, start and end times (UTC) and the service's git SHA
 //! when known. `gonogo verify DIR` (see `crate::verify`) recomputes the
 //! hashes. The manifest cannot vouch for itself: record its own SHA-256
-//! outside the bundle (the CI step summary and `gonogo verify` print it).
+//! outside the bundle (the CI step summary and `gonogo verify` print it),
+//! or sign the bundle, whose attestation names it (see `crate::attest`).
 //!
 //! Sample:
 //!

@@ -1,6 +1,6 @@
 //! `report.md`: the change-ticket report, rendered from [`Evidence`] with a
-//! minijinja template (`templates/report.md.j2` unless `--template` says
-//! otherwise).
+//! minijinja template (`report.md.j2` beside this file, compiled into the
+//! binary, unless `--template` says otherwise).
 //!
 //! Sample:
 //!
@@ -17,7 +17,7 @@ use minijinja::{Environment, UndefinedBehavior, Value};
 use super::Evidence;
 
 /// The built-in template, compiled into the binary.
-pub const DEFAULT_TEMPLATE: &str = include_str!("../../templates/report.md.j2");
+pub const DEFAULT_TEMPLATE: &str = include_str!("report.md.j2");
 
 /// A template that cannot be loaded or rendered, with its location.
 #[derive(Debug, thiserror::Error)]
@@ -96,6 +96,8 @@ fn environment() -> Environment<'static> {
     );
     env.add_filter("fence", fence);
     env.add_filter("cell", cell);
+    env.add_filter("text", text);
+    env.add_filter("code", code);
     env.add_filter("ms", ms);
     env
 }
@@ -123,6 +125,32 @@ fn cell(text: String) -> String {
         .replace('|', "\\|");
     let flat = flat.replace("\r\n", "<br>").replace('\n', "<br>");
     if flat.is_empty() { "—".into() } else { flat }
+}
+
+/// Service-controlled text outside a code block: HTML escaped, on one
+/// line, so it renders as text and cannot start a block of its own.
+fn text(value: String) -> String {
+    value
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace("\r\n", " ")
+        .replace('\n', " ")
+}
+
+/// An inline code span that holds any text: delimited by one more backtick
+/// than the longest run inside it, padded when the text starts or ends
+/// with a backtick, on one line.
+fn code(value: String) -> String {
+    let flat = value.replace("\r\n", " ").replace('\n', " ");
+    let longest = flat.split(|c| c != '`').map(str::len).max().unwrap_or(0);
+    let ticks = "`".repeat(longest + 1);
+    let pad = if flat.starts_with('`') || flat.ends_with('`') {
+        " "
+    } else {
+        ""
+    };
+    format!("{ticks}{pad}{flat}{pad}{ticks}")
 }
 
 /// Milliseconds as a short human duration.
@@ -159,6 +187,104 @@ mod tests {
         );
         assert!(
             report.contains("- Release: 2026.03.01 (owner: platform-readiness)\n"),
+            "{report}"
+        );
+    }
+
+    #[test]
+    fn service_text_renders_inert() {
+        assert_eq!(
+            text("<script>alert(1)</script>\n# heading".into()),
+            "&lt;script&gt;alert(1)&lt;/script&gt; # heading"
+        );
+        assert_eq!(code("a`b".into()), "``a`b``");
+        assert_eq!(code("`x` ```".into()), "```` `x` ``` ````");
+        assert_eq!(code("plain".into()), "`plain`");
+    }
+
+    /// The text of `line` outside CommonMark code spans (a run of N
+    /// backticks up to the next run of exactly N).
+    fn outside_code_spans(line: &str) -> String {
+        let mut out = String::new();
+        let mut rest = line;
+        while let Some(start) = rest.find('`') {
+            out.push_str(&rest[..start]);
+            let run = rest[start..].len() - rest[start..].trim_start_matches('`').len();
+            let after = &rest[start + run..];
+            let mut search = 0;
+            let close = loop {
+                match after[search..].find('`') {
+                    None => break None,
+                    Some(i) => {
+                        let at = search + i;
+                        let n = after[at..].len() - after[at..].trim_start_matches('`').len();
+                        if n == run {
+                            break Some(at);
+                        }
+                        search = at + n;
+                    }
+                }
+            };
+            match close {
+                Some(at) => rest = &after[at + run..],
+                None => {
+                    out.push_str(&rest[start..]);
+                    return out;
+                }
+            }
+        }
+        out.push_str(rest);
+        out
+    }
+
+    #[test]
+    fn service_markup_renders_inert_in_the_report() {
+        let masker = crate::mask::Masker::new();
+        let hostile =
+            "<script>alert(1)</script>\n```\n# not a heading\n````\n<img src=x onerror=alert(2)>";
+        let mut step = crate::steps::StepRecorder::new(
+            &masker,
+            &crate::plan::PlannedStep {
+                number: 1,
+                ..crate::plan::PlannedStep::new("ready-gate", "Ready", "", "")
+            },
+        );
+        step.check("HTTP 200", hostile, false);
+        step.command(
+            "GET /ready <b>",
+            "curl x",
+            None,
+            hostile,
+            Default::default(),
+        );
+        step.log(hostile);
+        let mut evidence = crate::evidence::sample::evidence();
+        evidence.steps = vec![step.finish()];
+        evidence.metadata.service_version = Some(masker.mask("`v1` <script>"));
+        let report = render(&evidence, None).unwrap();
+        // Walk the Markdown: outside code blocks no raw tag may appear.
+        let mut fence: Option<usize> = None;
+        for line in report.lines() {
+            let ticks = line.len() - line.trim_start_matches('`').len();
+            match fence {
+                Some(open) if ticks >= open && line.trim_matches('`').is_empty() => fence = None,
+                Some(_) => {}
+                None if ticks >= 3 => fence = Some(ticks),
+                None => {
+                    let outside = outside_code_spans(line);
+                    assert!(!outside.contains("<script"), "live markup: {line}");
+                    assert!(!outside.contains("<img"), "live markup: {line}");
+                    assert!(!outside.contains("<b>"), "live markup: {line}");
+                }
+            }
+        }
+        assert!(fence.is_none(), "a fence was left open:\n{report}");
+        assert!(
+            report.contains("\n`````\n<script>"),
+            "the log fence outlasts ````:\n{report}"
+        );
+        assert!(
+            report.contains("- Service version: `` `v1` <script> ``"),
             "{report}"
         );
     }

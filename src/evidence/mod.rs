@@ -11,6 +11,9 @@ pub mod junit;
 pub mod manifest;
 pub mod markdown;
 #[cfg(test)]
+mod no_leaks;
+pub mod out_dir;
+#[cfg(test)]
 pub(crate) mod sample;
 pub mod scorecard;
 pub mod summary;
@@ -22,6 +25,10 @@ use crate::mask::Masked;
 use crate::outcome::{FaultTimeline, StepOutcome, StepStatus};
 use crate::verdict::Verdict;
 use crate::waiver::WaiverRecord;
+
+/// The signed attestation's file name, beside `manifest.json` (written by
+/// `attest`, named here so the renderers need not depend on it).
+pub const ATTESTATION_FILE: &str = "attestation.intoto.jsonl";
 
 /// Version of the `evidence.json` shape.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -43,6 +50,10 @@ pub struct Evidence {
     /// Every waiver the scenario declared and what became of it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub waivers: Vec<WaiverRecord>,
+    /// Which variables the service received and which secrets were masked
+    /// (names only).
+    #[serde(default)]
+    pub masking: crate::mask::learn::MaskingInfo,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -40,6 +40,8 @@ pub struct SummaryLinks {
     pub manifest_sha256: Option<String>,
     /// The CI run's page, where the uploaded evidence is.
     pub run_url: Option<String>,
+    /// The key id that signed the bundle's attestation, when signed.
+    pub signed_by: Option<String>,
 }
 
 /// The Markdown block for `evidence`.
@@ -110,6 +112,14 @@ pub fn render(evidence: &Evidence, links: &SummaryLinks) -> String {
             links.dir
         );
     }
+    if let Some(keyid) = &links.signed_by {
+        let _ = writeln!(
+            out,
+            "\nSigned: `{}` (in-toto test-result attestation) by key `{keyid}`; check it with `gonogo verify {} --key gonogo.pub`",
+            super::ATTESTATION_FILE,
+            links.dir
+        );
+    }
     out.push('\n');
     out
 }
@@ -120,7 +130,8 @@ pub fn publish(
     evidence: &Evidence,
     written: &Written,
     run_url: Option<String>,
-    secrets: &[String],
+    signed_by: Option<String>,
+    secrets: &crate::mask::SecretTable,
 ) -> anyhow::Result<()> {
     let manifest_sha256 = std::fs::read(written.dir.join(MANIFEST_FILE))
         .ok()
@@ -130,17 +141,15 @@ pub fn publish(
         dir: written.dir.display().to_string(),
         manifest_sha256,
         run_url,
+        signed_by,
     };
     append(path, &render(evidence, &links), secrets)
 }
 
 /// Append `text` to the step summary file at `path`, unless it holds one of
-/// `secrets`.
-pub fn append(path: &Path, text: &str, secrets: &[String]) -> anyhow::Result<()> {
-    if secrets
-        .iter()
-        .any(|s| !s.is_empty() && text.contains(s.as_str()))
-    {
+/// `secrets` in any encoding.
+pub fn append(path: &Path, text: &str, secrets: &crate::mask::SecretTable) -> anyhow::Result<()> {
+    if secrets.found_in(text) {
         anyhow::bail!("the step summary holds a secret; it was not written");
     }
     let mut file = std::fs::OpenOptions::new()
@@ -185,6 +194,7 @@ mod tests {
                 dir: "evidence/x".into(),
                 manifest_sha256: Some("feed".into()),
                 run_url: Some("https://ci.example/run/1".into()),
+                signed_by: Some("SHA256:beef".into()),
             },
         );
         assert!(text.starts_with("### ❌ gonogo: NO-GO — sample"), "{text}");
@@ -194,6 +204,7 @@ mod tests {
         assert!(text.contains("&lt;script&gt;"), "{text}");
         assert!(text.contains("`evidence/x/report.md`"), "{text}");
         assert!(text.contains("sha256 `feed`"), "{text}");
+        assert!(text.contains("by key `SHA256:beef`"), "{text}");
     }
 
     #[test]
@@ -201,8 +212,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("summary.md");
         std::fs::write(&path, "before\n").unwrap();
-        append(&path, "after\n", &["s3cret".into()]).unwrap();
-        assert!(append(&path, "a s3cret\n", &["s3cret".into()]).is_err());
+        let secrets = crate::mask::SecretTable::of(&["s3cretvalue"]);
+        append(&path, "after\n", &secrets).unwrap();
+        assert!(append(&path, "a s3cretvalue\n", &secrets).is_err());
+        assert!(append(&path, "a czNjcmV0dmFsdWU=\n", &secrets).is_err());
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "before\nafter\n");
     }
 }

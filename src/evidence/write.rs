@@ -12,19 +12,23 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 
 use super::Evidence;
+use crate::mask::SecretTable;
 
-/// Where a secret was found, without the secret itself.
+/// Where a secret was found, without the secret itself: which one (by
+/// description) and in which encoding.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LeakLocation {
     pub file: String,
     pub line: usize,
+    /// e.g. `DB_PASS value, base64`.
+    pub what: String,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
     #[error(
-        "a secret reached the evidence at {}; the evidence was deleted",
-        .0.iter().map(|l| format!("{}:{}", l.file, l.line)).collect::<Vec<_>>().join(", ")
+        "a secret reached the evidence at {}; the evidence was deleted (if that value is not a secret, name its variable in the scenario's [masking] not_secret)",
+        .0.iter().map(|l| format!("{}:{} ({})", l.file, l.line, l.what)).collect::<Vec<_>>().join(", ")
     )]
     SecretLeak(Vec<LeakLocation>),
     #[error(transparent)]
@@ -57,12 +61,12 @@ pub fn dir_name(evidence: &Evidence) -> String {
 }
 
 /// Write `artifacts` into `out_root/<dir_name>` atomically, after checking
-/// that none of `secrets` appears in any of them.
+/// that no secret of `secrets`, in any encoding, appears in any of them.
 pub fn write_bundle(
     out_root: &Path,
     name: &str,
     artifacts: &[Artifact],
-    secrets: &[String],
+    secrets: &SecretTable,
 ) -> Result<Written, WriteError> {
     fs::create_dir_all(out_root)
         .with_context(|| format!("create evidence directory {}", out_root.display()))?;
@@ -145,9 +149,13 @@ fn sweep_partials(out_root: &Path) {
     }
 }
 
-/// Every place under `dir` where one of `secrets` appears.
-pub fn scan_for_secrets(dir: &Path, secrets: &[String]) -> anyhow::Result<Vec<LeakLocation>> {
+/// Every line under `dir` where a secret of `secrets` appears, in any
+/// encoding of the table the masker uses.
+pub fn scan_for_secrets(dir: &Path, secrets: &SecretTable) -> anyhow::Result<Vec<LeakLocation>> {
     let mut leaks = Vec::new();
+    if secrets.is_empty() {
+        return Ok(leaks);
+    }
     let mut stack = vec![dir.to_path_buf()];
     while let Some(current) = stack.pop() {
         for entry in
@@ -161,19 +169,20 @@ pub fn scan_for_secrets(dir: &Path, secrets: &[String]) -> anyhow::Result<Vec<Le
             }
             let bytes = fs::read(&path).with_context(|| format!("scan {}", path.display()))?;
             let text = String::from_utf8_lossy(&bytes);
+            if !secrets.found_in(&text) {
+                continue;
+            }
             let relative = path
                 .strip_prefix(dir)
                 .unwrap_or(&path)
                 .display()
                 .to_string();
             for (index, line) in text.lines().enumerate() {
-                if secrets
-                    .iter()
-                    .any(|s| !s.is_empty() && line.contains(s.as_str()))
-                {
+                for hit in secrets.hits(line) {
                     leaks.push(LeakLocation {
                         file: relative.clone(),
                         line: index + 1,
+                        what: format!("{}, {}", hit.secret, hit.encoding),
                     });
                 }
             }
@@ -197,13 +206,41 @@ mod tests {
                 name: "report.md".into(),
                 contents: b"ok\nthe password is s3cretvalue\n".to_vec(),
             }],
-            &["s3cretvalue".to_string()],
+            &SecretTable::of(&["s3cretvalue"]),
         )
         .unwrap_err();
         let message = err.to_string();
-        assert!(message.contains("report.md:2"), "{message}");
+        assert!(
+            message.contains("report.md:2 (a known secret, raw)"),
+            "{message}"
+        );
         assert!(!message.contains("s3cretvalue"));
         assert_eq!(fs::read_dir(root.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn the_scan_finds_every_encoding() {
+        let root = tempfile::tempdir().unwrap();
+        let err = write_bundle(
+            root.path(),
+            "run",
+            &[Artifact {
+                name: "evidence.json".into(),
+                // base64 of "xs3cretvalue" and hex of the secret.
+                contents: b"{\"a\": \"eHMzY3JldHZhbHVl\"}\n73336372657476616c7565\n".to_vec(),
+            }],
+            &SecretTable::of(&["s3cretvalue"]),
+        )
+        .unwrap_err();
+        let message = err.to_string();
+        assert!(
+            message.contains("evidence.json:1 (a known secret, base64)"),
+            "{message}"
+        );
+        assert!(
+            message.contains("evidence.json:2 (a known secret, hex)"),
+            "{message}"
+        );
     }
 
     #[test]
@@ -216,7 +253,7 @@ mod tests {
                 name: "report.md".into(),
                 contents: b"fine".to_vec(),
             }],
-            &["s3cretvalue".to_string()],
+            &SecretTable::of(&["s3cretvalue"]),
         )
         .unwrap();
         assert_eq!(fs::read_to_string(written.report).unwrap(), "fine");

@@ -62,7 +62,7 @@ pub async fn metadata(
         duration_ms: clock.total_ms(),
         phases,
         environment: environment(scenario, options),
-        service_version: version.map(|v| masker.mask(v)),
+        service_version: version.map(|v| masker.mask(v).truncated(200)),
         git_sha: git_sha(scenario).await,
         runner_host: masker.mask_host(&hostname()),
         operator: options.operator.as_deref().map(|o| masker.mask(o)),

@@ -4,6 +4,7 @@
 //! host, git SHA) is in `metadata`.
 
 mod metadata;
+mod secrets;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -59,6 +60,8 @@ pub struct RunOptions {
     /// Prove the service already running at this base URL (`--service-url`)
     /// instead of launching it: target mode.
     pub service_url: Option<String>,
+    /// Sign the bundle (`--sign-key`, `--subject`): adds the attestation.
+    pub signing: Option<crate::attest::Signer>,
 }
 
 /// What a finished run produced.
@@ -90,10 +93,10 @@ pub async fn run(
     for text in waiver::expired(scenario, today) {
         reporter.event(Event::Warning { text: &text });
     }
-    let mut masker = Masker::new().with_partial_hosts(options.mask_hosts);
+    let mut masker = masker(options);
     let provisioned = provision(scenario, options, &mode, &mut masker, reporter).await?;
     let deps = Dependencies::start(provisioned.as_ref(), scenario).await?;
-    let bindings = learn_secrets(&mut masker, &deps, scenario, options);
+    let (bindings, service_env) = learn_secrets(&mut masker, &deps, scenario, options);
     let dependencies = deps.infos(&masker);
     report_dependencies(reporter, &dependencies);
     let provision_ms = clock.lap();
@@ -144,8 +147,9 @@ pub async fn run(
         steps,
         timelines: proof.timelines,
         waivers,
+        masking: crate::mask::learn::MaskingInfo::of(&masker, service_env),
     };
-    let written = write_evidence(&evidence, options, &masker)?;
+    let written = write_evidence(&evidence, options, &masker, &scenario.service.workdir)?;
     publish_summary(&evidence, &written, options, &masker, reporter);
     report_finished(reporter, &evidence, &written);
     Ok(RunOutcome {
@@ -178,6 +182,15 @@ fn report_finished(reporter: &mut dyn Reporter, evidence: &Evidence, written: &W
         headline: &evidence.headline,
         report: &written.report.display().to_string(),
     });
+}
+
+/// The run's masker: it knows the signing key from the start.
+fn masker(options: &RunOptions) -> Masker {
+    let mut masker = Masker::new().with_partial_hosts(options.mask_hosts);
+    for secret in options.signing.iter().flat_map(|s| s.key.secrets()) {
+        masker.add_secret(secret);
+    }
+    masker
 }
 
 /// How the service will be reached: at `--service-url` (target mode), or
@@ -220,26 +233,25 @@ async fn provision(
 }
 
 /// Teach the masker every secret the service will be given: the
-/// dependencies' passwords, URLs and secret-looking variables in the
-/// service's environment, and `--env` values. Gives the bindings the
-/// service starts with.
+/// dependencies' passwords (named), URLs and secret-looking variables in
+/// the service's environment, and `--env` values. Gives the bindings the
+/// service starts with, and the names of the variables it is given (none in
+/// target mode, where gonogo launches nothing).
 fn learn_secrets(
     masker: &mut Masker,
     deps: &Dependencies,
     scenario: &Scenario,
     options: &RunOptions,
-) -> Bindings {
-    for secret in deps.secrets() {
-        masker.add_secret(secret);
+) -> (Bindings, Vec<String>) {
+    for (label, secret) in deps.secrets() {
+        masker.add_named_secret(&label, secret);
     }
     let bindings = deps.bindings();
-    for (key, template) in &scenario.service.env {
-        masker.learn_from_env(key, &template.render(&bindings));
+    let mut service_env = secrets::learn(masker, scenario, &bindings, &options.env);
+    if options.service_url.is_some() {
+        service_env.clear();
     }
-    for (key, value) in &options.env {
-        masker.learn_from_env(key, value);
-    }
-    bindings
+    (bindings, service_env)
 }
 
 fn report_dependencies(reporter: &mut dyn Reporter, dependencies: &[DependencyInfo]) {
@@ -303,12 +315,21 @@ fn publish_summary(
         evidence,
         written,
         options.ci_run_url.clone(),
-        masker.secrets(),
+        signed_by(written),
+        masker.table(),
     );
     if let Err(e) = published {
         let text = format!("step summary not written: {e:#}");
         reporter.event(Event::Warning { text: &text });
     }
+}
+
+/// The key ids that signed the written bundle, if it is signed.
+fn signed_by(written: &Written) -> Option<String> {
+    std::fs::read(written.dir.join(crate::attest::ATTESTATION_FILE))
+        .ok()
+        .and_then(|bytes| crate::attest::dsse::Envelope::parse(&bytes).ok())
+        .map(|envelope| envelope.keyids().join(", "))
 }
 
 /// Fail before starting anything if the service cannot possibly start.
@@ -323,17 +344,31 @@ fn preflight(scenario: &Scenario) -> Result<()> {
     Ok(())
 }
 
-fn write_evidence(evidence: &Evidence, options: &RunOptions, masker: &Masker) -> Result<Written> {
+fn write_evidence(
+    evidence: &Evidence,
+    options: &RunOptions,
+    masker: &Masker,
+    workdir: &std::path::Path,
+) -> Result<Written> {
     let bundle = BundleOptions {
         template: options.template.clone(),
         formats: options.formats.clone(),
     };
-    let artifacts = bundle::artifacts(evidence, &bundle).map_err(|e| match e {
+    let mut artifacts = bundle::artifacts(evidence, &bundle).map_err(|e| match e {
         BundleError::Template(t) => Error::Usage(t.to_string()),
         other => Error::Harness(anyhow::anyhow!("{other}")),
     })?;
+    if let Some(signer) = &options.signing {
+        let origin = crate::attest::Origin {
+            workdir,
+            run_url: options.ci_run_url.as_deref(),
+        };
+        let signed = crate::attest::attestation(signer, evidence, &artifacts, &origin, masker)
+            .map_err(|e| anyhow::anyhow!("sign the evidence: {e}"))?;
+        artifacts.push(signed);
+    }
     let name = dir_name(evidence);
-    write_bundle(&options.out, &name, &artifacts, masker.secrets()).map_err(|e| match e {
+    write_bundle(&options.out, &name, &artifacts, masker.table()).map_err(|e| match e {
         WriteError::SecretLeak(_) => Error::Harness(anyhow::anyhow!("{e}")),
         WriteError::Io(io) => Error::Harness(io.context("write evidence")),
     })

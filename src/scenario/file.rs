@@ -1,8 +1,9 @@
 //! The scenario file's raw shape, as serde sees it.
 //!
 //! Every table denies unknown fields so a typo is reported with its line.
-//! Values that need a second look (argv, env, paths) keep their byte span
-//! via [`Spanned`] so `load` can point at them.
+//! Values that need a second look (argv, env, paths, and every number and
+//! duration, for `ranges`) keep their byte span via [`Spanned`] so `load`
+//! can point at them.
 
 use std::collections::BTreeMap;
 
@@ -41,6 +42,23 @@ pub struct ScenarioFile {
     pub not_applicable: Vec<super::release::NotApplicableFile>,
     /// Where `--deps external` finds the server URLs.
     pub external: Option<ExternalFile>,
+    /// The deployment's manifest, whose probes are judged.
+    pub kubernetes: Option<super::conformance::KubernetesFile>,
+    /// The alert rule file, proven with promtool.
+    pub alerts: Option<Spanned<super::conformance::AlertsFile>>,
+    /// Secrets gonogo cannot recognise by name, and names that only look secret.
+    pub masking: Option<MaskingFile>,
+}
+
+/// `[masking]`: variables whose values are secret although their names do
+/// not say so, and secret-looking names whose values are not.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaskingFile {
+    #[serde(default)]
+    pub extra_env: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub not_secret: Vec<Spanned<String>>,
 }
 
 /// `[external]`: the variables (or literal URLs) naming servers gonogo
@@ -58,11 +76,11 @@ pub struct ExternalFile {
 #[serde(deny_unknown_fields)]
 pub struct FaultsFile {
     pub enabled: Option<bool>,
-    pub detection_window: Option<HumanDuration>,
+    pub detection_window: Option<Spanned<HumanDuration>>,
     pub probe_deadline: Option<Spanned<HumanDuration>>,
-    pub recovery_window: Option<HumanDuration>,
+    pub recovery_window: Option<Spanned<HumanDuration>>,
     /// How long live keeps being probed after ready turned 503.
-    pub live_watch: Option<HumanDuration>,
+    pub live_watch: Option<Spanned<HumanDuration>>,
     /// Which dependencies to fault: `postgres`, `redis`, or a
     /// `[[dependency]]` name. Default: all of them.
     pub targets: Option<Vec<Spanned<String>>>,
@@ -77,7 +95,7 @@ pub struct FaultsFile {
 pub struct DependencyFile {
     pub name: Spanned<String>,
     pub host: String,
-    pub port: u16,
+    pub port: Spanned<u16>,
     /// Words the 503 body may use to name it (default: its name).
     pub names: Option<Vec<String>>,
 }
@@ -89,10 +107,13 @@ pub struct ServiceFile {
     pub workdir: Option<Spanned<String>>,
     #[serde(default)]
     pub env: BTreeMap<String, Spanned<String>>,
+    /// Variables passed through from gonogo's own environment, by name.
+    #[serde(default)]
+    pub inherit: Vec<Spanned<String>>,
     pub ready_path: Option<Spanned<String>>,
     pub live_path: Option<Spanned<String>>,
     pub version_path: Option<Spanned<String>>,
-    pub startup_timeout: Option<HumanDuration>,
+    pub startup_timeout: Option<Spanned<HumanDuration>>,
     pub request_timeout: Option<Spanned<HumanDuration>>,
 }
 
@@ -110,7 +131,7 @@ pub struct MigrationsFile {
     pub current: Option<Spanned<Vec<Spanned<String>>>>,
     /// Text the `current` output must contain, e.g. `(head)`.
     pub current_expect: Option<String>,
-    pub timeout: Option<HumanDuration>,
+    pub timeout: Option<Spanned<HumanDuration>>,
     /// Also apply them to external servers (`--deps external`); otherwise
     /// only the read-only "current" check runs there.
     #[serde(default)]
@@ -127,27 +148,27 @@ pub struct ExpectFile {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReadyFile {
-    pub status: Option<u16>,
+    pub status: Option<Spanned<u16>>,
     #[serde(default)]
     pub expect: Vec<ExpectFile>,
-    pub settle: Option<HumanDuration>,
+    pub settle: Option<Spanned<HumanDuration>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NegativeFile {
-    pub status: Option<u16>,
+    pub status: Option<Spanned<u16>>,
     #[serde(default)]
     pub expect: Vec<ExpectFile>,
     pub body_names: Option<String>,
     /// Ask ready again after this long; it must still be 503.
-    pub observe: Option<HumanDuration>,
+    pub observe: Option<Spanned<HumanDuration>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FailFastFile {
-    pub deadline: Option<HumanDuration>,
+    pub deadline: Option<Spanned<HumanDuration>>,
     pub case: Option<Vec<CaseFile>>,
 }
 
@@ -167,7 +188,7 @@ pub struct LatencyFile {
     pub enabled: Option<bool>,
     pub requests: Option<Spanned<usize>>,
     pub concurrency: Option<Spanned<usize>>,
-    pub p95_ms: Option<f64>,
+    pub p95_ms: Option<Spanned<f64>>,
     pub path: Option<Spanned<String>>,
 }
 
@@ -175,8 +196,8 @@ pub struct LatencyFile {
 #[serde(deny_unknown_fields)]
 pub struct ShutdownFile {
     pub enabled: Option<bool>,
-    pub timeout: Option<HumanDuration>,
-    pub exit_codes: Option<Vec<i32>>,
+    pub timeout: Option<Spanned<HumanDuration>>,
+    pub exit_codes: Option<Spanned<Vec<Spanned<i64>>>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -5,21 +5,18 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use toml::Spanned;
 
 use super::file::{self, ScenarioFile};
 use super::placeholders::Template;
+use super::ranges;
+use super::{AlertsSpec, ExternalSpec, ExternalUrl, KubernetesSpec};
 use super::{
     BodyExpectation, CurrentCheck, FailFastCase, FailFastSpec, FaultsSpec, LatencySpec,
     MetricsSpec, MigrationSpec, NegativeSpec, ReadySpec, Scenario, ServiceSpec, ShutdownSpec,
     TcpDependency,
 };
-use super::{ExternalSpec, ExternalUrl};
-
-/// Default deadline for each HTTP request to the service (seed 000: ≤ 5 s).
-pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A scenario file that cannot be used, and exactly where.
 #[derive(Debug, thiserror::Error)]
@@ -232,6 +229,9 @@ impl Ctx<'_> {
                 format!("`{text}` must be an absolute URL path starting with `/`"),
             ));
         }
+        if let Some(problem) = ranges::url_path(text) {
+            return Err(self.error_at(value.span(), problem));
+        }
         Ok(text.clone())
     }
 
@@ -274,12 +274,13 @@ impl Ctx<'_> {
         let dependencies = self.dependencies(&raw.dependencies)?;
         let faults = self.faults(raw.faults.as_ref(), &dependencies)?;
         let latency = self.latency(&raw.latency, &service)?;
-        let shutdown = shutdown(&raw.shutdown);
+        let shutdown = self.shutdown(&raw.shutdown)?;
         let metrics = raw
             .metrics
             .as_ref()
             .map(|m| self.metrics(m, &dependencies))
             .transpose()?;
+        let (kubernetes, alerts) = self.conformance(&raw, metrics.as_ref())?;
         let environment = raw.environment.clone();
         let release = super::release::release(raw.release.as_ref());
         let error_at = |span, message| self.error_at(span, message);
@@ -310,6 +311,20 @@ impl Ctx<'_> {
             latency,
             shutdown,
             metrics,
+            kubernetes,
+            alerts,
+            masking: self.masking(raw.masking.as_ref())?,
+        })
+    }
+
+    fn shutdown(&self, raw: &file::ShutdownFile) -> Result<ShutdownSpec, ScenarioError> {
+        let at = &|span, message| self.error_at(span, message);
+        Ok(ShutdownSpec {
+            enabled: raw.enabled.unwrap_or(true),
+            timeout: ranges::duration(&raw.timeout, &ranges::SHUTDOWN_TIMEOUT, at)?,
+            // 143 = ended by the SIGTERM itself (128 + 15), which many servers
+            // do on purpose after a clean shutdown.
+            exit_codes: ranges::exit_codes(&raw.exit_codes, at)?,
         })
     }
 
@@ -337,16 +352,8 @@ impl Ctx<'_> {
     }
 
     fn service(&self, s: &file::ServiceFile) -> Result<ServiceSpec, ScenarioError> {
-        let request_timeout = match &s.request_timeout {
-            Some(t) if t.get_ref().0 > DEFAULT_REQUEST_TIMEOUT || t.get_ref().0.is_zero() => {
-                return Err(self.error_at(
-                    t.span(),
-                    "request_timeout must be between 1ms and 5s (readiness contract: probes answer within 5 s)".into(),
-                ));
-            }
-            Some(t) => t.get_ref().0,
-            None => DEFAULT_REQUEST_TIMEOUT,
-        };
+        let at = &|span, message| self.error_at(span, message);
+        let request_timeout = ranges::duration(&s.request_timeout, &ranges::REQUEST_TIMEOUT, at)?;
         let path = |p: &Option<Spanned<String>>| p.as_ref().map(|p| self.path_field(p)).transpose();
         let service = ServiceSpec {
             command: self.argv(&s.command, "service.command")?,
@@ -355,10 +362,11 @@ impl Ctx<'_> {
                 .as_ref()
                 .map_or_else(|| self.dir(), |w| self.resolve(w.get_ref())),
             env: self.env(&s.env)?,
+            inherit: self.inherit(&s.inherit)?,
             ready_path: path(&s.ready_path)?.unwrap_or_else(|| "/ready".into()),
             live_path: path(&s.live_path)?.unwrap_or_else(|| "/live".into()),
             version_path: path(&s.version_path)?,
-            startup_timeout: s.startup_timeout.map_or(Duration::from_secs(30), |d| d.0),
+            startup_timeout: ranges::duration(&s.startup_timeout, &ranges::STARTUP_TIMEOUT, at)?,
             request_timeout,
         };
         if !service.workdir.is_dir() {
@@ -375,8 +383,9 @@ impl Ctx<'_> {
     }
 
     fn ready(&self, raw: &file::ReadyFile) -> Result<ReadySpec, ScenarioError> {
+        let at = &|span, message| self.error_at(span, message);
         Ok(ReadySpec {
-            status: raw.status.unwrap_or(200),
+            status: ranges::status(&raw.status, 200, at)?,
             expect: if raw.expect.is_empty() {
                 vec![
                     BodyExpectation {
@@ -391,16 +400,17 @@ impl Ctx<'_> {
             } else {
                 self.expectations(&raw.expect)?
             },
-            settle: raw.settle.map_or(Duration::from_secs(10), |d| d.0),
+            settle: ranges::duration(&raw.settle, &ranges::READY_SETTLE, at)?,
         })
     }
 
     fn negative(&self, raw: &file::NegativeFile) -> Result<NegativeSpec, ScenarioError> {
+        let at = &|span, message| self.error_at(span, message);
         Ok(NegativeSpec {
-            status: raw.status.unwrap_or(503),
+            status: ranges::status(&raw.status, 503, at)?,
             expect: self.expectations(&raw.expect)?,
             body_names: raw.body_names.clone().unwrap_or_else(|| "Redis".into()),
-            observe: raw.observe.map_or(Duration::from_secs(1), |d| d.0),
+            observe: ranges::duration(&raw.observe, &ranges::NEGATIVE_OBSERVE, at)?,
         })
     }
 
@@ -409,14 +419,99 @@ impl Ctx<'_> {
         raw: &file::FailFastFile,
         service: &ServiceSpec,
     ) -> Result<FailFastSpec, ScenarioError> {
+        let at = &|span, message| self.error_at(span, message);
         Ok(FailFastSpec {
-            deadline: raw.deadline.map_or(Duration::from_secs(10), |d| d.0),
+            deadline: ranges::duration(&raw.deadline, &ranges::FAILFAST_DEADLINE, at)?,
             explicit: raw.case.is_some(),
             cases: match &raw.case {
                 Some(cases) => self.cases(cases)?,
                 None => default_cases(service),
             },
         })
+    }
+
+    /// Variable names in a list, checked like `[service.env]` keys.
+    fn names(&self, names: &[Spanned<String>]) -> Result<Vec<String>, ScenarioError> {
+        let mut out: Vec<String> = Vec::new();
+        for name in names {
+            let text = name.get_ref();
+            if text.is_empty() || text.contains('=') || text.contains('\0') {
+                return Err(self.error_at(
+                    name.span(),
+                    format!("`{text}` is not a valid environment variable name"),
+                ));
+            }
+            if !out.contains(text) {
+                out.push(text.clone());
+            }
+        }
+        Ok(out)
+    }
+
+    /// `[service] inherit`: never gonogo's own variables.
+    fn inherit(&self, names: &[Spanned<String>]) -> Result<Vec<String>, ScenarioError> {
+        if let Some(own) = names
+            .iter()
+            .find(|n| n.get_ref().to_ascii_uppercase().starts_with("GONOGO_"))
+        {
+            return Err(self.error_at(
+                own.span(),
+                format!(
+                    "`{}` is gonogo's own variable; GONOGO_* variables are never passed to the service",
+                    own.get_ref()
+                ),
+            ));
+        }
+        self.names(names)
+    }
+
+    fn masking(
+        &self,
+        raw: Option<&file::MaskingFile>,
+    ) -> Result<super::MaskingSpec, ScenarioError> {
+        let Some(raw) = raw else {
+            return Ok(super::MaskingSpec::default());
+        };
+        let extra_env = self.names(&raw.extra_env)?;
+        let not_secret = self.names(&raw.not_secret)?;
+        if let Some(both) = raw.not_secret.iter().find(|n| {
+            extra_env
+                .iter()
+                .any(|e| e.eq_ignore_ascii_case(n.get_ref()))
+        }) {
+            return Err(self.error_at(
+                both.span(),
+                format!(
+                    "`{}` is listed in both `extra_env` and `not_secret`; keep one",
+                    both.get_ref()
+                ),
+            ));
+        }
+        Ok(super::MaskingSpec {
+            extra_env,
+            not_secret,
+        })
+    }
+
+    /// `[kubernetes]` and `[alerts]`, with their files read.
+    fn conformance(
+        &self,
+        raw: &ScenarioFile,
+        metrics: Option<&MetricsSpec>,
+    ) -> Result<(Option<KubernetesSpec>, Option<AlertsSpec>), ScenarioError> {
+        let resolve = |p: &str| self.resolve(p);
+        let error_at = |span, message| self.error_at(span, message);
+        let kubernetes = raw
+            .kubernetes
+            .as_ref()
+            .map(|k| super::conformance::kubernetes(k, &resolve, &error_at))
+            .transpose()?;
+        let alerts = raw
+            .alerts
+            .as_ref()
+            .map(|a| super::conformance::alerts(a, metrics, &resolve, &error_at))
+            .transpose()?;
+        Ok((kubernetes, alerts))
     }
 
     fn external(&self, raw: Option<&file::ExternalFile>) -> Result<ExternalSpec, ScenarioError> {
@@ -461,19 +556,12 @@ impl Ctx<'_> {
         raw: &file::LatencyFile,
         service: &ServiceSpec,
     ) -> Result<LatencySpec, ScenarioError> {
-        let positive = |v: &Option<Spanned<usize>>, default: usize, what: &str, max: usize| match v
-        {
-            Some(n) if *n.get_ref() == 0 || *n.get_ref() > max => {
-                Err(self.error_at(n.span(), format!("{what} must be between 1 and {max}")))
-            }
-            Some(n) => Ok(*n.get_ref()),
-            None => Ok(default),
-        };
+        let at = &|span, message| self.error_at(span, message);
         Ok(LatencySpec {
             enabled: raw.enabled.unwrap_or(true),
-            requests: positive(&raw.requests, 200, "latency.requests", 100_000)?,
-            concurrency: positive(&raw.concurrency, 4, "latency.concurrency", 256)?,
-            p95_ms: raw.p95_ms.unwrap_or(200.0),
+            requests: ranges::count(&raw.requests, &ranges::LATENCY_REQUESTS, at)?,
+            concurrency: ranges::count(&raw.concurrency, &ranges::LATENCY_CONCURRENCY, at)?,
+            p95_ms: ranges::p95_ms(&raw.p95_ms, at)?,
             path: match &raw.path {
                 Some(p) => self.path_field(p)?,
                 None => service.ready_path.clone(),
@@ -551,7 +639,7 @@ impl Ctx<'_> {
             out.push(TcpDependency {
                 name: name.clone(),
                 host: dep.host.clone(),
-                port: dep.port,
+                port: ranges::port(&dep.port, &|span, m| self.error_at(span, m))?,
                 names: dep.names.clone().unwrap_or_else(|| vec![name.clone()]),
             });
         }
@@ -565,16 +653,8 @@ impl Ctx<'_> {
     ) -> Result<FaultsSpec, ScenarioError> {
         let default = file::FaultsFile::default();
         let f = raw.map_or(&default, |r| r.get_ref());
-        let probe_deadline = match &f.probe_deadline {
-            Some(d) if d.get_ref().0 > DEFAULT_REQUEST_TIMEOUT || d.get_ref().0.is_zero() => {
-                return Err(self.error_at(
-                    d.span(),
-                    "probe_deadline must be between 1ms and 5s (readiness contract: probe deadlines of at most 5 s)".into(),
-                ));
-            }
-            Some(d) => d.get_ref().0,
-            None => DEFAULT_REQUEST_TIMEOUT,
-        };
+        let at = &|span, message| self.error_at(span, message);
+        let probe_deadline = ranges::duration(&f.probe_deadline, &ranges::PROBE_DEADLINE, at)?;
         let mut all: Vec<String> = vec!["postgres".into(), "redis".into()];
         all.extend(dependencies.iter().map(|d| d.name.clone()));
         let targets = match &f.targets {
@@ -599,10 +679,10 @@ impl Ctx<'_> {
         };
         Ok(FaultsSpec {
             enabled: f.enabled.unwrap_or(true),
-            detection_window: f.detection_window.map_or(Duration::from_secs(10), |d| d.0),
+            detection_window: ranges::duration(&f.detection_window, &ranges::DETECTION_WINDOW, at)?,
             probe_deadline,
-            recovery_window: f.recovery_window.map_or(Duration::from_secs(10), |d| d.0),
-            live_watch: f.live_watch.map_or(Duration::from_secs(1), |d| d.0),
+            recovery_window: ranges::duration(&f.recovery_window, &ranges::RECOVERY_WINDOW, at)?,
+            live_watch: ranges::duration(&f.live_watch, &ranges::LIVE_WATCH, at)?,
             targets,
             postgres_names: f
                 .postgres_names
@@ -672,7 +752,11 @@ impl Ctx<'_> {
                     ),
                     env: self.env(&m.env)?,
                     current,
-                    timeout: m.timeout.map_or(Duration::from_secs(120), |d| d.0),
+                    timeout: ranges::duration(
+                        &m.timeout,
+                        &ranges::MIGRATION_TIMEOUT,
+                        &|span, msg| self.error_at(span, msg),
+                    )?,
                 })
             }
             (Some(_), Some(_)) => Err(self.error_at(
@@ -704,16 +788,6 @@ impl Ctx<'_> {
             });
         }
         Ok(out)
-    }
-}
-
-fn shutdown(raw: &file::ShutdownFile) -> ShutdownSpec {
-    ShutdownSpec {
-        enabled: raw.enabled.unwrap_or(true),
-        timeout: raw.timeout.map_or(Duration::from_secs(20), |d| d.0),
-        // 143 = ended by the SIGTERM itself (128 + 15), which many servers
-        // do on purpose after a clean shutdown.
-        exit_codes: raw.exit_codes.clone().unwrap_or_else(|| vec![0, 143]),
     }
 }
 

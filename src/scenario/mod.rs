@@ -4,16 +4,20 @@
 //! [`Scenario`] the runner uses, reporting any problem with file, line and
 //! field (exit code 2, nothing run, no evidence written).
 
+mod conformance;
 mod duration;
 mod file;
 mod load;
 pub mod placeholders;
+pub mod ranges;
 mod release;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use conformance::{AlertsSpec, KubernetesSpec};
+pub use duration::{human as human_duration, parse as parse_duration};
 pub use load::{ScenarioError, load, load_str};
 pub use placeholders::Template;
 pub use release::{NotApplicable, ReleaseSpec, Waiver};
@@ -54,6 +58,23 @@ pub struct Scenario {
     pub shutdown: ShutdownSpec,
     /// Present only when the scenario names a metrics path and gauge.
     pub metrics: Option<MetricsSpec>,
+    /// `[kubernetes]`: the manifest whose probes are judged.
+    pub kubernetes: Option<KubernetesSpec>,
+    /// `[alerts]`: the rule file proven with promtool.
+    pub alerts: Option<AlertsSpec>,
+    /// `[masking]`: secrets declared by name, and names declared not secret.
+    pub masking: MaskingSpec,
+}
+
+/// `[masking]`: what the name rule cannot know.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MaskingSpec {
+    /// Variables whose values are secrets although their names do not look
+    /// it; learned from gonogo's environment and from the service's.
+    pub extra_env: Vec<String>,
+    /// Secret-looking names whose values are not secrets (never masked,
+    /// listed in the evidence).
+    pub not_secret: Vec<String>,
 }
 
 impl Scenario {
@@ -136,6 +157,9 @@ pub struct ServiceSpec {
     pub workdir: PathBuf,
     /// Environment, in file order; values may hold placeholders.
     pub env: Vec<(String, Template)>,
+    /// Variables passed through from gonogo's own environment (`inherit`),
+    /// besides the ones every service gets (see `service::BASE_ENV`).
+    pub inherit: Vec<String>,
     pub ready_path: String,
     pub live_path: String,
     pub version_path: Option<String>,

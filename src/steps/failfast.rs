@@ -146,7 +146,10 @@ async fn watch(
                 )
                 .await;
             if knock.status.is_some() {
-                answered = Some(knock.summary());
+                answered = Some(match crate::sockets::check(service.port, service.pid()) {
+                    crate::sockets::Ownership::Owned => knock.summary(),
+                    owner => format!("{}, so gonogo cannot tell what the service does", owner),
+                });
             }
         }
         if let Some(code) = service.wait_exit(KNOCK).await {

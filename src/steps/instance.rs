@@ -95,6 +95,7 @@ pub fn startup_text(startup: &Startup) -> String {
             after.as_millis()
         ),
         Startup::TimedOut(d) => format!("did not answer HTTP within {} ms", d.as_millis()),
+        Startup::Foreign { owner, .. } => owner.to_string(),
     }
 }
 

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use super::{
@@ -23,6 +23,33 @@ pub fn title(p95_ms: f64) -> String {
 /// Requests sent before measuring, so connection setup inside the service
 /// (pools, lazy clients) is not counted against it.
 const WARMUP: usize = 5;
+
+/// A latency run stops once this many requests in a row got no answer: a
+/// service that never answers must not cost `requests` × the timeout.
+pub const GIVE_UP_AFTER: usize = 5;
+
+/// Counts requests without an answer in a row, across every worker.
+#[derive(Debug, Default)]
+struct Silence {
+    in_a_row: AtomicUsize,
+    gave_up: AtomicBool,
+}
+
+impl Silence {
+    /// Records one exchange; gives whether to keep going.
+    fn record(&self, answered: bool) -> bool {
+        if answered {
+            self.in_a_row.store(0, Ordering::Relaxed);
+        } else if self.in_a_row.fetch_add(1, Ordering::Relaxed) + 1 >= GIVE_UP_AFTER {
+            self.gave_up.store(true, Ordering::Relaxed);
+        }
+        !self.gave_up()
+    }
+
+    fn gave_up(&self) -> bool {
+        self.gave_up.load(Ordering::Relaxed)
+    }
+}
 
 /// The latency SLO, when the scenario keeps it on: it measures a healthy
 /// service (in target mode, the running one), alone on the machine.
@@ -87,18 +114,24 @@ async fn measure(
     url: String,
 ) -> anyhow::Result<()> {
     let spec = ctx.scenario.latency.clone();
+    let silence = Arc::new(Silence::default());
     for _ in 0..WARMUP {
-        let _ = ctx
+        let exchange = ctx
             .probe
             .get(&url, ctx.scenario.service.request_timeout)
             .await;
+        silence.record(exchange.status.is_some());
     }
     ctx.detail(&format!(
         "{} × GET {}, {} concurrent",
         spec.requests, spec.path, spec.concurrency
     ));
     let started = Instant::now();
-    let seen = send(ctx, &url, &spec).await?;
+    let seen = if silence.gave_up() {
+        Vec::new()
+    } else {
+        send(ctx, &url, &spec, &silence).await?
+    };
     let wall = started.elapsed();
     let samples: Vec<Duration> = seen.iter().map(|(elapsed, _)| *elapsed).collect();
     let mut statuses: BTreeMap<String, usize> = BTreeMap::new();
@@ -133,6 +166,9 @@ async fn measure(
             step.check(format!("p95 ≤ {} ms", spec.p95_ms), "no samples", false);
         }
     }
+    if silence.gave_up() {
+        gave_up(step, &spec, samples.len());
+    }
     let ok = statuses.get("200").copied().unwrap_or(0);
     step.check(
         "every answer is HTTP 200 on healthy dependencies",
@@ -142,26 +178,45 @@ async fn measure(
     Ok(())
 }
 
-/// Send the requests from `concurrency` workers; gives each answer's time
-/// and status.
+/// The check that says the run stopped early, and why.
+fn gave_up(step: &mut StepRecorder<'_>, spec: &LatencySpec, sent: usize) {
+    step.check(
+        format!(
+            "ready keeps answering (the run stops after {GIVE_UP_AFTER} requests in a row without an answer)"
+        ),
+        format!(
+            "stopped after {sent} of {} requests ({WARMUP} warm-up requests before them): {GIVE_UP_AFTER} in a row got no answer",
+            spec.requests
+        ),
+        false,
+    );
+}
+
+/// Send the requests from `concurrency` workers until every one is sent or
+/// [`Silence`] gives up; gives each answer's time and status.
 async fn send(
     ctx: &StepContext<'_>,
     url: &str,
     spec: &LatencySpec,
+    silence: &Arc<Silence>,
 ) -> anyhow::Result<Vec<(Duration, Option<u16>)>> {
     let next = Arc::new(AtomicUsize::new(0));
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..spec.concurrency.min(spec.requests) {
         let next = next.clone();
+        let silence = silence.clone();
         let probe = ctx.probe.clone();
         let url = url.to_string();
         let timeout = ctx.scenario.service.request_timeout;
         let total = spec.requests;
         workers.spawn(async move {
             let mut seen = Vec::new();
-            while next.fetch_add(1, Ordering::Relaxed) < total {
+            while !silence.gave_up() && next.fetch_add(1, Ordering::Relaxed) < total {
                 let exchange = probe.get(&url, timeout).await;
                 seen.push((exchange.elapsed, exchange.status));
+                if !silence.record(exchange.status.is_some()) {
+                    break;
+                }
             }
             seen
         });

@@ -8,7 +8,8 @@ use sqlx::Connection;
 use sqlx::migrate::Migrator;
 
 use super::{
-    CommandRun, Exercise, Mode, Ran, StepContext, StepFuture, StepRecorder, Unit, run_command,
+    CommandRun, Exercise, Mode, Ran, StepContext, StepFuture, StepRecorder, Unit,
+    run_service_command,
 };
 use crate::outcome::StepOutcome;
 use crate::plan::{Hold, PlannedStep, Precondition, Resource};
@@ -94,14 +95,15 @@ async fn migrate(ctx: &mut StepContext<'_>, planned: &PlannedStep) -> StepOutcom
 
 /// The service's environment plus the migration's own, rendered.
 fn command_env(ctx: &StepContext<'_>, env: &[(String, Template)]) -> Vec<(String, String)> {
-    let mut vars: Vec<(String, String)> = ctx
-        .scenario
-        .service
-        .env
-        .iter()
-        .chain(env.iter())
-        .map(|(k, t)| (k.clone(), t.render(&ctx.bindings)))
-        .collect();
+    let mut vars = crate::service::inherited_env(&ctx.scenario.service.inherit);
+    vars.extend(
+        ctx.scenario
+            .service
+            .env
+            .iter()
+            .chain(env.iter())
+            .map(|(k, t)| (k.clone(), t.render(&ctx.bindings))),
+    );
     vars.extend(ctx.extra_env.iter().cloned());
     vars
 }
@@ -141,8 +143,8 @@ async fn run_expecting_exit_0(
 ) -> CommandRun {
     let label = argv.join(" ");
     ctx.detail(&format!("run {label}"));
-    let run = run_command(argv, workdir, vars, timeout).await;
-    step.command(
+    let run = run_service_command(argv, workdir, vars, timeout).await;
+    step.service_command(
         &label,
         &run.invocation,
         run.exit_code,
@@ -331,7 +333,17 @@ async fn apply(dir: &Path, url: &str) -> Result<(Vec<String>, Option<i64>), Stri
         .await
         .map_err(|e| format!("cannot read migrations in {}: {e}", dir.display()))?;
     let mut conn = connect(url).await?;
-    let result = migrator.run(&mut conn).await;
+    // A migration that waits on a lock must not hang the run.
+    let limit = crate::scenario::ranges::MIGRATION_TIMEOUT.default;
+    let result = match tokio::time::timeout(limit, migrator.run(&mut conn)).await {
+        Ok(result) => result,
+        Err(_) => {
+            return Err(format!(
+                "the migrations did not finish within {} s",
+                limit.as_secs()
+            ));
+        }
+    };
     let lines: Vec<String> = migrator
         .iter()
         .map(|m| {
@@ -351,12 +363,14 @@ async fn apply(dir: &Path, url: &str) -> Result<(Vec<String>, Option<i64>), Stri
 
 async fn current(url: &str) -> Result<Vec<(i64, String, bool)>, String> {
     let mut conn = connect(url).await?;
-    let rows: Vec<(i64, String, bool)> = sqlx::query_as(
+    let query = sqlx::query_as(
         "SELECT version, description, success FROM _sqlx_migrations ORDER BY version",
     )
-    .fetch_all(&mut conn)
-    .await
-    .map_err(|e| e.to_string())?;
+    .fetch_all(&mut conn);
+    let rows: Vec<(i64, String, bool)> = tokio::time::timeout(Duration::from_secs(30), query)
+        .await
+        .map_err(|_| "reading _sqlx_migrations took more than 30 s".to_string())?
+        .map_err(|e| e.to_string())?;
     let _ = conn.close().await;
     Ok(rows)
 }

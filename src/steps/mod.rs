@@ -19,7 +19,6 @@ pub mod negative;
 pub mod ready;
 pub mod shutdown;
 
-mod command;
 mod instance;
 mod recorder;
 mod runner;
@@ -29,11 +28,11 @@ use std::future::Future;
 use std::path::Path;
 use std::pin::Pin;
 
-pub use command::{CommandRun, run_command};
+pub use crate::command::{CommandRun, run_command, run_service_command};
 pub use instance::{
     expect_response, launch, meets, pointer_text, start_healthy, startup_text, until_ready_status,
 };
-pub use recorder::StepRecorder;
+pub use recorder::{HYGIENE_EXPECTED, StepRecorder};
 pub use runner::{Proof, run};
 
 use crate::deps::{Dependencies, Dependency, ProviderKind};

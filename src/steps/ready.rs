@@ -17,9 +17,6 @@ use crate::service::Startup;
 pub const ID: &str = "ready-gate";
 pub const TITLE: &str = "Runtime ready gate (DB + Redis)";
 
-/// How much of the version endpoint's body the metadata keeps.
-const VERSION_BYTES: usize = 200;
-
 /// The ready gate: it runs in either mode (target mode asks the running
 /// service) and needs nothing before it.
 pub fn unit(scenario: &Scenario) -> Unit {
@@ -121,15 +118,9 @@ async fn ask_ready_and_version(
     if exchange.status != Some(200) {
         return (ready, None);
     }
-    let mut body = exchange.body.trim().to_string();
-    if body.len() > VERSION_BYTES {
-        let mut cut = VERSION_BYTES;
-        while !body.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        body.truncate(cut);
-    }
-    (ready, Some(body))
+    // Cut to 200 bytes by the runner, after masking: a cut before masking
+    // could leave part of a secret behind.
+    (ready, Some(exchange.body.trim().to_string()))
 }
 
 /// Why `exchange` is not healthy, in a few words: its status, or the

@@ -5,8 +5,13 @@ use std::time::{Duration, Instant};
 
 use crate::http::HttpExchange;
 use crate::mask::Masker;
+use crate::mask::encodings::ENCODINGS;
 use crate::outcome::{Action, ActionKind, Check, Excerpt, Latency, StepOutcome, StepStatus};
 use crate::plan::{PlannedStep, Unmet};
+
+/// The credential-hygiene check every step that captured the service's
+/// responses or output gets (see [`StepRecorder`]).
+pub const HYGIENE_EXPECTED: &str = "the service revealed no credential";
 
 /// Builds a [`StepOutcome`], masking everything on the way in.
 pub struct StepRecorder<'m> {
@@ -19,6 +24,11 @@ pub struct StepRecorder<'m> {
     log: Option<Excerpt>,
     latency: Option<Latency>,
     skipped: Option<Skipped>,
+    /// Whether the step captured anything the service produced.
+    inspected: bool,
+    /// Where the service revealed which credential in which encodings:
+    /// (place, secret, encodings), names only, never values.
+    revealed: Vec<(String, String, Vec<&'static str>)>,
 }
 
 /// Why a step was not run.
@@ -42,6 +52,32 @@ impl<'m> StepRecorder<'m> {
             log: None,
             latency: None,
             skipped: None,
+            inspected: false,
+            revealed: Vec::new(),
+        }
+    }
+
+    /// Look for every known secret, in every encoding, in `raw` text the
+    /// service produced (before masking); `place` says where it was seen.
+    fn inspect(&mut self, place: &str, raw: &str) {
+        if raw.is_empty() {
+            return;
+        }
+        self.inspected = true;
+        for hit in self.masker.revealed_in(raw) {
+            match self
+                .revealed
+                .iter_mut()
+                .find(|(p, secret, _)| p == place && *secret == hit.secret)
+            {
+                Some((_, _, encodings)) if !encodings.contains(&hit.encoding) => {
+                    encodings.push(hit.encoding);
+                }
+                Some(_) => {}
+                None => self
+                    .revealed
+                    .push((place.to_string(), hit.secret, vec![hit.encoding])),
+            }
         }
     }
 
@@ -90,6 +126,15 @@ impl<'m> StepRecorder<'m> {
     }
 
     pub fn request(&mut self, label: &str, exchange: &HttpExchange) {
+        if exchange.status.is_some() {
+            let headers: String = exchange
+                .headers
+                .iter()
+                .map(|(name, value)| format!("{name}: {value}\n"))
+                .collect();
+            self.inspect(&format!("`{label}` headers"), &headers);
+            self.inspect(&format!("`{label}` body"), &exchange.body);
+        }
         self.actions.push(Action {
             kind: ActionKind::Request,
             label: self.masker.mask(label),
@@ -101,6 +146,20 @@ impl<'m> StepRecorder<'m> {
         });
     }
 
+    /// A command of the service's own tooling (a migration): its output is
+    /// the service's, and is inspected for credentials.
+    pub fn service_command(
+        &mut self,
+        label: &str,
+        invocation: &str,
+        exit_code: Option<i32>,
+        output: &str,
+        duration: Duration,
+    ) {
+        self.inspect(&format!("`{label}` output"), output);
+        self.command(label, invocation, exit_code, output, duration);
+    }
+
     /// A process gonogo started and watched (a service instance, a case).
     pub fn process(
         &mut self,
@@ -110,6 +169,7 @@ impl<'m> StepRecorder<'m> {
         output: &str,
         duration: Duration,
     ) {
+        self.inspect(&format!("`{label}` output"), output);
         self.run(
             ActionKind::Process,
             label,
@@ -141,6 +201,7 @@ impl<'m> StepRecorder<'m> {
     }
 
     pub fn log(&mut self, text: &str) {
+        self.inspect("service log", text);
         if !text.trim().is_empty() {
             self.log = Some(Excerpt::of(self.masker, text));
         }
@@ -163,8 +224,36 @@ impl<'m> StepRecorder<'m> {
         self.skipped = Some(Skipped::NotApplicable(reason.to_string()));
     }
 
-    pub fn finish(self) -> StepOutcome {
-        let (status, summary) = self.verdict();
+    /// "The service revealed no credential": every step that captured what
+    /// the service returned or printed gets it, when gonogo knows a secret
+    /// (with none known it could not fail, so it would prove nothing).
+    fn hygiene_check(&self) -> Option<Check> {
+        let known = self.masker.table().len();
+        if self.skipped.is_some() || !self.inspected || known == 0 {
+            return None;
+        }
+        let observed = if self.revealed.is_empty() {
+            format!(
+                "none of the {known} known secrets, raw or encoded, in its responses, log or output"
+            )
+        } else {
+            revelations(&self.revealed)
+        };
+        Some(Check {
+            expected: self.masker.mask(HYGIENE_EXPECTED),
+            observed: self.masker.mask(&observed),
+            passed: self.revealed.is_empty(),
+        })
+    }
+
+    pub fn finish(mut self) -> StepOutcome {
+        // The hygiene check joins the step's own checks, but a step must
+        // have checked something of its own to pass.
+        let checked_something = !self.checks.is_empty();
+        if let Some(hygiene) = self.hygiene_check() {
+            self.checks.push(hygiene);
+        }
+        let (status, summary) = self.verdict(checked_something);
         // A step that did not run took no time of its own.
         let ended = match status {
             StepStatus::NotRun | StepStatus::NotApplicable => self.started,
@@ -187,7 +276,7 @@ impl<'m> StepRecorder<'m> {
     }
 
     /// The status and the one line that says why.
-    fn verdict(&self) -> (StepStatus, String) {
+    fn verdict(&self, checked_something: bool) -> (StepStatus, String) {
         match &self.skipped {
             Some(Skipped::Unmet(unmet)) => return (StepStatus::NotRun, unmet.to_string()),
             Some(Skipped::NotApplicable(reason)) => {
@@ -198,7 +287,7 @@ impl<'m> StepRecorder<'m> {
             }
             None => {}
         }
-        if self.checks.is_empty() {
+        if !checked_something {
             // A step that checked nothing proves nothing.
             return (StepStatus::Fail, "no expectation was checked".into());
         }
@@ -217,6 +306,35 @@ impl<'m> StepRecorder<'m> {
             ),
         }
     }
+}
+
+/// "`GET /ready` body: Redis password (raw, base64); service log: …", at
+/// most a few places, so an engineer sees what to fix.
+fn revelations(revealed: &[(String, String, Vec<&'static str>)]) -> String {
+    const PLACES: usize = 4;
+    let mut places: Vec<(&str, Vec<String>)> = Vec::new();
+    let rank = |e: &&str| ENCODINGS.iter().position(|x| x.name == *e);
+    for (place, secret, encodings) in revealed {
+        let mut encodings = encodings.clone();
+        encodings.sort_by_key(rank);
+        let entry = format!("{secret} ({})", encodings.join(", "));
+        match places.iter_mut().find(|(p, _)| p == place) {
+            Some((_, entries)) => entries.push(entry),
+            None => places.push((place, vec![entry])),
+        }
+    }
+    let mut parts: Vec<String> = places
+        .iter()
+        .take(PLACES)
+        .map(|(place, entries)| format!("{place}: {}", entries.join(", ")))
+        .collect();
+    if places.len() > PLACES {
+        parts.push(format!("{} more places", places.len() - PLACES));
+    }
+    format!(
+        "{}; a service must never return or log a credential (mask it, e.g. redis://:***@host)",
+        parts.join("; ")
+    )
 }
 
 #[cfg(test)]

@@ -33,7 +33,7 @@ expires = 2099-12-31
 
 /// A scenario file: the reference scenario without its fault table, with
 /// absolute paths, plus `extra` TOML.
-fn gate_scenario(dir: &Path, name: &str, extra: &str) -> PathBuf {
+pub fn gate_scenario(dir: &Path, name: &str, extra: &str) -> PathBuf {
     let reference = std::fs::read_to_string(repo().join("scenarios/reference.toml")).unwrap();
     let base = match reference.find("\n[faults]") {
         Some(at) => &reference[..at],
@@ -329,10 +329,14 @@ fn a_valid_waiver_turns_no_go_into_go_and_the_report_shows_it() {
         run.file("junit.xml")
             .contains("ready answers 500 until TICKET-42 ships in 1.4")
     );
-    // --format md,junit: only those two, plus the manifest.
+    // --format md,junit: only those two, plus the model and the manifest,
+    // which are always written.
     let mut names: Vec<String> = all_files(&run.dir).into_iter().map(|(n, _)| n).collect();
     names.sort();
-    assert_eq!(names, ["junit.xml", "manifest.json", "report.md"]);
+    assert_eq!(
+        names,
+        ["evidence.json", "junit.xml", "manifest.json", "report.md"]
+    );
     let (code, out) = verify(&run.dir);
     assert_eq!(code, 0, "{out}");
 }
@@ -484,8 +488,8 @@ fn verify_passes_an_untouched_bundle_and_names_every_tampering() {
     let (_keep, bare) = copy_of(&run.dir);
     std::fs::remove_file(bare.join("manifest.json")).unwrap();
     let (code, out) = verify(&bare);
-    assert_eq!(code, 2, "{out}");
-    assert!(out.contains("no manifest.json"), "{out}");
+    assert_eq!(code, 5, "a missing manifest is tampering: {out}");
+    assert!(out.contains("manifest.json is missing"), "{out}");
 }
 
 #[test]
@@ -590,6 +594,7 @@ fn no_artifact_or_step_summary_holds_a_secret() {
     }
     let output = wait_with_limit(child, LIMIT);
     assert_eq!(passwords.len(), 2, "expected both passwords: {passwords:?}");
+    assert_eq!(output.status.code(), Some(1), "NO-GO at the hygiene check");
     let dir = evidence_dir(&out);
     let mut files = all_files(&dir);
     files.push((

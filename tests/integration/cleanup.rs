@@ -6,7 +6,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crate::support::{
-    gonogo, leftovers, marker, reference_service, run_with_limit, wait_with_limit,
+    TreeWatch, gonogo, leftovers, marker, reference_service, run_with_limit, wait_watched,
 };
 
 fn temp_roots() -> Vec<String> {
@@ -52,6 +52,9 @@ fn sigint_mid_run_stops_everything_and_writes_no_evidence() {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = command.spawn().unwrap();
+    let gonogo_pid = child.id();
+    // Every process gonogo starts is recorded by pid from here on.
+    let watch = TreeWatch::start(child.id());
     let stderr = child.stderr.take().unwrap();
     // Interrupt during the negative proof, while a service, Postgres and
     // Redis are all running.
@@ -71,14 +74,15 @@ fn sigint_mid_run_stops_everything_and_writes_no_evidence() {
     std::thread::spawn(move || for _ in lines {});
     std::thread::sleep(Duration::from_millis(300));
     assert!(
-        !super::support::processes_with_marker(&marker).is_empty(),
+        watch.seen_so_far() >= 3,
         "nothing was running to interrupt:\n{seen}"
     );
     // SAFETY: plain kill(2) on our own child.
     unsafe {
         libc::kill(child.id() as i32, libc::SIGINT);
     }
-    let output = wait_with_limit(child, Duration::from_secs(30));
+    // Fails if anything gonogo started (by pid and start time) outlives it.
+    let output = wait_watched(child, watch, Duration::from_secs(30));
     assert_eq!(output.status.code(), Some(130), "{seen}");
     assert_eq!(leftovers(&marker), Vec::new());
     let evidence: Vec<_> = std::fs::read_dir(out.path()).unwrap().flatten().collect();
@@ -86,17 +90,11 @@ fn sigint_mid_run_stops_everything_and_writes_no_evidence() {
         evidence.is_empty(),
         "an interrupted run wrote evidence: {evidence:?}"
     );
-    let new_roots: Vec<String> = temp_roots()
+    // The temp root carries gonogo's pid in its name: it must be gone.
+    let ours = format!("gonogo-{gonogo_pid}-");
+    let left: Vec<String> = temp_roots()
         .into_iter()
-        .filter(|r| !before.contains(r))
+        .filter(|r| !before.contains(r) && r.starts_with(&ours))
         .collect();
-    // Other tests run in parallel and have their own roots; ours is gone if
-    // no root outlives its processes. Check no root belongs to a dead run.
-    for root in new_roots {
-        let path = gonogo::deps::embedded::default_temp_base().join(&root);
-        if path.exists() {
-            let users = super::support::processes_with_marker(&marker);
-            assert!(users.is_empty(), "{root} left behind");
-        }
-    }
+    assert!(left.is_empty(), "{left:?} left behind");
 }

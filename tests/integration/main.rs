@@ -6,7 +6,10 @@
 #![allow(clippy::unwrap_used, clippy::too_many_lines)]
 
 mod artifacts;
+mod attest;
+mod ci;
 mod cleanup;
+mod conformance;
 mod fastapi;
 mod faults;
 mod parallel;
@@ -14,7 +17,9 @@ mod plan;
 mod proof;
 mod providers;
 mod provision;
+mod reliability;
 mod scenario_errors;
+mod secrets;
 mod slo;
 mod support;
 

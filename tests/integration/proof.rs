@@ -20,6 +20,19 @@ pub fn run_reference(
     scenario_file: &str,
     flaw: Option<&str>,
 ) -> (i32, String, Value, String) {
+    let flaw = flaw.map(|f| format!("REFERENCE_FLAW={f}"));
+    match &flaw {
+        Some(flaw) => run_reference_with(test, scenario_file, &["--env", flaw]),
+        None => run_reference_with(test, scenario_file, &[]),
+    }
+}
+
+/// Run the reference scenario with extra `args`.
+pub fn run_reference_with(
+    test: &str,
+    scenario_file: &str,
+    args: &[&str],
+) -> (i32, String, Value, String) {
     reference_service();
     let out = tempfile::tempdir().unwrap();
     let marker = marker(test);
@@ -28,10 +41,8 @@ pub fn run_reference(
         .arg("run")
         .arg(scenario(scenario_file))
         .arg("--out")
-        .arg(out.path());
-    if let Some(flaw) = flaw {
-        command.arg("--env").arg(format!("REFERENCE_FLAW={flaw}"));
-    }
+        .arg(out.path())
+        .args(args);
     let output = run_with_limit(command, LIMIT);
     let code = output.status.code().unwrap_or(-1);
     assert!(
@@ -304,6 +315,13 @@ fn leaked_urls_never_reach_the_evidence() {
     let output = wait_with_limit(child, LIMIT);
     let transcript = format!("{}{}", stdout(&output), stderr(&output));
     assert_eq!(passwords.len(), 2, "expected both passwords: {passwords:?}");
+    // Masked is not enough: a service that prints its passwords is NO-GO,
+    // at the credential-hygiene check.
+    assert_eq!(output.status.code(), Some(1), "{transcript}");
+    assert!(
+        transcript.contains("expected the service revealed no credential"),
+        "{transcript}"
+    );
     let dir = evidence_dir(out.path());
     let files = all_files(dir.parent().unwrap());
     assert!(files.len() >= 2, "{files:?}");

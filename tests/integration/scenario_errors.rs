@@ -108,6 +108,26 @@ fn a_waiver_for_a_step_that_does_not_exist_is_named_with_the_valid_ids() {
 }
 
 #[test]
+fn a_missing_manifest_or_unknown_alert_is_a_scenario_error() {
+    assert_error(
+        "missing-manifest",
+        "[service]\ncommand = [\"./server\"]\n\n[kubernetes]\nmanifest = \"deploy/deployment.yaml\"\n",
+        "5:12",
+        "field `kubernetes.manifest`: manifest ",
+    );
+    let rules = crate::support::repo().join("examples/reference/deploy/alerts.yml");
+    assert_error(
+        "unknown-alert",
+        &format!(
+            "[service]\ncommand = [\"./server\"]\n\n[alerts]\nrules = \"{}\"\nalert = \"ReadyzFailure\"\n",
+            rules.display()
+        ),
+        "6:9",
+        "no alert `ReadyzFailure`",
+    );
+}
+
+#[test]
 fn not_applicable_needs_a_known_step_and_a_reason() {
     let unknown = "[service]\ncommand = [\"x\"]\n\n[[not_applicable]]\nstep = \"strict-mode\"\nreason = \"none\"\n";
     assert_error(
@@ -133,6 +153,16 @@ fn not_applicable_needs_a_known_step_and_a_reason() {
 }
 
 #[test]
+fn gonogo_s_own_variables_cannot_be_inherited() {
+    assert_error(
+        "inherit-gonogo",
+        "[service]\ncommand = [\"x\"]\ninherit = [\"PATH_EXTRA\", \"GONOGO_SIGNING_KEY\"]\n",
+        "3:",
+        "GONOGO_* variables are never passed to the service",
+    );
+}
+
+#[test]
 fn validate_warns_about_an_expired_waiver_with_its_line() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("expired.toml");
@@ -152,5 +182,21 @@ fn validate_warns_about_an_expired_waiver_with_its_line() {
             path.display()
         )),
         "{err}"
+    );
+}
+
+#[test]
+fn masking_declarations_are_checked() {
+    assert_error(
+        "masking-both",
+        "[service]\ncommand = [\"x\"]\n\n[masking]\nextra_env = [\"MY_VAR\"]\nnot_secret = [\"my_var\"]\n",
+        "6:",
+        "listed in both `extra_env` and `not_secret`",
+    );
+    assert_error(
+        "masking-unknown",
+        "[service]\ncommand = [\"x\"]\n\n[masking]\nextra_vars = [\"MY_VAR\"]\n",
+        "5:",
+        "unknown field `extra_vars`",
     );
 }

@@ -1,5 +1,14 @@
 //! Shared helpers: the real gonogo binary, the real reference service, and
-//! process accounting through an environment marker every child inherits.
+//! process accounting by pid.
+//!
+//! The test process makes itself a child subreaper, so whatever gonogo
+//! orphans (or leaves behind when it is killed) is re-parented to the test
+//! process instead of init. [`TreeWatch`] records every descendant of a
+//! gonogo run (pid and start time) by walking parent links in /proc,
+//! including through those adopted orphans; [`survivors`] says which of
+//! them still run. The environment marker ([`processes_with_marker`]) is an
+//! extra net only: gonogo gives the service an explicit environment, and
+//! servers rewrite theirs.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -41,14 +50,35 @@ pub fn marker(test: &str) -> String {
     format!("gonogo-test-{test}-{}", std::process::id())
 }
 
-/// A `gonogo` command carrying `marker` in its environment.
+/// Makes the test process a child subreaper (once), so processes gonogo
+/// leaves behind are re-parented here, where [`TreeWatch`] still sees them.
+pub fn become_subreaper() {
+    static DONE: OnceLock<()> = OnceLock::new();
+    DONE.get_or_init(|| {
+        // SAFETY: prctl with integer arguments has no memory preconditions.
+        let rc = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+        assert_eq!(rc, 0, "PR_SET_CHILD_SUBREAPER");
+    });
+}
+
+/// A `gonogo` command carrying `marker` in its environment. The locale
+/// variables a service receives are pinned, so reports read the same on
+/// every machine.
 pub fn gonogo(marker: &str) -> Command {
+    become_subreaper();
     let mut command = Command::new(env!("CARGO_BIN_EXE_gonogo"));
     command
         .current_dir(repo())
         .env("GONOGO_TEST_MARKER", marker)
         .env("NO_COLOR", "1")
+        .env("LANG", "C.UTF-8")
+        .env_remove("TZ")
         .env_remove("GITHUB_STEP_SUMMARY");
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("LC_") {
+            command.env_remove(name);
+        }
+    }
     command
 }
 
@@ -59,9 +89,15 @@ pub fn run_with_limit(mut command: Command, limit: Duration) -> Output {
     wait_with_limit(child, limit)
 }
 
-pub fn wait_with_limit(mut child: Child, limit: Duration) -> Output {
-    let started = Instant::now();
+pub fn wait_with_limit(child: Child, limit: Duration) -> Output {
     let watch = TreeWatch::start(child.id());
+    wait_watched(child, watch, limit)
+}
+
+/// [`wait_with_limit`] for a child whose tree is already watched (started
+/// right after the spawn, so nothing it started early is missed).
+pub fn wait_watched(mut child: Child, watch: TreeWatch, limit: Duration) -> Output {
+    let started = Instant::now();
     loop {
         if child.try_wait().expect("poll child").is_some() {
             let output = child.wait_with_output().expect("collect output");
@@ -187,6 +223,8 @@ pub fn all_files(dir: &Path) -> Vec<(String, String)> {
 /// helpers).
 pub struct TreeWatch {
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// How many descendants were recorded so far.
+    count: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     handle: std::thread::JoinHandle<Vec<(u32, u64)>>,
 }
 
@@ -195,12 +233,21 @@ impl TreeWatch {
         use std::sync::atomic::{AtomicBool, Ordering};
         let stop = std::sync::Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
+        let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = count.clone();
         let handle = std::thread::spawn(move || {
             let mut seen: std::collections::BTreeSet<(u32, u64)> = Default::default();
             let mut rounds_after_stop = 0;
             loop {
                 let table = proc_table();
+                // From gonogo, and from every recorded process still alive:
+                // after gonogo dies its orphans hang below the test process.
                 let mut tree = vec![root];
+                tree.extend(
+                    seen.iter()
+                        .filter(|(pid, start)| table.get(pid).is_some_and(|(_, s)| s == start))
+                        .map(|(pid, _)| *pid),
+                );
                 let mut i = 0;
                 while i < tree.len() {
                     let parent = tree[i];
@@ -212,6 +259,7 @@ impl TreeWatch {
                     }
                     i += 1;
                 }
+                counter.store(seen.len(), Ordering::Relaxed);
                 if flag.load(Ordering::Relaxed) {
                     rounds_after_stop += 1;
                     if rounds_after_stop > 1 {
@@ -222,7 +270,16 @@ impl TreeWatch {
             }
             seen.into_iter().collect()
         });
-        TreeWatch { stop, handle }
+        TreeWatch {
+            stop,
+            count,
+            handle,
+        }
+    }
+
+    /// How many descendants have been recorded so far.
+    pub fn seen_so_far(&self) -> usize {
+        self.count.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn finish(self) -> Vec<(u32, u64)> {
@@ -266,8 +323,29 @@ fn stat(pid: u32) -> Option<(char, u32, u64)> {
 /// The recorded processes still alive (same pid and start time) after a
 /// short grace, as (pid, cmdline).
 pub fn survivors(seen: &[(u32, u64)]) -> Vec<(u32, String)> {
+    survivors_within(seen, Duration::from_secs(3))
+}
+
+/// Reaps the recorded processes that were re-parented to the test process
+/// and have exited (never a child the test spawned itself: those are not
+/// descendants of gonogo).
+pub fn reap_adopted(seen: &[(u32, u64)]) {
+    let me = std::process::id();
+    for (pid, start) in seen {
+        if matches!(stat(*pid), Some(('Z', ppid, s)) if ppid == me && s == *start) {
+            let mut status = 0;
+            // SAFETY: waitpid on one exited child of ours that no std::process
+            // handle owns (it descends from gonogo, not from the test).
+            unsafe { libc::waitpid(*pid as i32, &mut status, libc::WNOHANG) };
+        }
+    }
+}
+
+/// [`survivors`], waiting up to `grace` for them to go.
+pub fn survivors_within(seen: &[(u32, u64)], grace: Duration) -> Vec<(u32, String)> {
     let started = Instant::now();
     loop {
+        reap_adopted(seen);
         let alive: Vec<(u32, String)> = seen
             .iter()
             .filter(|(pid, start)| {
@@ -280,9 +358,16 @@ pub fn survivors(seen: &[(u32, u64)]) -> Vec<(u32, String)> {
                 (*pid, cmdline)
             })
             .collect();
-        if alive.is_empty() || started.elapsed() > Duration::from_secs(3) {
+        if alive.is_empty() || started.elapsed() > grace {
             return alive;
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// The identity (pid, start time) of a live process.
+pub fn identity(pid: u32) -> Option<(u32, u64)> {
+    stat(pid)
+        .filter(|(state, _, _)| *state != 'Z')
+        .map(|(_, _, start)| (pid, start))
 }

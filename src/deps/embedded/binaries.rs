@@ -5,9 +5,14 @@
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::time::Duration;
 
 use tokio::process::Command;
+
+use crate::process::{ChildGuard, GuardOptions};
+
+/// How long `<binary> --version` may take: it prints one line.
+pub const VERSION_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Where Debian's `postgresql-<version>` packages put their binaries.
 pub const DEBIAN_POSTGRES_LIBS: &str = "/usr/lib/postgresql";
@@ -129,23 +134,37 @@ fn is_executable(path: &Path) -> bool {
         .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
 }
 
-/// `<binary> --version`, trimmed.
+/// `<binary> --version`, trimmed: run under a guard like every child, and
+/// given up (its process group stopped) after [`VERSION_TIMEOUT`].
 pub async fn version_output(binary: &Path) -> anyhow::Result<String> {
     use anyhow::Context;
-    let output = Command::new(binary)
-        .arg("--version")
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .output()
-        .await
-        .with_context(|| format!("run `{} --version`", binary.display()))?;
+    let mut command = Command::new(binary);
+    command.arg("--version");
+    let options = GuardOptions {
+        grace: Duration::from_secs(1),
+        ..GuardOptions::default()
+    };
+    let finished = ChildGuard::run(
+        format!("{} --version", binary.display()),
+        command,
+        options,
+        VERSION_TIMEOUT,
+    )
+    .await
+    .with_context(|| format!("run `{} --version`", binary.display()))?;
     anyhow::ensure!(
-        output.status.success(),
+        finished.status.success(),
         "run `{} --version`: {}",
         binary.display(),
-        output.status
+        finished.status
     );
-    Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
+    let stdout: Vec<&str> = finished
+        .output
+        .lines()
+        .filter(|l| l.stream == crate::process::Stream::Stdout)
+        .map(|l| l.text.as_str())
+        .collect();
+    Ok(stdout.join("\n").trim().to_owned())
 }
 
 #[cfg(test)]

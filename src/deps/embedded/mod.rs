@@ -353,7 +353,7 @@ pub fn availability() -> super::Availability {
         (
             false,
             format!(
-                "missing {}: install with `{}` (or `scripts/demo`, which installs them)",
+                "missing {}: install with `{}` (or `gonogo doctor --install`)",
                 missing
                     .iter()
                     .map(|m| format!("`{}`", m.binary))

@@ -1,12 +1,13 @@
 //! Commands run to completion under a guard (migrations, `current`, `git
-//! rev-parse`): argv in, a [`CommandRun`] with exit code and output out,
-//! within a deadline.
+//! rev-parse`, promtool): argv in, a [`CommandRun`] with exit code and
+//! output out, within a deadline. Depends only on `process`, so the steps,
+//! the alert-rule checks and the service launcher can all use it.
 
-use std::path::Path;
+use std::io;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::process::{ChildGuard, GuardOptions, OutputCapture, piped_output};
-use crate::service::shell_quote;
 
 /// The result of running one command to completion (or its deadline).
 pub struct CommandRun {
@@ -27,6 +28,27 @@ pub async fn run_command(
     env: &[(String, String)],
     timeout: Duration,
 ) -> CommandRun {
+    run_command_with(argv, workdir, env, false, timeout).await
+}
+
+/// [`run_command`] for the service's own tooling (migrations): it gets the
+/// service's explicit environment, `env` and nothing else of gonogo's.
+pub async fn run_service_command(
+    argv: &[String],
+    workdir: &Path,
+    env: &[(String, String)],
+    timeout: Duration,
+) -> CommandRun {
+    run_command_with(argv, workdir, env, true, timeout).await
+}
+
+async fn run_command_with(
+    argv: &[String],
+    workdir: &Path,
+    env: &[(String, String)],
+    clear_env: bool,
+    timeout: Duration,
+) -> CommandRun {
     let mut invocation = format!("cd {} && ", shell_quote(&workdir.display().to_string()));
     invocation.push_str(
         &argv
@@ -44,12 +66,15 @@ pub async fn run_command(
         timed_out: false,
         spawn_error: Some(error),
     };
-    let program = match crate::service::resolve_program(&argv[0], workdir) {
+    let program = match resolve_program(&argv[0], workdir) {
         Ok(p) => p,
         Err(e) => return not_started(e.to_string()),
     };
     let mut command = tokio::process::Command::new(program);
     command.args(&argv[1..]).current_dir(workdir);
+    if clear_env {
+        command.env_clear();
+    }
     for (key, value) in env {
         command.env(key, value);
     }
@@ -94,4 +119,41 @@ async fn wait(mut guard: ChildGuard, timeout: Duration) -> (Option<i32>, String,
         ));
     }
     (exit_code, output, timed_out)
+}
+
+/// Quote for a POSIX shell when needed.
+pub fn shell_quote(text: &str) -> String {
+    let plain = !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:=@%+,".contains(c));
+    if plain {
+        text.to_string()
+    } else {
+        format!("'{}'", text.replace('\'', r"'\''"))
+    }
+}
+
+/// Find the program: a path with a `/` is taken relative to `workdir`;
+/// a bare name is searched on `PATH`.
+pub fn resolve_program(program: &str, workdir: &Path) -> io::Result<PathBuf> {
+    let not_found = |detail: String| io::Error::new(io::ErrorKind::NotFound, detail);
+    if program.contains('/') {
+        let path = workdir.join(program);
+        if path.is_file() {
+            return Ok(path);
+        }
+        return Err(not_found(format!(
+            "`{program}` does not exist (looked at {})",
+            path.display()
+        )));
+    }
+    let path_var = std::env::var_os("PATH").unwrap_or_default();
+    for dir in std::env::split_paths(&path_var) {
+        let candidate = dir.join(program);
+        if candidate.is_file() {
+            return Ok(candidate);
+        }
+    }
+    Err(not_found(format!("`{program}` is not on PATH")))
 }
