@@ -34,10 +34,11 @@ pub enum Flaw {
     EchoCredentials,
     HugeReadyBody,
     EndlessReadyBody,
+    PostgresProbeReadsOnly,
 }
 
 impl Flaw {
-    pub const ALL: [Flaw; 20] = [
+    pub const ALL: [Flaw; 21] = [
         Flaw::ReadyIgnoresRedis,
         Flaw::Ready500,
         Flaw::StrictBootsWithoutRedis,
@@ -58,6 +59,7 @@ impl Flaw {
         Flaw::EchoCredentials,
         Flaw::HugeReadyBody,
         Flaw::EndlessReadyBody,
+        Flaw::PostgresProbeReadsOnly,
     ];
 
     pub fn name(self) -> &'static str {
@@ -82,6 +84,7 @@ impl Flaw {
             Flaw::EchoCredentials => "echo-credentials",
             Flaw::HugeReadyBody => "huge-ready-body",
             Flaw::EndlessReadyBody => "endless-ready-body",
+            Flaw::PostgresProbeReadsOnly => "postgres-probe-reads-only",
         }
     }
 

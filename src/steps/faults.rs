@@ -597,7 +597,11 @@ async fn clear_and_recover(
     })
 }
 
-fn names_check(step: &mut StepRecorder<'_>, exchange: &HttpExchange, target: &Dependency) {
+pub(super) fn names_check(
+    step: &mut StepRecorder<'_>,
+    exchange: &HttpExchange,
+    target: &Dependency,
+) {
     let body = exchange.body.to_lowercase();
     let named = target
         .names

@@ -16,6 +16,7 @@ pub mod latency;
 pub mod metrics;
 pub mod migrate;
 pub mod negative;
+pub mod read_only;
 pub mod ready;
 pub mod shutdown;
 
@@ -234,6 +235,7 @@ impl Plan {
         units.extend(shutdown::unit(scenario));
         units.extend(metrics::unit(scenario));
         units.extend(faults::units(scenario, mode));
+        units.extend(read_only::unit(scenario, mode));
         let mut number = 0;
         for step in units.iter_mut().flat_map(|u| u.steps.iter_mut()) {
             number += 1;
