@@ -84,15 +84,8 @@ pub async fn run(
     let mut clock = Clock::start();
     let mode = mode(options).await?;
     let plan = Plan::new(scenario, &mode);
-    reporter.event(Event::RunStarted {
-        scenario: &scenario.name,
-        path: &scenario.path.display().to_string(),
-        steps: plan.len(),
-    });
     let today = clock.started_utc.date_naive();
-    for text in waiver::expired(scenario, today) {
-        reporter.event(Event::Warning { text: &text });
-    }
+    announce(reporter, scenario, &plan, today);
     let mut masker = masker(options);
     let provisioned = provision(scenario, options, &mode, &mut masker, reporter).await?;
     let deps = Dependencies::start(provisioned.as_ref(), scenario).await?;
@@ -148,8 +141,10 @@ pub async fn run(
         timelines: proof.timelines,
         waivers,
         masking: crate::mask::learn::MaskingInfo::of(&masker, service_env),
+        signed_by: options.signing.as_ref().map(|s| s.key.keyid().to_string()),
     };
     let written = write_evidence(&evidence, options, &masker, &scenario.service.workdir)?;
+    report_sealed(reporter, &evidence, &written);
     publish_summary(&evidence, &written, options, &masker, reporter);
     report_finished(reporter, &evidence, &written);
     Ok(RunOutcome {
@@ -157,6 +152,34 @@ pub async fn run(
         evidence,
         written,
     })
+}
+
+/// Say the run started, with its step count, and warn about expired
+/// waivers.
+fn announce(
+    reporter: &mut dyn Reporter,
+    scenario: &Scenario,
+    plan: &Plan,
+    today: chrono::NaiveDate,
+) {
+    reporter.event(Event::RunStarted {
+        scenario: &scenario.name,
+        path: &scenario.path.display().to_string(),
+        steps: plan.len(),
+    });
+    for text in waiver::expired(scenario, today) {
+        reporter.event(Event::Warning { text: &text });
+    }
+}
+
+/// Say the bundle is sealed: its manifest's SHA-256, and who signed it.
+fn report_sealed(reporter: &mut dyn Reporter, evidence: &Evidence, written: &Written) {
+    if let Some(sha) = crate::evidence::manifest::sha256_of(&written.dir) {
+        reporter.event(Event::Sealed {
+            manifest_sha256: &sha,
+            signed_by: evidence.signed_by.as_deref(),
+        });
+    }
 }
 
 /// Judge each failed or NOT RUN step against the scenario's waivers, and
