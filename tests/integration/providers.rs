@@ -339,9 +339,11 @@ fn target_mode_is_inconclusive_until_the_steps_it_cannot_run_are_waived() {
     let work = tempfile::tempdir().expect("tempdir");
     // The deployment's manifest and alert rule: judged on what target mode
     // can observe (healthy answers, one scrape), saying what it cannot.
+    // The latency SLO is loose: tests run proofs side by side, and this
+    // one is about target mode, not this machine's speed.
     let deploy = repo().join("examples/reference/deploy");
     let conformance = format!(
-        "\n[metrics]\npath = \"/metrics\"\ngauge = \"aether_readyz_success\"\nlabels = {{ service = \"reference-service\" }}\n\n[kubernetes]\nmanifest = \"{}\"\n\n[alerts]\nrules = \"{}\"\n",
+        "\n[latency]\nrequests = 50\np95_ms = 2000\n\n[metrics]\npath = \"/metrics\"\ngauge = \"aether_readyz_success\"\nlabels = {{ service = \"reference-service\" }}\n\n[kubernetes]\nmanifest = \"{}\"\n\n[alerts]\nrules = \"{}\"\n",
         deploy.join("deployment.yaml").display(),
         deploy.join("alerts.yml").display()
     );
