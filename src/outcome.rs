@@ -245,6 +245,22 @@ pub struct StepOutcome {
     /// Response times, for steps that measure them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency: Option<Latency>,
+    /// What the dependencies' servers saw during the step, for a step that
+    /// failed or did not run (servers gonogo owns only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dependency_views: Vec<DependencyView>,
+}
+
+/// One dependency server's view of a step's time window: its log lines, or
+/// what it answered when gonogo asked (masked, bounded like any output).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DependencyView {
+    /// `Postgres`, `Redis`.
+    pub dependency: String,
+    /// Where it comes from: `server log`, `error replies`, `ACL LOG`,
+    /// `INFO clients`.
+    pub source: String,
+    pub text: Excerpt,
 }
 
 /// The fault timeline of one dependency.

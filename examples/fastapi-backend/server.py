@@ -72,28 +72,69 @@ def revisions(ids: set[str] | frozenset[str]) -> str:
     return ", ".join(sorted(ids)) or "no revision"
 
 
+# SQLSTATE read_only_sql_transaction: the server answers reads but refuses
+# writes (a replica promoted wrongly, default_transaction_read_only).
+READ_ONLY_SQLSTATE = "25006"
+
+
+def sqlstate(error: BaseException) -> str | None:
+    """The SQLSTATE of a database error, through SQLAlchemy's wrapper."""
+    orig = getattr(error, "orig", None)
+    for candidate in (orig, getattr(orig, "__cause__", None)):
+        code = getattr(candidate, "sqlstate", None)
+        if code:
+            return str(code)
+    return None
+
+
 async def database_and_migrations() -> tuple[Check, Check]:
-    async def probe() -> set[str]:
+    async def probe() -> tuple[set[str], str | None]:
+        """The applied revisions, and why the write sentinel failed (None: it
+        did not). The seed asks for read AND write sentinels: a database that
+        answers reads but refuses writes is not ready."""
         assert ENGINE is not None
         async with ENGINE.connect() as conn:
             await conn.execute(text("SELECT 1"))
             try:
                 result = await conn.execute(text("SELECT version_num FROM alembic_version"))
+                applied = set(result.scalars().all())
             except ProgrammingError:  # no alembic_version table: never migrated
-                return set()
-            return set(result.scalars().all())
+                applied = set()
+            await conn.rollback()
+            try:
+                # One row into a temporary table, rolled back: nothing stays,
+                # but the server had to accept a write.
+                await conn.execute(
+                    text(
+                        "CREATE TEMPORARY TABLE readiness_write_sentinel"
+                        " (checked_at timestamptz) ON COMMIT DROP"
+                    )
+                )
+                await conn.execute(text("INSERT INTO readiness_write_sentinel VALUES (now())"))
+            except Exception as e:
+                if sqlstate(e) != READ_ONLY_SQLSTATE:
+                    raise
+                return applied, f"write sentinel refused: {describe(e)}"
+            finally:
+                await conn.rollback()
+            return applied, None
 
     if ENGINE is None:
         error = ENGINE_ERROR
     else:
         try:
-            applied = await asyncio.wait_for(probe(), settings.probe_timeout)
+            applied, refused = await asyncio.wait_for(probe(), settings.probe_timeout)
         except Exception as e:
             error = describe(e)
         else:
             at_head = applied == set(HEADS)
+            database = (
+                Check("Database", "database", True, "connected")
+                if refused is None
+                else Check("Database", "database", False, "read_only", refused)
+            )
             return (
-                Check("Database", "database", True, "connected"),
+                database,
                 Check(
                     "Migrations",
                     "migrations",

@@ -36,10 +36,11 @@ pub enum Flaw {
     EchoCredentials,
     HugeReadyBody,
     EndlessReadyBody,
+    PostgresProbeReadsOnly,
 }
 
 impl Flaw {
-    pub const ALL: [Flaw; 22] = [
+    pub const ALL: [Flaw; 23] = [
         Flaw::ReadyIgnoresRedis,
         Flaw::Ready500,
         Flaw::StrictBootsWithoutRedis,
@@ -62,6 +63,7 @@ impl Flaw {
         Flaw::EchoCredentials,
         Flaw::HugeReadyBody,
         Flaw::EndlessReadyBody,
+        Flaw::PostgresProbeReadsOnly,
     ];
 
     pub fn name(self) -> &'static str {
@@ -88,6 +90,7 @@ impl Flaw {
             Flaw::EchoCredentials => "echo-credentials",
             Flaw::HugeReadyBody => "huge-ready-body",
             Flaw::EndlessReadyBody => "endless-ready-body",
+            Flaw::PostgresProbeReadsOnly => "postgres-probe-reads-only",
         }
     }
 

@@ -30,6 +30,8 @@ pub enum ProbeOutcome {
     Connected,
     NotConfigured(String),
     Unreachable(String),
+    /// The server answers reads but refuses the write sentinel.
+    ReadOnly(String),
 }
 
 impl ProbeOutcome {
@@ -43,13 +45,16 @@ impl ProbeOutcome {
             ProbeOutcome::Connected => "connected",
             ProbeOutcome::NotConfigured(_) => "not_configured",
             ProbeOutcome::Unreachable(_) => "unreachable",
+            ProbeOutcome::ReadOnly(_) => "read_only",
         }
     }
 
     pub fn error(&self) -> Option<&str> {
         match self {
             ProbeOutcome::Connected => None,
-            ProbeOutcome::NotConfigured(e) | ProbeOutcome::Unreachable(e) => Some(e),
+            ProbeOutcome::NotConfigured(e)
+            | ProbeOutcome::Unreachable(e)
+            | ProbeOutcome::ReadOnly(e) => Some(e),
         }
     }
 }
@@ -134,6 +139,9 @@ pub struct Deps {
     extras: Vec<ExtraTcpDep>,
     deadline: Duration,
     postgres_deadline: Option<Duration>,
+    /// Whether the Postgres probe also writes (seed 000: read and write
+    /// sentinels); `postgres-probe-reads-only` switches it off.
+    postgres_writes: bool,
     redis_deadline: Option<Duration>,
     scrubber: Scrubber,
 }
@@ -226,6 +234,7 @@ impl Deps {
             extras: config.extra_tcp_deps.clone(),
             deadline,
             postgres_deadline: (!pg_hangs).then_some(deadline),
+            postgres_writes: !config.flaws.has(Flaw::PostgresProbeReadsOnly),
             redis_deadline: (!redis_hangs).then_some(deadline),
             scrubber,
         }
@@ -235,7 +244,10 @@ impl Deps {
         self.deadline
     }
 
-    /// `SELECT 1` through the pool.
+    /// The read sentinel (`SELECT 1`), then the write sentinel: a row into
+    /// a temporary table, in a transaction that is rolled back, so a
+    /// database that answers reads but refuses writes (read-only after a
+    /// failover, a full disk) is not reported connected.
     pub async fn probe_postgres(&self) -> ProbeOutcome {
         let pool = match &self.postgres {
             Postgres::NotConfigured => {
@@ -244,14 +256,33 @@ impl Deps {
             Postgres::Unusable(e) => return ProbeOutcome::Unreachable(e.clone()),
             Postgres::Pool(pool) => pool,
         };
-        let query = sqlx::query_scalar::<_, i32>("SELECT 1").fetch_one(pool);
-        match within(self.postgres_deadline, query).await {
-            None => ProbeOutcome::Unreachable("SELECT 1 timeout".to_owned()),
-            Some(Ok(_)) => ProbeOutcome::Connected,
-            Some(Err(sqlx::Error::PoolTimedOut)) => {
+        let sentinels = async {
+            sqlx::query_scalar::<_, i32>("SELECT 1")
+                .fetch_one(pool)
+                .await
+                .map_err(Sentinel::Read)?;
+            if self.postgres_writes {
+                write_sentinel(pool).await.map_err(Sentinel::Write)?;
+            }
+            Ok::<(), Sentinel>(())
+        };
+        match within(self.postgres_deadline, sentinels).await {
+            None => ProbeOutcome::Unreachable("sentinel timeout".to_owned()),
+            Some(Ok(())) => ProbeOutcome::Connected,
+            Some(Err(Sentinel::Read(sqlx::Error::PoolTimedOut))) => {
                 ProbeOutcome::Unreachable("connect timeout".to_owned())
             }
-            Some(Err(e)) => ProbeOutcome::Unreachable(short_error(&self.scrubber, &e)),
+            Some(Err(Sentinel::Read(e))) => {
+                ProbeOutcome::Unreachable(short_error(&self.scrubber, &e))
+            }
+            Some(Err(Sentinel::Write(e))) if is_read_only(&e) => ProbeOutcome::ReadOnly(format!(
+                "write sentinel refused: {}",
+                short_error(&self.scrubber, &e)
+            )),
+            Some(Err(Sentinel::Write(e))) => ProbeOutcome::Unreachable(format!(
+                "write sentinel failed: {}",
+                short_error(&self.scrubber, &e)
+            )),
         }
     }
 
@@ -323,6 +354,33 @@ impl Deps {
             let _ = tokio::time::timeout(POOL_CLOSE_DEADLINE, pool.close()).await;
         }
     }
+}
+
+/// Which sentinel failed.
+enum Sentinel {
+    Read(sqlx::Error),
+    Write(sqlx::Error),
+}
+
+/// Write one row and roll it back: nothing stays, but the server had to
+/// accept a write.
+async fn write_sentinel(pool: &PgPool) -> Result<(), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    sqlx::raw_sql(
+        "CREATE TEMPORARY TABLE readiness_write_sentinel (checked_at timestamptz) ON COMMIT DROP; \
+         INSERT INTO readiness_write_sentinel VALUES (now())",
+    )
+    .execute(&mut *tx)
+    .await?;
+    tx.rollback().await
+}
+
+/// SQLSTATE 25006, `read_only_sql_transaction`.
+fn is_read_only(error: &sqlx::Error) -> bool {
+    error
+        .as_database_error()
+        .and_then(|e| e.code())
+        .is_some_and(|code| code == "25006")
 }
 
 /// Runs `fut` under `deadline`; `None` means the deadline passed. Without a

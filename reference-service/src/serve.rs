@@ -166,12 +166,13 @@ async fn boot_checks(deps: &Deps) {
         Some(ProbeOutcome::Connected) => eprintln!("boot: database connected"),
         Some(ProbeOutcome::NotConfigured(e)) => eprintln!("boot: database not configured: {e}"),
         Some(ProbeOutcome::Unreachable(e)) => eprintln!("boot: database unreachable: {e}"),
+        Some(ProbeOutcome::ReadOnly(e)) => eprintln!("boot: database read-only: {e}"),
         None => eprintln!("boot: database unreachable: timeout"),
     }
     match redis {
         Some(ProbeOutcome::Connected) => eprintln!("boot: redis PING ok"),
         Some(ProbeOutcome::NotConfigured(e)) => eprintln!("boot: redis not configured: {e}"),
-        Some(ProbeOutcome::Unreachable(e)) => {
+        Some(ProbeOutcome::Unreachable(e) | ProbeOutcome::ReadOnly(e)) => {
             let detail = e.strip_prefix("PING failed: ").unwrap_or(&e);
             eprintln!("boot: redis PING failed: {detail}");
         }

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 
+use super::watch::DependencyWatch;
 use super::{PostgresEndpoint, Provisioned, RedisEndpoint};
 use crate::evidence::DependencyInfo;
 use crate::mask::Masker;
@@ -86,6 +87,15 @@ impl Dependency {
         }
     }
 
+    /// How to reach the server itself, when this dependency is the
+    /// database (server-wide faults connect here, not through the proxy).
+    pub fn postgres(&self) -> Option<&PostgresEndpoint> {
+        match &self.kind {
+            Kind::Postgres(pg) => Some(pg),
+            _ => None,
+        }
+    }
+
     /// The secrets the masker must hide: passwords, decoded and as in the
     /// URL.
     pub fn secrets(&self) -> Vec<&str> {
@@ -130,6 +140,7 @@ impl Dependency {
 #[derive(Default)]
 pub struct Dependencies {
     all: Vec<Dependency>,
+    watch: DependencyWatch,
 }
 
 impl Dependencies {
@@ -165,7 +176,15 @@ impl Dependencies {
                 kind,
             });
         }
-        Ok(Dependencies { all })
+        Ok(Dependencies {
+            all,
+            watch: provisioned.watch(),
+        })
+    }
+
+    /// What the servers gonogo owns can say about a step's window.
+    pub fn watch(&self) -> &DependencyWatch {
+        &self.watch
     }
 
     /// The dependency with this key (`postgres`, `redis`, a `[[dependency]]`).

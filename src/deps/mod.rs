@@ -19,8 +19,10 @@ pub mod docker;
 pub mod embedded;
 pub mod endpoint;
 pub mod external;
+pub mod read_only;
 pub mod resp;
 pub mod secret;
+pub mod watch;
 
 use std::path::PathBuf;
 
@@ -107,6 +109,17 @@ impl Provisioned {
             ProviderGuard::External => {}
         }
         Ok(())
+    }
+
+    /// What gonogo can ask the servers it owns about what they saw: the
+    /// embedded Postgres server's log, and Redis (embedded or docker).
+    pub fn watch(&self) -> watch::DependencyWatch {
+        let postgres_log = match &self.guard {
+            ProviderGuard::Embedded(embedded) => Some(embedded.postgres().log().clone()),
+            _ => None,
+        };
+        let redis = self.kind.owns_servers().then(|| self.redis.clone());
+        watch::DependencyWatch::new(postgres_log, redis)
     }
 
     /// Leaves the servers running (`--keep`); says where they are, when

@@ -723,7 +723,11 @@ fn other_probe_paths(ctx: &StepContext<'_>) -> Vec<String> {
         .collect()
 }
 
-fn names_check(step: &mut StepRecorder<'_>, exchange: &HttpExchange, target: &Dependency) {
+pub(super) fn names_check(
+    step: &mut StepRecorder<'_>,
+    exchange: &HttpExchange,
+    target: &Dependency,
+) {
     let body = exchange.body.to_lowercase();
     let named = target
         .names

@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod migrate;
 pub mod negative;
 pub mod observed;
+pub mod read_only;
 pub mod ready;
 pub mod shutdown;
 
@@ -245,6 +246,7 @@ impl Plan {
         units.extend(shutdown::unit(scenario));
         units.extend(metrics::unit(scenario));
         units.extend(faults::units(scenario, mode));
+        units.extend(read_only::unit(scenario, mode));
         units.extend(kubernetes::unit(scenario, mode));
         units.extend(alert_rules::unit(scenario, mode));
         let mut number = 0;

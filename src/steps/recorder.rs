@@ -268,6 +268,7 @@ impl<'m> StepRecorder<'m> {
             actions: self.actions,
             log: self.log,
             latency: self.latency,
+            dependency_views: Vec::new(),
         }
     }
 

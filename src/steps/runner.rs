@@ -8,7 +8,8 @@
 use std::time::Duration;
 
 use super::{Plan, Ran, StepContext, StepRecorder, Unit};
-use crate::outcome::{FaultTimeline, StepOutcome, StepStatus};
+use crate::deps::watch::Mark;
+use crate::outcome::{DependencyView, Excerpt, FaultTimeline, StepOutcome, StepStatus};
 use crate::plan::{self, Ready};
 use crate::progress::Event;
 use crate::scenario::NotApplicable;
@@ -49,7 +50,10 @@ pub async fn run(
         } else if let Some(unmet) = plan::first_unmet(&unit.preconditions, &facts) {
             skip(ctx, unit, |recorder, _| recorder.unmet(unmet.clone()))
         } else {
-            run_unit(ctx, unit, total).await?
+            let mark = ctx.deps.watch().mark().await;
+            let mut ran = run_unit(ctx, unit, total).await?;
+            attach_views(ctx, &mark, &mut ran.outcomes).await;
+            ran
         };
         // A step declared not applicable inside a unit that ran anyway
         // (it shares an instance with steps that apply) is not judged.
@@ -128,6 +132,30 @@ async fn run_unit(ctx: &mut StepContext<'_>, unit: &Unit, total: usize) -> anyho
         unit.label
     );
     Ok(ran)
+}
+
+/// What the dependencies' servers saw during the unit, on each of its
+/// steps that failed or did not run: the facts an engineer needs to act.
+async fn attach_views(ctx: &StepContext<'_>, mark: &Mark, outcomes: &mut [StepOutcome]) {
+    let needs = |o: &StepOutcome| matches!(o.status, StepStatus::Fail | StepStatus::NotRun);
+    if ctx.deps.watch().is_empty() || !outcomes.iter().any(needs) {
+        return;
+    }
+    let views: Vec<DependencyView> = ctx
+        .deps
+        .watch()
+        .since(mark)
+        .await
+        .into_iter()
+        .map(|seen| DependencyView {
+            dependency: seen.dependency.to_string(),
+            source: seen.source.to_string(),
+            text: Excerpt::of(ctx.masker, &seen.text),
+        })
+        .collect();
+    for outcome in outcomes.iter_mut().filter(|o| needs(o)) {
+        outcome.dependency_views = views.clone();
+    }
 }
 
 /// Every step of `unit` recorded without running: `why` marks the

@@ -175,3 +175,54 @@ names = ["FeatureStore"]
     }
     assert_eq!(json["timelines"][0]["dependency"], "featurestore");
 }
+
+#[test]
+fn a_postgres_probe_that_only_reads_fails_the_read_only_step() {
+    // Seed 000 asks for read AND write sentinels: a ready that only reads
+    // stays 200 while Postgres refuses every write. Every other step still
+    // passes, so only the read-only fault can expose it.
+    let (code, transcript, json, report) =
+        crate::proof::run_reference("reads-only", REFERENCE, Some("postgres-probe-reads-only"));
+    assert_eq!(code, 1, "{transcript}");
+    assert_eq!(json["verdict"], "NO-GO");
+    let steps = json["steps"].as_array().unwrap();
+    for step in steps {
+        let expected = if step["id"] == "postgres-read-only" {
+            "FAIL"
+        } else {
+            "PASS"
+        };
+        assert_eq!(step["status"], expected, "{}: {transcript}", step["id"]);
+    }
+    let step = steps
+        .iter()
+        .find(|s| s["id"] == "postgres-read-only")
+        .unwrap();
+    let summary = step["summary"].as_str().unwrap();
+    assert!(
+        summary.contains("ready answers 503 within") && summary.contains("no 503 within"),
+        "{summary}"
+    );
+    let refused = step["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["label"] == "refuse writes server-wide")
+        .expect("the fault is an action in the evidence");
+    let output = refused["output"]["head"].as_str().unwrap();
+    assert!(
+        output.contains("default_transaction_read_only = on"),
+        "{output}"
+    );
+    // Writes were allowed again, so the later steps of another run (and the
+    // recovery of this one) see a writable server.
+    assert!(
+        step["actions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["label"] == "allow writes again"),
+        "{step}"
+    );
+    assert!(report.contains("Postgres refuses writes"), "{report}");
+}

@@ -29,6 +29,7 @@ pub fn redactions() -> Vec<(&'static str, &'static str)> {
         (r"\d+ of \d+ probes", "[N] of [N] probes"),
         (r"\d+ of \d+ answers", "[N] of [N] answers"),
         (r"\d+ answers", "[N] answers"),
+        (r"\d+ sessions?\b", "[N] sessions"),
         (r"\d+ req/s", "[N] req/s"),
         (r"date: [A-Za-z]{3}, .* GMT", "date: [HTTP-DATE]"),
         (r"127\.0\.0\.1:\d{2,5}", "127.0.0.1:[PORT]"),

@@ -38,6 +38,7 @@ fn a_service_whose_ready_never_reaches_200_runs_nothing_that_needs_it() {
         "negative-proof".to_string(),
         "latency-slo".to_string(),
         "metrics-gauge".to_string(),
+        "postgres-read-only".to_string(),
     ];
     for dep in ["postgres", "redis"] {
         for kind in [
@@ -71,6 +72,39 @@ fn a_service_whose_ready_never_reaches_200_runs_nothing_that_needs_it() {
         "{verdict}"
     );
     assert!(report.contains("**NOT RUN**"), "{report}");
+    // What Redis saw says why: it refused the service's unauthenticated
+    // commands. The evidence carries it on the step that failed.
+    let views = step(&json, "ready-gate")["dependency_views"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let redis_errors = views
+        .iter()
+        .find(|v| v["dependency"] == "Redis" && v["source"] == "error replies")
+        .unwrap_or_else(|| panic!("no Redis view on the ready gate: {views:?}"));
+    let text = redis_errors["text"]["head"].as_str().unwrap();
+    assert!(
+        text.contains("NOAUTH") && text.contains("had not authenticated"),
+        "{text}"
+    );
+    assert!(
+        views
+            .iter()
+            .any(|v| v["dependency"] == "Redis" && v["source"] == "INFO clients"),
+        "{views:?}"
+    );
+    assert!(
+        views
+            .iter()
+            .any(|v| v["dependency"] == "Postgres" && v["source"] == "server log"),
+        "{views:?}"
+    );
+    assert!(
+        report.contains("What Redis saw during this step (error replies)"),
+        "{report}"
+    );
+    // A step that passed carries no view.
+    assert!(step(&json, "migration-gate")["dependency_views"].is_null());
     assert!(
         took < Duration::from_secs(120),
         "the proof took {took:?}: steps that cannot prove anything must not wait"
@@ -146,7 +180,7 @@ fn a_step_declared_not_applicable_inside_a_fault_sequence_is_not_judged() {
     }
     let headline = json["headline"].as_str().unwrap();
     assert!(
-        headline.starts_with("16 of 16 required steps passed; 1 not applicable"),
+        headline.starts_with("17 of 17 required steps passed; 1 not applicable"),
         "{headline}"
     );
 }

@@ -105,6 +105,7 @@ fn reference_service_is_go_with_every_step_passing() {
         "ready-gate",
         "negative-proof",
         "fail-fast",
+        "postgres-read-only",
     ] {
         assert_eq!(status_of(&json, id), "PASS", "{id}: {transcript}");
     }

@@ -177,20 +177,39 @@ fn external_mode_proves_the_reference_service_and_leaves_the_servers_as_they_wer
         .env("DATABASE_URL", servers.database_url())
         .env("REDIS_URL", servers.redis_url());
     let output = run_with_limit(command, Duration::from_secs(400));
+    // Every step passes but the one that would change the server: gonogo
+    // never makes someone else's Postgres read-only, so that step is NOT
+    // RUN and the verdict cannot be GO.
     assert_eq!(
         output.status.code(),
-        Some(0),
+        Some(gonogo::exit_codes::INCONCLUSIVE),
         "stdout:\n{}\nstderr:\n{}",
         stdout(&output),
         stderr(&output)
     );
-    assert!(stdout(&output).starts_with("GO"), "{}", stdout(&output));
+    assert!(
+        stdout(&output).starts_with("INCONCLUSIVE"),
+        "{}",
+        stdout(&output)
+    );
 
     // Both servers still run and hold exactly what they held.
     assert_eq!(servers.state(), before, "the external servers changed");
 
     let dir = evidence_dir(out.path());
     let evidence = evidence_json(&dir);
+    for (id, status, summary) in step_statuses(&evidence) {
+        if id == "postgres-read-only" {
+            assert_eq!(status, "NOT RUN", "{summary}");
+            assert!(
+                summary.starts_with("needs a Postgres server gonogo owns and may change;")
+                    && summary.contains("never changes someone else's server"),
+                "{summary}"
+            );
+        } else {
+            assert_eq!(status, "PASS", "{id}: {summary}");
+        }
+    }
     for dep in evidence["dependencies"].as_array().expect("dependencies") {
         assert_eq!(dep["provider"], "external", "{dep}");
         // Read-only version queries: `SHOW server_version`, `INFO server`.
