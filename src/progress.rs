@@ -44,6 +44,13 @@ pub enum Event<'a> {
     Cleanup {
         took: Duration,
     },
+    /// The evidence is written: the SHA-256 of its manifest (which the
+    /// report cannot hold, as the manifest hashes the report) and the key
+    /// that signed it, if any.
+    Sealed {
+        manifest_sha256: &'a str,
+        signed_by: Option<&'a str>,
+    },
     /// Everything finished: the one verdict line.
     Finished {
         scenario: &'a str,
@@ -179,6 +186,17 @@ impl Reporter for TerminalReporter {
                 "  {} stopped every process in {}",
                 self.paint("36", "cleanup  "),
                 secs(took)
+            ),
+            Event::Sealed {
+                manifest_sha256,
+                signed_by,
+            } => format!(
+                "  {} manifest.json sha256 {manifest_sha256}; {}",
+                self.paint("36", "sealed   "),
+                match signed_by {
+                    Some(keyid) => format!("signed by key {keyid}"),
+                    None => "unsigned".to_string(),
+                }
             ),
             Event::Kept { what } => format!("  {} {what}", self.paint("33", "kept     ")),
             Event::Warning { text } => format!("  {} {text}", self.paint("33;1", "warning  ")),

@@ -37,6 +37,14 @@ use crate::verdict::Verdict;
 /// The manifest's file name, at the root of the evidence directory.
 pub const MANIFEST_FILE: &str = "manifest.json";
 
+/// The SHA-256 of the manifest in the evidence directory `dir`, as it was
+/// written (`None` when it cannot be read).
+pub fn sha256_of(dir: &std::path::Path) -> Option<String> {
+    std::fs::read(dir.join(MANIFEST_FILE))
+        .ok()
+        .map(|bytes| sha256_hex(&bytes))
+}
+
 /// Version of the manifest's shape.
 pub const MANIFEST_VERSION: u32 = 1;
 

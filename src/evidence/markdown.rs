@@ -2,19 +2,38 @@
 //! minijinja template (`report.md.j2` beside this file, compiled into the
 //! binary, unless `--template` says otherwise).
 //!
+//! The first screen is what an approver decides on: the verdict, one row
+//! per step with its plain-language claim ([`claims`](super::claims)),
+//! what failed and what was not proven, the run's environment, how to
+//! verify the bundle and how to reproduce the run. Everything else follows
+//! as an appendix of collapsible blocks ([`appendix`](super::appendix)).
+//!
+//! The template sees the [`Evidence`] as `evidence.json` has it, each step
+//! with a few derived fields: `claim`, `checks_passed`, `shown` (its
+//! actions as the appendix shows them) and `waiver` (the applied or
+//! expired waiver for it); and `counts` of failed and unproven steps.
+//!
 //! Sample:
 //!
 //! ```text
 //! # Go/No-Go evidence: reference
 //!
-//! > **Verdict: GO** — 4 of 4 required steps passed
+//! > **Verdict: GO** — 15 of 15 required steps passed
+//!
+//! | # | Claim | Result | Checks | Time |
+//! |--:|-------|--------|-------:|-----:|
+//! | 1 | The migrations apply cleanly (exit 0) and leave the database at the newest version. | **PASS** | 2 of 2 | 141 ms |
 //! ```
 
 use std::path::Path;
 
 use minijinja::{Environment, UndefinedBehavior, Value};
+use serde::Serialize;
 
 use super::Evidence;
+use super::appendix::{self, Shown};
+use crate::outcome::{StepOutcome, StepStatus};
+use crate::waiver::{WaiverRecord, WaiverState};
 
 /// The built-in template, compiled into the binary.
 pub const DEFAULT_TEMPLATE: &str = include_str!("report.md.j2");
@@ -61,7 +80,7 @@ pub fn render(evidence: &Evidence, template: Option<&str>) -> Result<String, Tem
         .get_template("report")
         .map_err(|e| TemplateError::from_minijinja("report", &e))?;
     let mut out = tmpl
-        .render(Value::from(minijinja::value::Serde(evidence)))
+        .render(context(evidence))
         .map_err(|e| TemplateError::from_minijinja("report", &e))?;
     if !out.ends_with('\n') {
         out.push('\n');
@@ -81,6 +100,65 @@ pub fn rerender(evidence_json: &Path, template: Option<&Path>) -> Result<String,
         .transpose()
         .map_err(|e| e.to_string())?;
     render(&evidence, template.as_deref()).map_err(|e| e.to_string())
+}
+
+/// A step as the template sees it: the recorded outcome and what the
+/// report derives from it.
+#[derive(Serialize)]
+struct StepView<'a> {
+    #[serde(flatten)]
+    step: &'a StepOutcome,
+    /// What a PASS proves, in plain words (see [`super::claims`]); not
+    /// `claim`, which the flattened outcome already has.
+    proves: String,
+    checks_passed: usize,
+    shown: Vec<Shown>,
+    /// The waiver that applied to the step, or that had expired for it.
+    waiver: Option<&'a WaiverRecord>,
+}
+
+/// How many steps the first screen lists as failed and as not proven.
+#[derive(Serialize)]
+struct Counts {
+    failed: usize,
+    /// NOT RUN, WAIVED, and any other status that is neither PASS nor
+    /// FAIL (such as NOT APPLICABLE).
+    not_proven: usize,
+}
+
+/// The template's context: the evidence, its steps as [`StepView`]s, and
+/// the [`Counts`].
+fn context(evidence: &Evidence) -> Value {
+    let steps: Vec<StepView<'_>> = evidence
+        .steps
+        .iter()
+        .map(|step| StepView {
+            step,
+            proves: super::claims::claim(step),
+            checks_passed: step.checks.iter().filter(|c| c.passed).count(),
+            shown: appendix::shown(step),
+            waiver: evidence.waivers.iter().find(|w| {
+                w.step == step.id && matches!(w.state, WaiverState::Applied | WaiverState::Expired)
+            }),
+        })
+        .collect();
+    let counts = Counts {
+        failed: evidence
+            .steps
+            .iter()
+            .filter(|s| s.status == StepStatus::Fail)
+            .count(),
+        not_proven: evidence
+            .steps
+            .iter()
+            .filter(|s| !matches!(s.status, StepStatus::Pass | StepStatus::Fail))
+            .count(),
+    };
+    minijinja::context! {
+        steps => Value::from(minijinja::value::Serde(&steps)),
+        counts => Value::from(minijinja::value::Serde(&counts)),
+        ..Value::from(minijinja::value::Serde(evidence))
+    }
 }
 
 fn environment() -> Environment<'static> {
@@ -155,11 +233,7 @@ fn code(value: String) -> String {
 
 /// Milliseconds as a short human duration.
 fn ms(value: u64) -> String {
-    if value < 1000 {
-        format!("{value} ms")
-    } else {
-        format!("{:.2} s", value as f64 / 1000.0)
-    }
+    appendix::ms(value)
 }
 
 #[cfg(test)]
@@ -186,9 +260,149 @@ mod tests {
             "{report}"
         );
         assert!(
-            report.contains("- Release: 2026.03.01 (owner: platform-readiness)\n"),
+            report.contains("; release 2026.03.01 (owner: platform-readiness)\n"),
             "{report}"
         );
+    }
+
+    /// The report up to its appendix.
+    fn first_screen(report: &str) -> &str {
+        &report[..report.find("\n## Appendix").expect("an appendix")]
+    }
+
+    #[test]
+    fn the_first_screen_says_what_failed_and_what_was_not_proven() {
+        let mut evidence = crate::evidence::sample::evidence();
+        evidence.signed_by = Some("SHA256:beef".into());
+        let report = render(&evidence, None).unwrap();
+        let screen = first_screen(&report);
+        assert!(screen.contains("> **Verdict: NO-GO** — "), "{screen}");
+        assert!(
+            screen.contains("**What failed**\n\n- Step 2: expected HTTP 503, observed &lt;script&gt;; its waiver expired on 2026-01-01 (\"old exception\", approved by bob)\n"),
+            "{screen}"
+        );
+        assert!(
+            screen.contains("- Step 3 **NOT RUN**: the scenario has no [migrations]\n"),
+            "{screen}"
+        );
+        assert!(
+            screen.contains("- Step 4 **WAIVED** (was FAIL: expected exit 1, observed exit 0): waived, \"known issue, fix in 1.2\", approved by alice, expires 2026-04-01 (UTC, inclusive)\n"),
+            "{screen}"
+        );
+        assert!(
+            screen.contains("| 2 | Title of b-step | **FAIL** | 1 of 2 | 1.20 s |"),
+            "{screen}"
+        );
+        assert!(screen.contains("by key `SHA256:beef`"), "{screen}");
+        assert!(screen.contains("sha256 `abababab"), "{screen}");
+        assert!(screen.contains("commit `0123456789abcdef"), "{screen}");
+        assert!(
+            screen.contains("```bash\ngonogo run scenarios/sample.toml\n```"),
+            "{screen}"
+        );
+        assert!(screen.contains("`sha256sum manifest.json`"), "{screen}");
+        // Every step, and nothing but the summary, in a collapsible block.
+        assert_eq!(report.matches("<details><summary>Step ").count(), 4);
+    }
+
+    #[test]
+    fn a_step_that_did_not_run_names_its_expired_waiver() {
+        let mut evidence = crate::evidence::sample::evidence();
+        evidence.waivers[1].step = "c-step".into();
+        evidence.waivers[1].step_status = Some(crate::outcome::StepStatus::NotRun);
+        let report = render(&evidence, None).unwrap();
+        assert!(
+            first_screen(&report).contains("- Step 3 **NOT RUN**: the scenario has no [migrations]; its waiver expired on 2026-01-01 (\"old exception\", approved by bob)\n"),
+            "{report}"
+        );
+    }
+
+    #[test]
+    fn an_unsigned_run_with_every_step_passing_says_so() {
+        let mut evidence = crate::evidence::sample::evidence();
+        evidence.waivers.clear();
+        for step in &mut evidence.steps {
+            step.status = crate::outcome::StepStatus::Pass;
+        }
+        let report = render(&evidence, None).unwrap();
+        let screen = first_screen(&report);
+        assert!(!screen.contains("**What failed**"), "{screen}");
+        assert!(
+            screen.contains("**Not proven:** nothing; every step ran.\n"),
+            "{screen}"
+        );
+        assert!(screen.contains("- Signature: unsigned"), "{screen}");
+    }
+
+    #[test]
+    fn a_step_not_applicable_is_not_proven_with_its_reason() {
+        let mut evidence = crate::evidence::sample::evidence();
+        evidence.steps[2].status = StepStatus::NotApplicable;
+        evidence.steps[2].summary =
+            crate::mask::Masker::new().mask("declared not applicable: no strict mode <b>");
+        let report = render(&evidence, None).unwrap();
+        let screen = first_screen(&report);
+        assert!(
+            screen.contains("| 3 | Title of c-step | **NOT APPLICABLE** | — | 1.20 s |"),
+            "{screen}"
+        );
+        assert!(
+            screen.contains(
+                "**Not proven**\n\n- Step 3 **NOT APPLICABLE**: declared not applicable: no strict mode &lt;b&gt;\n"
+            ),
+            "{screen}"
+        );
+    }
+
+    /// What a dependency saw is part of the step's own block, after the
+    /// service log, and renders inert.
+    #[test]
+    fn the_dependency_view_is_inside_its_step_block() {
+        let masker = crate::mask::Masker::new();
+        let mut evidence = crate::evidence::sample::evidence();
+        evidence.steps[1].dependency_views = vec![crate::outcome::DependencyView {
+            dependency: "Redis".into(),
+            source: "error replies".into(),
+            text: crate::outcome::Excerpt {
+                head: masker.mask("NOAUTH 3 <script>"),
+                total_lines: 1,
+                ..Default::default()
+            },
+        }];
+        let report = render(&evidence, None).unwrap();
+        let block = report
+            .split("<summary>Step 2 — ")
+            .nth(1)
+            .and_then(|rest| rest.split("</details>").next())
+            .expect("a step 2 block");
+        assert!(
+            block.contains(
+                "\nWhat Redis saw during this step (error replies):\n```\nNOAUTH 3 <script>\n```\n\n"
+            ),
+            "{block}"
+        );
+        assert!(!first_screen(&report).contains("NOAUTH"), "{report}");
+    }
+
+    /// GitHub and GitLab render Markdown inside `<details>` only with a
+    /// blank line after `</summary>` and before `</details>`.
+    #[test]
+    fn collapsible_blocks_have_blank_lines_around_their_markdown() {
+        let report = render(&crate::evidence::sample::evidence(), None).unwrap();
+        let lines: Vec<&str> = report.lines().collect();
+        let mut blocks = 0;
+        for (i, line) in lines.iter().enumerate() {
+            if line.starts_with("<details>") {
+                blocks += 1;
+                assert!(line.ends_with("</summary>"), "{line}");
+                assert_eq!(lines[i + 1], "", "after {line}");
+            }
+            if *line == "</details>" {
+                assert_eq!(lines[i - 1], "", "before line {}", i + 1);
+            }
+        }
+        assert_eq!(blocks, report.matches("</details>").count());
+        assert_eq!(blocks, 5, "run details and one block per step");
     }
 
     #[test]
@@ -281,7 +495,7 @@ mod tests {
             "the log fence outlasts ````:\n{report}"
         );
         assert!(
-            report.contains("- Service version: `` `v1` <script> ``"),
+            report.contains("- Service: `` `v1` <script> ``, commit"),
             "{report}"
         );
     }

@@ -6,7 +6,9 @@
 //! integrity `manifest.json`). It holds only [`Masked`] text and values
 //! gonogo computed itself.
 
+pub mod appendix;
 pub mod bundle;
+pub mod claims;
 pub mod junit;
 pub mod manifest;
 pub mod markdown;
@@ -50,6 +52,10 @@ pub struct Evidence {
     /// (names only).
     #[serde(default)]
     pub masking: crate::mask::learn::MaskingInfo,
+    /// The key id that signs the bundle's attestation, when the run signs
+    /// it (`--sign-key`); the report says so, and how to check it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signed_by: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -24,7 +24,6 @@ use std::path::Path;
 use anyhow::Context;
 
 use super::Evidence;
-use super::manifest::MANIFEST_FILE;
 use super::write::Written;
 use crate::verdict::Verdict;
 use crate::waiver::WaiverState;
@@ -132,9 +131,7 @@ pub fn publish(
     run_url: Option<String>,
     secrets: &crate::mask::SecretTable,
 ) -> anyhow::Result<()> {
-    let manifest_sha256 = std::fs::read(written.dir.join(MANIFEST_FILE))
-        .ok()
-        .map(|bytes| crate::digest::sha256_hex(&bytes));
+    let manifest_sha256 = super::manifest::sha256_of(&written.dir);
     let signed_by = std::fs::read(written.dir.join(crate::attest::ATTESTATION_FILE))
         .ok()
         .and_then(|bytes| crate::attest::dsse::Envelope::parse(&bytes).ok())

@@ -154,8 +154,15 @@ pub async fn run(
         timelines: proof.timelines,
         waivers,
         masking: crate::mask::learn::MaskingInfo::of(&masker, service_env),
+        signed_by: options.signing.as_ref().map(|s| s.key.keyid().to_string()),
     };
     let written = write_evidence(&evidence, options, &masker, &scenario.service.workdir)?;
+    if let Some(sha) = crate::evidence::manifest::sha256_of(&written.dir) {
+        reporter.event(Event::Sealed {
+            manifest_sha256: &sha,
+            signed_by: evidence.signed_by.as_deref(),
+        });
+    }
     publish_summary(&evidence, &written, options, &masker, reporter);
     reporter.event(Event::Finished {
         scenario: &scenario.name,

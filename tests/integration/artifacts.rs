@@ -397,11 +397,20 @@ fn a_step_declared_not_applicable_shows_in_every_artifact_and_does_not_block_go(
         .unwrap();
     assert_eq!(suite["status"], "not_applicable");
     let report = run.file("report.md");
+    let screen = &report[..report.find("\n## Appendix").expect("an appendix")];
     assert!(
-        report.contains(&format!("| 4. {title} | **NOT APPLICABLE** |")),
-        "{report}"
+        screen.contains(
+            "| 4 | In strict mode, a missing or unsafe dependency setting stops the service at boot: it exits non-zero and never answers HTTP. | **NOT APPLICABLE** | — |"
+        ),
+        "{screen}"
     );
-    assert!(report.contains(reason), "{report}");
+    assert!(
+        screen.contains(&format!(
+            "**Not proven**\n\n- Step 4 **NOT APPLICABLE**: declared not applicable: {reason}\n"
+        )),
+        "{screen}"
+    );
+    assert!(screen.lines().count() <= 60, "{screen}");
     assert!(
         run.summary
             .contains(&format!("| 4 | {title} | NOT APPLICABLE |")),
@@ -523,6 +532,108 @@ fn render_rebuilds_the_report_from_evidence_json() {
     let ticket = std::fs::read_to_string(&out).unwrap();
     assert!(ticket.starts_with("CAB: reference is NO-GO\n"), "{ticket}");
     assert!(ticket.contains("negative-proof expired"), "{ticket}");
+}
+
+/// `evidence.json` files written by earlier versions of gonogo: the first
+/// one (four steps; no phases, timelines, waivers, masking or release) and
+/// the committed example of 2026-11-23, whose report then had 962 lines.
+const OLD_EVIDENCE: [(&str, usize); 2] = [
+    ("tests/fixtures/evidence/2026-11-23-four-steps.json", 4),
+    ("tests/fixtures/evidence/2026-11-23-reference.json", 15),
+];
+
+#[test]
+fn render_reads_evidence_from_earlier_versions() {
+    for (fixture, steps) in OLD_EVIDENCE {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(fixture);
+        let mut command = gonogo(&marker("render-old"));
+        command.arg("render").arg(&path);
+        let output = run_with_limit(command, Duration::from_secs(30));
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{fixture}: {}",
+            stderr(&output)
+        );
+        let report = stdout(&output);
+        assert!(
+            report.starts_with("# Go/No-Go evidence: reference\n\n> **Verdict: GO** — "),
+            "{report}"
+        );
+        let screen = &report[..report.find("\n## Appendix").unwrap()];
+        assert!(screen.lines().count() <= 60, "{fixture}:\n{screen}");
+        assert_eq!(
+            screen
+                .lines()
+                .filter(|l| l.contains("| **PASS** |"))
+                .count(),
+            steps,
+            "{screen}"
+        );
+        assert_eq!(report.matches("<details><summary>Step ").count(), steps);
+        assert!(
+            !report.contains("provisioning 0 ms"),
+            "{fixture}: phases it never recorded"
+        );
+    }
+    // Every fact of the 962-line report, in at most half as many lines.
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(OLD_EVIDENCE[1].0);
+    let mut command = gonogo(&marker("render-old"));
+    command.arg("render").arg(&path);
+    let report = stdout(&run_with_limit(command, Duration::from_secs(30)));
+    assert!(
+        report.lines().count() <= 962 / 2,
+        "{} lines",
+        report.lines().count()
+    );
+    for fact in [
+        "sha256 `b0329f06965da6db0c0155fab8e75405dd43e56749f0aecaff44ab9c81d6a322`",
+        "commit `6e7ef5cdb8f1c9125031ff9d6d77ec35bb481746`",
+        "runner vm*** (masked); operator release-bot; release 2026.11.23 (owner: platform-readiness)",
+        "| 2.83 s | 2026-11-23T03:59:06.738Z | fault cleared | Postgres proxy forwards again |",
+        "| ready answers within the 5 s probe deadline | HTTP 503 in 1803 ms | PASS |",
+        "`redis://:***@127.0.0.1:33749/0`",
+        "status counts: 200×200",
+        "ready: fail Redis: PING timeout",
+        "`HTTP/1.1 503 Service Unavailable` · `content-type: application/json`",
+        "**GET /ready after the outage cleared**, **GET /ready after the blackhole cleared** (4 ms, 3 ms), the same answer 2 times",
+    ] {
+        assert!(report.contains(fact), "missing {fact}:\n{report}");
+    }
+}
+
+/// The committed example is signed, and its public key is committed with
+/// it: `gonogo verify evidence/example --key evidence/example.pub` passes.
+#[test]
+fn the_committed_example_verifies_with_its_key() {
+    let mut command = gonogo(&marker("verify-example"));
+    command
+        .arg("verify")
+        .arg(repo().join("evidence/example"))
+        .arg("--key")
+        .arg(repo().join("evidence/example.pub"));
+    let output = run_with_limit(command, Duration::from_secs(30));
+    let said = format!("{}{}", stdout(&output), stderr(&output));
+    assert_eq!(output.status.code(), Some(0), "{said}");
+    assert!(said.contains("signature verified"), "{said}");
+}
+
+/// The README shows the committed example's first screen, as it is.
+#[test]
+fn the_readme_excerpt_is_the_example_first_screen() {
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let report = std::fs::read_to_string(repo().join("evidence/example/report.md")).unwrap();
+    let screen = &report[..report.find("\n---\n\n## Appendix").expect("an appendix")];
+    let excerpt = readme
+        .split("````markdown\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n````\n").next())
+        .expect("a ````markdown excerpt in the README");
+    assert_eq!(
+        excerpt, screen,
+        "copy the first screen of evidence/example/report.md into the README"
+    );
+    assert!(screen.lines().count() <= 60);
 }
 
 #[test]

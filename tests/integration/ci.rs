@@ -456,7 +456,7 @@ fn assert_go_outputs(go: &ActionRun, sha: &str) {
     );
     let report = std::fs::read_to_string(&out["report"]).unwrap();
     assert!(report.contains("**Verdict: GO**"), "{report}");
-    assert!(report.contains("- Operator: CI bot"), "{report}");
+    assert!(report.contains("; operator CI bot"), "{report}");
     let manifest = std::fs::read(dir.join("manifest.json")).unwrap();
     assert_eq!(
         out["manifest-sha256"],

@@ -23,7 +23,10 @@ mod support;
 pub fn redactions() -> Vec<(&'static str, &'static str)> {
     vec![
         (r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", "[DATE]"),
-        (r"(?s)<details>.*?</details>", "[SERVICE LOG]"),
+        (
+            r"(?s)Service log during this step \(\d+ lines\):\n```\n.*?\n```",
+            "[SERVICE LOG]",
+        ),
         (r#""error":"[^"]*""#, r#""error":"[ERROR]""#),
         (r"content-length: \d+", "content-length: [N]"),
         (r"\d+ of \d+ probes", "[N] of [N] probes"),
@@ -37,15 +40,9 @@ pub fn redactions() -> Vec<(&'static str, &'static str)> {
         (r"\d+(\.\d+)? (ms|s)\b", "[DURATION]"),
         (r"(/tmp|/dev/shm)/gonogo-[A-Za-z0-9-]+", "[TMP]"),
         (r"sha256 `[0-9a-f]+`", "sha256 `[SHA]`"),
-        (
-            r"Runner/Host \(masked\): .*",
-            "Runner/Host (masked): [HOST]",
-        ),
-        (
-            r"Git SHA \(if available\): .*",
-            "Git SHA (if available): [GIT]",
-        ),
-        (r"- Command: .*", "- Command: [COMMAND]"),
+        (r"commit `[0-9a-f]+`", "commit [GIT]"),
+        (r"\(from (template|initdb)\)", "(from [DATA])"),
+        (r"(?m)^\S*gonogo run .*$", "[COMMAND]"),
         (r"- Environment: .*", "- Environment: [ENV]"),
         (r"os error \d+", "os error [N]"),
         (env!("CARGO_MANIFEST_DIR"), "[REPO]"),

@@ -99,8 +99,14 @@ fn a_service_whose_ready_never_reaches_200_runs_nothing_that_needs_it() {
             .any(|v| v["dependency"] == "Postgres" && v["source"] == "server log"),
         "{views:?}"
     );
+    // Inside the step's own appendix block.
+    let ready_block = report
+        .split("<summary>Step 2 — ")
+        .nth(1)
+        .and_then(|rest| rest.split("</details>").next())
+        .expect("a step 2 block");
     assert!(
-        report.contains("What Redis saw during this step (error replies)"),
+        ready_block.contains("What Redis saw during this step (error replies"),
         "{report}"
     );
     // A step that passed carries no view.

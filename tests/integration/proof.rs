@@ -115,7 +115,14 @@ fn reference_service_is_go_with_every_step_passing() {
             .unwrap()
             .contains("reference-service")
     );
+    let first_screen = &report[..report.find("\n## Appendix").expect("an appendix")];
+    assert!(
+        first_screen.lines().count() <= 60,
+        "the first screen has {} lines:\n{first_screen}",
+        first_screen.lines().count()
+    );
     insta::with_settings!({filters => crate::redactions()}, {
+        insta::assert_snapshot!("reference_report_first_screen", first_screen);
         insta::assert_snapshot!("reference_report", report);
     });
 }

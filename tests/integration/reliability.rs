@@ -190,7 +190,11 @@ fn a_foreign_process_answering_on_the_service_port_fails_the_ready_gate() {
     let report = std::fs::read_to_string(evidence_dir(&out).join("report.md")).expect("report");
     let me = std::process::id();
     let named = format!("another process (pid {me}, `");
-    let ready = report.split("### Step 2").nth(1).expect("a step 2 section");
+    let ready = report
+        .split("<summary>Step 2 — ")
+        .nth(1)
+        .and_then(|rest| rest.split("</details>").next())
+        .expect("a step 2 block");
     assert!(
         ready.contains(&named),
         "step 2 must name pid {me}:\n{ready}"
