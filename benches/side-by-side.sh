@@ -9,7 +9,8 @@
 #
 # The servers come from one `gonogo run --keep` (its connection.env); every
 # measured gonogo run uses them with --deps external, and `[migrations]
-# external = true` so gonogo applies the migrations as the script does.
+# external = true` so gonogo applies the migrations as the script does (and
+# so without the read-only Postgres step, which needs servers gonogo owns).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${1:-5}
@@ -22,7 +23,8 @@ else
   cargo build --release --quiet
   GONOGO=$PWD/target/release/gonogo
 fi
-WORK=$(mktemp -d)
+# Beside scenarios/, so the shipped scenario's relative paths (../examples/…) hold.
+WORK=$(mktemp -d "$PWD/.side-by-side.XXXXXX")
 KEPT=
 
 cleanup() {
@@ -31,14 +33,14 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Both measured scenarios, from the shipped one: workdir made absolute,
-# migrations applied to the (kept, external) servers; steps-1-4 declares
-# every later step not applicable, so it never runs them.
-workdir=$(cd examples/fastapi-backend && pwd)
-sed -e "s|^workdir = .*|workdir = \"$workdir\"|" -e 's|^\[migrations\]$|[migrations]\nexternal = true|' \
-  "$SCENARIO" >"$WORK/full.toml"
+# Both measured scenarios, from the shipped one: migrations applied to the
+# (kept, external) servers; steps-1-4 declares every later step not
+# applicable, so it never runs them.
+sed -e 's|^\[migrations\]$|[migrations]\nexternal = true|' "$SCENARIO" >"$WORK/full.toml"
+# A server-wide fault never runs on servers gonogo reaches as external.
+printf '\n[[not_applicable]]\nstep = "postgres-read-only"\nreason = "the benchmark reaches the kept servers as external"\n' >>"$WORK/full.toml"
 cp "$WORK/full.toml" "$WORK/steps-1-4.toml"
-for step in latency-slo graceful-shutdown metrics-gauge \
+for step in latency-slo graceful-shutdown metrics-gauge kubernetes-probes alert-rules \
   postgres-runtime-outage postgres-liveness-isolation postgres-timeout-discipline postgres-recovery \
   redis-runtime-outage redis-liveness-isolation redis-timeout-discipline redis-recovery; do
   printf '\n[[not_applicable]]\nstep = "%s"\nreason = "the benchmark compares the seed'"'"'s steps 1-4"\n' "$step" >>"$WORK/steps-1-4.toml"
