@@ -213,6 +213,11 @@ impl RunningService {
         self.guard.pid()
     }
 
+    /// When the process was spawned.
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+
     /// Send `signal` to the service process itself (as Kubernetes does to
     /// a container's main process).
     pub fn signal(&self, signal: libc::c_int) {

@@ -105,6 +105,7 @@ pub async fn run(
             reporter: &mut *reporter,
             mode,
             deps: &deps,
+            recorded: steps::observed::Recorded::new(scenario),
         };
         steps::run(&plan, &mut ctx, &shown).await?
     };

@@ -10,12 +10,15 @@
 //! fault steps share one service instance and so form one unit. Adding a
 //! step is one line in [`Plan::new`] plus its module.
 
+pub mod alert_rules;
 pub mod failfast;
 pub mod faults;
+pub mod kubernetes;
 pub mod latency;
 pub mod metrics;
 pub mod migrate;
 pub mod negative;
+pub mod observed;
 pub mod read_only;
 pub mod ready;
 pub mod shutdown;
@@ -60,6 +63,9 @@ pub struct StepContext<'a> {
     pub mode: Mode,
     /// Every dependency, each behind its fault proxy (none in target mode).
     pub deps: &'a Dependencies,
+    /// What the steps so far observed for later steps (the runner fills
+    /// it from each unit's [`Ran::observed`]).
+    pub recorded: observed::Recorded,
 }
 
 /// How gonogo reaches the service under test, which decides the steps it
@@ -89,6 +95,8 @@ impl Mode {
             launched: self.provider().is_some(),
             owns_servers: self.provider().is_some_and(ProviderKind::owns_servers),
             ready: Ready::Unknown("it comes later in the plan".into()),
+            observed: Vec::new(),
+            finished: Vec::new(),
         }
     }
 }
@@ -141,6 +149,8 @@ pub struct Ran {
     /// The version endpoint's body (unmasked: the runner masks it into the
     /// metadata).
     pub version: Option<String>,
+    /// What later steps judge (see [`observed`]).
+    pub observed: Vec<observed::Observed>,
 }
 
 impl Ran {
@@ -236,6 +246,8 @@ impl Plan {
         units.extend(metrics::unit(scenario));
         units.extend(faults::units(scenario, mode));
         units.extend(read_only::unit(scenario, mode));
+        units.extend(kubernetes::unit(scenario, mode));
+        units.extend(alert_rules::unit(scenario, mode));
         let mut number = 0;
         for step in units.iter_mut().flat_map(|u| u.steps.iter_mut()) {
             number += 1;

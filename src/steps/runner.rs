@@ -64,6 +64,21 @@ pub async fn run(
                 *outcome = recorder.finish();
             }
         }
+        for observed in std::mem::take(&mut ran.observed) {
+            if let Some(kind) = observed.kind()
+                && !facts.observed.contains(&kind)
+            {
+                facts.observed.push(kind);
+            }
+            ctx.recorded.absorb(observed);
+        }
+        facts
+            .finished
+            .extend(ran.outcomes.iter().map(|o| plan::Finished {
+                id: o.id.clone(),
+                status: o.status.label().to_string(),
+                summary: o.summary.to_string(),
+            }));
         if unit.establishes_ready {
             facts.ready = ran.ready.clone().unwrap_or_else(|| {
                 Ready::Unknown(

@@ -34,6 +34,8 @@ pub fn redactions() -> Vec<(&'static str, &'static str)> {
         (r#""error":"[^"]*""#, r#""error":"[ERROR]""#),
         (r"content-length: \d+", "content-length: [N]"),
         (r"\d+ of \d+ probes", "[N] of [N] probes"),
+        (r"\d+ of \d+ answers", "[N] of [N] answers"),
+        (r"\d+ answers", "[N] answers"),
         (r"\d+ sessions?\b", "[N] sessions"),
         (r"\d+ req/s", "[N] req/s"),
         (r"date: [A-Za-z]{3}, .* GMT", "date: [HTTP-DATE]"),
