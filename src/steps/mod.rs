@@ -315,6 +315,15 @@ pub fn validate(scenario: &Scenario) -> Result<(), ScenarioError> {
 /// Every step id a run of `scenario` can have, in either mode (launch or
 /// target), in plan order: what a waiver may name.
 pub fn step_ids(scenario: &Scenario) -> Vec<String> {
+    planned_steps(scenario)
+        .into_iter()
+        .map(|step| step.id)
+        .collect()
+}
+
+/// Every planned step a run of `scenario` can have, in either mode, once
+/// per id, in plan order.
+pub fn planned_steps(scenario: &Scenario) -> Vec<PlannedStep> {
     let launch = Plan::new(
         scenario,
         &Mode::Launch {
@@ -327,11 +336,11 @@ pub fn step_ids(scenario: &Scenario) -> Vec<String> {
             base_url: String::new(),
         },
     );
-    let mut ids: Vec<String> = Vec::new();
+    let mut steps: Vec<PlannedStep> = Vec::new();
     for step in launch.steps().chain(target.steps()) {
-        if !ids.contains(&step.id) {
-            ids.push(step.id.clone());
+        if !steps.iter().any(|s| s.id == step.id) {
+            steps.push(step.clone());
         }
     }
-    ids
+    steps
 }
