@@ -9,7 +9,8 @@
 #
 # The servers come from one `gonogo run --keep` (its connection.env); every
 # measured gonogo run uses them with --deps external, and `[migrations]
-# external = true` so gonogo applies the migrations as the script does.
+# external = true` so gonogo applies the migrations as the script does (and
+# so without the read-only Postgres step, which needs servers gonogo owns).
 # GONOGO_SERIAL=1 adds --serial to the measured runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,7 +24,8 @@ else
   cargo build --release --quiet
   GONOGO=$PWD/target/release/gonogo
 fi
-WORK=$(mktemp -d)
+# Beside scenarios/, so the shipped scenario's relative paths (../examples/…) hold.
+WORK=$(mktemp -d "$PWD/.side-by-side.XXXXXX")
 KEPT=
 
 cleanup() {
@@ -32,14 +34,14 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Both measured scenarios, from the shipped one: workdir made absolute,
-# migrations applied to the (kept, external) servers; steps-1-4 declares
-# every later step not applicable, so it never runs them.
-workdir=$(cd examples/fastapi-backend && pwd)
-sed -e "s|^workdir = .*|workdir = \"$workdir\"|" -e 's|^\[migrations\]$|[migrations]\nexternal = true|' \
-  "$SCENARIO" >"$WORK/full.toml"
+# Both measured scenarios, from the shipped one: migrations applied to the
+# (kept, external) servers; steps-1-4 declares every later step not
+# applicable, so it never runs them.
+sed -e 's|^\[migrations\]$|[migrations]\nexternal = true|' "$SCENARIO" >"$WORK/full.toml"
+# A server-wide fault never runs on servers gonogo reaches as external.
+printf '\n[[not_applicable]]\nstep = "postgres-read-only"\nreason = "the benchmark reaches the kept servers as external"\n' >>"$WORK/full.toml"
 cp "$WORK/full.toml" "$WORK/steps-1-4.toml"
-for step in latency-slo graceful-shutdown metrics-gauge \
+for step in latency-slo graceful-shutdown metrics-gauge kubernetes-probes alert-rules \
   postgres-runtime-outage postgres-liveness-isolation postgres-timeout-discipline postgres-recovery \
   redis-runtime-outage redis-liveness-isolation redis-timeout-discipline redis-recovery; do
   printf '\n[[not_applicable]]\nstep = "%s"\nreason = "the benchmark compares the seed'"'"'s steps 1-4"\n' "$step" >>"$WORK/steps-1-4.toml"
@@ -57,9 +59,6 @@ set -a
 source "$KEPT/connection.env"
 set +a
 
-serial=()
-[[ ${GONOGO_SERIAL:-} == 1 ]] && serial=(--serial)
-
 # seconds CMD...: run CMD, print its wall time in seconds; fail loudly if it fails.
 seconds() {
   local start end
@@ -72,11 +71,14 @@ seconds() {
 median() { sort -n | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 : >"$WORK/script" && : >"$WORK/g4" && : >"$WORK/gfull"
+serial=()
+[[ ${GONOGO_SERIAL:-} == 1 ]] && serial=(--serial)
+
 printf '%-6s %10s %12s %12s\n' round script gonogo-1-4 gonogo-full
 for round in $(seq 1 "$ROUNDS"); do
   s=$(seconds benches/by-hand.sh)
-  g4=$(seconds "$GONOGO" run "$WORK/steps-1-4.toml" --deps external "${serial[@]}" --quiet --out "$WORK/evidence")
-  gf=$(seconds "$GONOGO" run "$WORK/full.toml" --deps external "${serial[@]}" --quiet --out "$WORK/evidence")
+  g4=$(seconds "$GONOGO" run "$WORK/steps-1-4.toml" --deps external --quiet "${serial[@]}" --out "$WORK/evidence")
+  gf=$(seconds "$GONOGO" run "$WORK/full.toml" --deps external --quiet "${serial[@]}" --out "$WORK/evidence")
   echo "$s" >>"$WORK/script" && echo "$g4" >>"$WORK/g4" && echo "$gf" >>"$WORK/gfull"
   printf '%-6s %10.2f %12.2f %12.2f\n' "$round" "$s" "$g4" "$gf"
 done
@@ -86,4 +88,4 @@ mf=$(median <"$WORK/gfull")
 printf '%-6s %10.2f %12.2f %12.2f\n' median "$ms" "$m4" "$mf"
 printf 'steps 1-4: gonogo / script = %.2f (target <= 1.0)\n' "$(echo "$m4 / $ms" | bc -l)"
 printf 'full proof: gonogo / script = %.2f (target <= 2.0)\n' "$(echo "$mf / $ms" | bc -l)"
-echo "cores: $(nproc); load average: $(cut -d' ' -f1-3 /proc/loadavg); ${BENCH_PROFILE:-release} build${serial:+; --serial}"
+echo "cores: $(nproc); load average: $(cut -d' ' -f1-3 /proc/loadavg); ${BENCH_PROFILE:-release} build"

@@ -567,41 +567,7 @@ async fn interrupted() -> &'static str {
 
 async fn execute(cli: Cli, env_key: Option<Zeroizing<String>>) -> Result<i32> {
     match cli.command {
-        Command::Validate { scenarios } => {
-            let mut failed = false;
-            for path in scenarios {
-                match crate::steps::load_scenario(&path) {
-                    Ok(s) => {
-                        println!(
-                            "ok {}: scenario `{}`, {} failfast cases, migrations {}",
-                            path.display(),
-                            s.name,
-                            s.failfast.cases.len(),
-                            match s.migrations {
-                                Some(scenario::MigrationSpec::SqlDir { .. }) => {
-                                    "from a SQL directory"
-                                }
-                                Some(scenario::MigrationSpec::Command { .. }) => "by command",
-                                None => "not configured",
-                            }
-                        );
-                        let today = chrono::Utc::now().date_naive();
-                        for warning in crate::waiver::expired(&s, today) {
-                            let _ = writeln!(std::io::stderr(), "warning: {warning}");
-                        }
-                    }
-                    Err(e) => {
-                        let _ = writeln!(std::io::stderr(), "error: {e}");
-                        failed = true;
-                    }
-                }
-            }
-            Ok(if failed {
-                exit_codes::USAGE
-            } else {
-                exit_codes::GO
-            })
-        }
+        Command::Validate { scenarios } => Ok(validate(&scenarios)),
         Command::Run(args) => {
             // Every file is checked before anything starts.
             let mut scenarios = Vec::new();
@@ -663,19 +629,7 @@ async fn execute(cli: Cli, env_key: Option<Zeroizing<String>>) -> Result<i32> {
         }
         Command::Init(args) => init(args),
         Command::Verify(args) => verify(args),
-        Command::Keygen { out, force } => {
-            let pair = crate::attest::key::keygen(&out, force).map_err(Error::Usage)?;
-            println!(
-                "wrote {} (private: keep it secret) and {} (public); key id {}\n\
-                 next: gonogo run SCENARIO --sign-key {}, then gonogo verify DIR --key {}",
-                pair.private.display(),
-                pair.public.display(),
-                pair.keyid,
-                pair.private.display(),
-                pair.public.display()
-            );
-            Ok(exit_codes::GO)
-        }
+        Command::Keygen { out, force } => keygen(&out, force),
         Command::Watchdog { .. } => Ok(exit_codes::USAGE),
         Command::Stop { dir } => {
             for line in crate::keep::stop(&dir)? {
@@ -687,19 +641,76 @@ async fn execute(cli: Cli, env_key: Option<Zeroizing<String>>) -> Result<i32> {
             evidence,
             template,
             out,
-        } => {
-            let report = crate::evidence::markdown::rerender(&evidence, template.as_deref())
-                .map_err(Error::Usage)?;
-            match out {
-                Some(path) => std::fs::write(&path, report)
-                    .map_err(|e| anyhow::anyhow!("write {}: {e}", path.display()))?,
-                None => {
-                    let _ = std::io::stdout().write_all(report.as_bytes());
+        } => render(&evidence, template.as_deref(), out.as_deref()),
+    }
+}
+
+/// `gonogo validate`: each file, then every step id it names; expired
+/// waivers are warnings. Gives the exit code.
+fn validate(scenarios: &[PathBuf]) -> i32 {
+    let mut failed = false;
+    for path in scenarios {
+        match crate::steps::load_scenario(path) {
+            Ok(s) => {
+                println!(
+                    "ok {}: scenario `{}`, {} failfast cases, migrations {}",
+                    path.display(),
+                    s.name,
+                    s.failfast.cases.len(),
+                    match s.migrations {
+                        Some(scenario::MigrationSpec::SqlDir { .. }) => "from a SQL directory",
+                        Some(scenario::MigrationSpec::Command { .. }) => "by command",
+                        None => "not configured",
+                    }
+                );
+                let today = chrono::Utc::now().date_naive();
+                for warning in crate::waiver::expired(&s, today) {
+                    let _ = writeln!(std::io::stderr(), "warning: {warning}");
                 }
             }
-            Ok(exit_codes::GO)
+            Err(e) => {
+                let _ = writeln!(std::io::stderr(), "error: {e}");
+                failed = true;
+            }
         }
     }
+    if failed {
+        exit_codes::USAGE
+    } else {
+        exit_codes::GO
+    }
+}
+
+/// `gonogo keygen`: a signing key pair.
+fn keygen(out: &std::path::Path, force: bool) -> Result<i32> {
+    let pair = crate::attest::key::keygen(out, force).map_err(Error::Usage)?;
+    println!(
+        "wrote {} (private: keep it secret) and {} (public); key id {}\n\
+         next: gonogo run SCENARIO --sign-key {}, then gonogo verify DIR --key {}",
+        pair.private.display(),
+        pair.public.display(),
+        pair.keyid,
+        pair.private.display(),
+        pair.public.display()
+    );
+    Ok(exit_codes::GO)
+}
+
+/// `gonogo render`: a report from a stored evidence.json.
+fn render(
+    evidence: &std::path::Path,
+    template: Option<&std::path::Path>,
+    out: Option<&std::path::Path>,
+) -> Result<i32> {
+    let report = crate::evidence::markdown::rerender(evidence, template).map_err(Error::Usage)?;
+    match out {
+        Some(path) => std::fs::write(path, report)
+            .map_err(|e| anyhow::anyhow!("write {}: {e}", path.display()))?,
+        None => {
+            let _ = std::io::stdout().write_all(report.as_bytes());
+        }
+    }
+    Ok(exit_codes::GO)
 }
 
 /// The run's signer, from `--sign-key` or `GONOGO_SIGNING_KEY`, checked

@@ -11,7 +11,7 @@ use std::time::Duration;
 use crate::deps::docker::{self, DockerStatus};
 use crate::deps::embedded::binaries::version_output;
 use crate::deps::embedded::{self, BINARIES, BinarySearch, ServerUser};
-use crate::deps::external;
+use crate::deps::{Availability, external};
 use crate::scenario::ExternalSpec;
 
 /// One binary the embedded provider needs.
@@ -54,6 +54,32 @@ impl Diagnosis {
 
 /// Look at this machine.
 pub async fn diagnose() -> Diagnosis {
+    let binaries = binaries().await;
+    // SAFETY: geteuid cannot fail and has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let server_user = match ServerUser::choose() {
+        Ok(user) if root => Ok(format!(
+            "running as root; postgres would run as `{}` (uid {})",
+            user.name, user.uid
+        )),
+        Ok(_) => Ok("not root; the servers run as the current user".into()),
+        Err(e) => Err(e.to_string()),
+    };
+    let docker = docker::ping().await;
+    let embedded = check("embedded", embedded::availability());
+    let docker_check = check("docker", docker::availability(&docker));
+    let external = external_check().await;
+    Diagnosis {
+        binaries,
+        server_user,
+        docker,
+        providers: vec![embedded, docker_check, external],
+        promtool: crate::alerts::promtool::diagnose().await,
+    }
+}
+
+/// Where each binary of the embedded provider is, and its version.
+async fn binaries() -> Vec<BinaryCheck> {
     let search = BinarySearch::from_env();
     let mut binaries = Vec::new();
     for name in BINARIES {
@@ -73,69 +99,15 @@ pub async fn diagnose() -> Diagnosis {
             version,
         });
     }
-    // SAFETY: geteuid cannot fail and has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
-    let server_user = match ServerUser::choose() {
-        Ok(user) if root => Ok(format!(
-            "running as root; postgres would run as `{}` (uid {})",
-            user.name, user.uid
-        )),
-        Ok(_) => Ok("not root; the servers run as the current user".into()),
-        Err(e) => Err(e.to_string()),
-    };
-    let docker = docker::ping().await;
+    binaries
+}
 
-    let missing = embedded::missing();
-    let embedded = if !missing.is_empty() {
-        ProviderCheck {
-            name: "embedded",
-            works: false,
-            detail: format!(
-                "missing {}: install with `{}` (or `gonogo doctor --install`)",
-                missing
-                    .iter()
-                    .map(|m| format!("`{}`", m.binary))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                embedded::install_hint(&missing)
-            ),
-        }
-    } else if let Err(e) = &server_user {
-        ProviderCheck {
-            name: "embedded",
-            works: false,
-            detail: format!("binaries found, but: {e}"),
-        }
-    } else {
-        ProviderCheck {
-            name: "embedded",
-            works: true,
-            detail: "binaries found; `--deps auto` picks this".into(),
-        }
-    };
-    let docker_check = ProviderCheck {
-        name: "docker",
-        works: docker::BUILT_IN && docker.answers(),
-        detail: match (docker::BUILT_IN, docker.answers()) {
-            (false, _) => format!(
-                "docker {}; daemon: {}",
-                docker::NOT_BUILT,
-                docker.describe()
-            ),
-            (true, true) => format!("the daemon {}", docker.describe()),
-            (true, false) => format!(
-                "the daemon {} (install Docker Engine, or point DOCKER_HOST at a daemon)",
-                docker.describe()
-            ),
-        },
-    };
-    let external = external_check().await;
-    Diagnosis {
-        binaries,
-        server_user,
-        docker,
-        providers: vec![embedded, docker_check, external],
-        promtool: crate::alerts::promtool::diagnose().await,
+/// A provider's own availability check, as doctor lists it.
+fn check(name: &'static str, availability: Availability) -> ProviderCheck {
+    ProviderCheck {
+        name,
+        works: availability.works,
+        detail: availability.detail,
     }
 }
 

@@ -14,7 +14,6 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// What happened when gonogo sent one request.
 #[derive(Debug, Clone)]
 pub struct HttpExchange {
-    pub method: &'static str,
     pub url: String,
     /// `None` when no response arrived (refused, reset, timed out).
     pub status: Option<u16>,
@@ -121,7 +120,6 @@ impl Probe {
     pub async fn get(&self, url: &str, timeout: Duration) -> HttpExchange {
         let started = Instant::now();
         let mut exchange = HttpExchange {
-            method: "GET",
             url: url.to_string(),
             status: None,
             version: "HTTP/1.1".into(),

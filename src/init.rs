@@ -120,6 +120,87 @@ fn argv(words: &[String]) -> String {
     )
 }
 
+/// The `[migrations]` section, or the comment that explains it.
+fn migrations(t: &mut String, options: &InitOptions, workdir: &Path) -> Result<(), String> {
+    match &options.migrate {
+        Some(migrate) => {
+            let words = split_words(migrate)?;
+            let _ = writeln!(
+                t,
+                "# Step 1: gonogo runs the migration, then `current` must show `current_expect`.\n\
+                 # With --deps external only `current` runs, unless `external = true`.\n\
+                 [migrations]\n\
+                 command = {}\n\
+                 workdir = {}",
+                argv(&words),
+                quoted(&workdir.display().to_string())
+            );
+            match &options.current {
+                Some(current) => {
+                    let _ = writeln!(
+                        t,
+                        "current = {}\ncurrent_expect = \"(head)\"",
+                        argv(&split_words(current)?)
+                    );
+                }
+                None => t.push_str(
+                    "# current = [\"alembic\", \"current\"]   # proves the schema is at head\n\
+                     # current_expect = \"(head)\"\n",
+                ),
+            }
+            t.push_str("timeout = \"120s\"\n# external = true   # also migrate external servers (--deps external)\n\n");
+        }
+        None => t.push_str(
+            "# Step 1: without [migrations] the migration gate is NOT RUN and the verdict\n\
+             # INCONCLUSIVE. Either a command:\n\
+             # [migrations]\n\
+             # command = [\"alembic\", \"upgrade\", \"head\"]\n\
+             # current = [\"alembic\", \"current\"]\n\
+             # or a directory of sqlx-style SQL files that gonogo applies itself:\n\
+             # dir = \"migrations\"\n\n",
+        ),
+    }
+    Ok(())
+}
+
+/// Steps 2 to 4, the faults and how to waive or rule out a step.
+const STEPS: &str = "# Step 2: ready must answer 200 with every dependency connected. Adjust the\n\
+         # JSON pointers to your ready body.\n\
+         [ready]\n\
+         status = 200\n\
+         settle = \"10s\"\n\
+         expect = [\n  \
+           { pointer = \"/dependencies/database\", equals = \"connected\" },\n  \
+           { pointer = \"/dependencies/redis\", equals = \"connected\" },\n\
+         ]\n\n\
+         # Step 3: restarted with its Redis URL at the closed port 127.0.0.1:1,\n\
+         # ready must answer 503 and name Redis.\n\
+         [negative]\n\
+         status = 503\n\
+         body_names = \"Redis\"\n\n\
+         # Step 4: in strict mode, with REDIS_URL unset, DATABASE_URL unset or a\n\
+         # sqlite DATABASE_URL, the service must exit non-zero without answering.\n\
+         # The default cases follow the variables above; list your own with\n\
+         # [[failfast.case]].\n\
+         [failfast]\n\
+         deadline = \"10s\"\n\n\
+         # Runtime faults through gonogo's TCP proxy: outage, liveness isolation,\n\
+         # timeout discipline and recovery, for Postgres and Redis.\n\
+         [faults]\n\
+         targets = [\"postgres\", \"redis\"]\n\n\
+         # A step that cannot run (for example with --service-url) is NOT RUN and\n\
+         # the verdict INCONCLUSIVE, unless a signed-off waiver covers it:\n\
+         # [[waiver]]\n\
+         # step = \"negative-proof\"\n\
+         # justification = \"proved in CI with embedded servers\"\n\
+         # approver = \"you@example.com\"\n\
+         # expires = \"2030-01-01\"\n\n\
+         # A step that cannot apply to this service (no strict mode, say) can be\n\
+         # declared NOT APPLICABLE, with the reason every report shows:\n\
+         # [[not_applicable]]\n\
+         # step = \"fail-fast\"\n\
+         # reason = \"the service has no strict mode; it always starts\"\n";
+
 /// The scenario text for `options`, to be written at `out` (absolute).
 pub fn render(options: &InitOptions, out: &Path) -> Result<String, String> {
     let command = split_words(&options.command)?;
@@ -181,77 +262,8 @@ pub fn render(options: &InitOptions, out: &Path) -> Result<String, String> {
          # Strict mode: the service must refuse to boot without its dependencies.\n\
          # CI_STRICT = \"1\"\n\n",
     );
-    match &options.migrate {
-        Some(migrate) => {
-            let words = split_words(migrate)?;
-            let _ = writeln!(
-                t,
-                "# Step 1: gonogo runs the migration, then `current` must show `current_expect`.\n\
-                 # With --deps external only `current` runs, unless `external = true`.\n\
-                 [migrations]\n\
-                 command = {}\n\
-                 workdir = {}",
-                argv(&words),
-                quoted(&workdir.display().to_string())
-            );
-            match &options.current {
-                Some(current) => {
-                    let _ = writeln!(
-                        t,
-                        "current = {}\ncurrent_expect = \"(head)\"",
-                        argv(&split_words(current)?)
-                    );
-                }
-                None => t.push_str(
-                    "# current = [\"alembic\", \"current\"]   # proves the schema is at head\n\
-                     # current_expect = \"(head)\"\n",
-                ),
-            }
-            t.push_str("timeout = \"120s\"\n# external = true   # also migrate external servers (--deps external)\n\n");
-        }
-        None => t.push_str(
-            "# Step 1: without [migrations] the migration gate is NOT RUN and the verdict\n\
-             # INCONCLUSIVE. Either a command:\n\
-             # [migrations]\n\
-             # command = [\"alembic\", \"upgrade\", \"head\"]\n\
-             # current = [\"alembic\", \"current\"]\n\
-             # or a directory of sqlx-style SQL files that gonogo applies itself:\n\
-             # dir = \"migrations\"\n\n",
-        ),
-    }
-    t.push_str(
-        "# Step 2: ready must answer 200 with every dependency connected. Adjust the\n\
-         # JSON pointers to your ready body.\n\
-         [ready]\n\
-         status = 200\n\
-         settle = \"10s\"\n\
-         expect = [\n  \
-           { pointer = \"/dependencies/database\", equals = \"connected\" },\n  \
-           { pointer = \"/dependencies/redis\", equals = \"connected\" },\n\
-         ]\n\n\
-         # Step 3: restarted with its Redis URL at the closed port 127.0.0.1:1,\n\
-         # ready must answer 503 and name Redis.\n\
-         [negative]\n\
-         status = 503\n\
-         body_names = \"Redis\"\n\n\
-         # Step 4: in strict mode, with REDIS_URL unset, DATABASE_URL unset or a\n\
-         # sqlite DATABASE_URL, the service must exit non-zero without answering.\n\
-         # The default cases follow the variables above; list your own with\n\
-         # [[failfast.case]].\n\
-         [failfast]\n\
-         deadline = \"10s\"\n\n\
-         # Runtime faults through gonogo's TCP proxy: outage, liveness isolation,\n\
-         # timeout discipline and recovery, for Postgres and Redis.\n\
-         [faults]\n\
-         targets = [\"postgres\", \"redis\"]\n\n\
-         # A step that cannot run (for example with --service-url) is NOT RUN and\n\
-         # the verdict INCONCLUSIVE, unless a signed-off waiver covers it:\n\
-         # [[waiver]]\n\
-         # step = \"negative-proof\"\n\
-         # justification = \"proved in CI with embedded servers\"\n\
-         # approver = \"you@example.com\"\n\
-         # expires = \"2030-01-01\"\n",
-    );
+    migrations(&mut t, options, &workdir)?;
+    t.push_str(STEPS);
     crate::scenario::load_str(out, &t).map_err(|e| format!("check the generated scenario: {e}"))?;
     Ok(t)
 }

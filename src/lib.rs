@@ -30,6 +30,7 @@
 pub mod alerts;
 pub mod attest;
 pub mod cli;
+pub mod command;
 pub mod deadline;
 pub mod deps;
 pub mod digest;

@@ -12,10 +12,6 @@ use crate::mask::{Masked, Masker, floor_boundary};
 /// Lines kept from each end of a long output.
 pub const EXCERPT_LINES: usize = 10;
 
-/// The credential-hygiene check every step that captured the service's
-/// responses or output gets (see `steps::recorder::StepRecorder`).
-pub const HYGIENE_EXPECTED: &str = "the service revealed no credential";
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum StepStatus {
     #[serde(rename = "PASS")]
@@ -50,7 +46,7 @@ impl StepStatus {
 }
 
 /// Output shown in full, or as its first and last lines when long.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Excerpt {
     /// The whole text, or its first [`EXCERPT_LINES`] lines.
     pub head: Masked,
@@ -127,10 +123,6 @@ impl Excerpt {
             truncated,
             kept_bytes: truncated.then_some(kept as u64),
         }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.head.is_empty() && self.tail.is_none()
     }
 }
 

@@ -66,6 +66,38 @@ pub enum Precondition {
         needs: String,
         unmet: Option<String>,
     },
+    /// An earlier step recorded this observation; `from` are the ids of
+    /// the steps that record it, whose outcomes explain a missing one.
+    Observed {
+        observation: Observation,
+        needs: String,
+        from: Vec<String>,
+    },
+}
+
+/// Something a step records for later steps to judge (the production
+/// conformance steps read what the proof observed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Observation {
+    /// The ready gate: process start to the first ready 200, and healthy
+    /// answers of every probed path.
+    ColdStart,
+    /// A runtime fault step: how the probed paths answered during a fault
+    /// and after it cleared.
+    FaultWindow,
+    /// Graceful shutdown: SIGTERM to exit.
+    Shutdown,
+    /// The metrics step's three scrapes (healthy, outage, recovered).
+    Scrapes,
+}
+
+/// A step that finished, as later preconditions quote it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finished {
+    pub id: String,
+    /// `PASS`, `FAIL`, `NOT RUN`, …
+    pub status: String,
+    pub summary: String,
 }
 
 /// What earlier stages and steps established, which preconditions read.
@@ -78,6 +110,29 @@ pub struct Facts {
     pub owns_servers: bool,
     /// What the ready gate saw.
     pub ready: Ready,
+    /// What the steps so far recorded for later steps.
+    pub observed: Vec<Observation>,
+    /// The steps finished so far, in order.
+    pub finished: Vec<Finished>,
+}
+
+impl Facts {
+    /// Why the steps `from` recorded nothing: each one's status and
+    /// summary, or that it is not in the plan.
+    pub fn why_unobserved(&self, from: &[String]) -> String {
+        let parts: Vec<String> = from
+            .iter()
+            .map(|id| match self.finished.iter().find(|f| &f.id == id) {
+                Some(f) => format!("{id} was {}: {}", f.status, f.summary),
+                None => format!("{id} is not in the plan"),
+            })
+            .collect();
+        if parts.is_empty() {
+            "no step records it".into()
+        } else {
+            format!("none was recorded ({})", parts.join("; "))
+        }
+    }
 }
 
 /// What the ready gate established about the service's health.
@@ -134,7 +189,9 @@ impl Precondition {
             Precondition::Writable { dependency } => {
                 format!("a {dependency} server gonogo owns and may change")
             }
-            Precondition::Configured { needs, .. } => needs.clone(),
+            Precondition::Configured { needs, .. } | Precondition::Observed { needs, .. } => {
+                needs.clone()
+            }
         }
     }
 
@@ -166,6 +223,9 @@ impl Precondition {
                 unmet: Some(observed),
                 ..
             } => unmet(observed.clone()),
+            Precondition::Observed {
+                observation, from, ..
+            } if !facts.observed.contains(observation) => unmet(facts.why_unobserved(from)),
             _ => Ok(()),
         }
     }
@@ -249,6 +309,8 @@ mod tests {
             launched,
             owns_servers: launched,
             ready,
+            observed: Vec::new(),
+            finished: Vec::new(),
         }
     }
 
@@ -292,6 +354,8 @@ mod tests {
             launched: true,
             owns_servers: false,
             ready: Ready::Healthy,
+            observed: Vec::new(),
+            finished: Vec::new(),
         };
         let p = Precondition::Writable {
             dependency: "Postgres".into(),
@@ -322,6 +386,30 @@ mod tests {
             unmet.map(|u| u.to_string()).as_deref(),
             Some("needs [migrations]; the scenario has none")
         );
+    }
+
+    #[test]
+    fn a_missing_observation_quotes_the_steps_that_record_it() {
+        let p = Precondition::Observed {
+            observation: Observation::FaultWindow,
+            needs: "the fault windows".into(),
+            from: vec![
+                "redis-runtime-outage".into(),
+                "postgres-runtime-outage".into(),
+            ],
+        };
+        let mut f = facts(true, Ready::Healthy);
+        f.finished.push(Finished {
+            id: "redis-runtime-outage".into(),
+            status: "NOT RUN".into(),
+            summary: "needs a healthy service".into(),
+        });
+        assert_eq!(
+            p.check(&f).unwrap_err().to_string(),
+            "needs the fault windows; none was recorded (redis-runtime-outage was NOT RUN: needs a healthy service; postgres-runtime-outage is not in the plan)"
+        );
+        f.observed.push(Observation::FaultWindow);
+        assert!(p.check(&f).is_ok());
     }
 
     #[test]

@@ -207,11 +207,6 @@ impl ChildGuard {
         })
     }
 
-    /// The name given at spawn.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
     /// The child's pid, which is also its process group id.
     pub fn pid(&self) -> u32 {
         self.pid
@@ -220,11 +215,6 @@ impl ChildGuard {
     /// When the child was spawned.
     pub fn started_at(&self) -> Instant {
         self.started_at
-    }
-
-    /// The options the child was spawned with.
-    pub fn options(&self) -> GuardOptions {
-        self.options
     }
 
     /// Takes the child's stdin, if it was piped.

@@ -134,6 +134,20 @@ pub fn secs(d: Duration) -> String {
     }
 }
 
+impl TerminalReporter {
+    /// "sealed manifest.json sha256 …; signed by key …" (or "unsigned").
+    fn sealed(&self, manifest_sha256: &str, signed_by: Option<&str>) -> String {
+        format!(
+            "  {} manifest.json sha256 {manifest_sha256}; {}",
+            self.paint("36", "sealed   "),
+            match signed_by {
+                Some(keyid) => format!("signed by key {keyid}"),
+                None => "unsigned".to_string(),
+            }
+        )
+    }
+}
+
 impl Reporter for TerminalReporter {
     fn event(&mut self, event: Event<'_>) {
         let mut err = std::io::stderr().lock();
@@ -190,14 +204,7 @@ impl Reporter for TerminalReporter {
             Event::Sealed {
                 manifest_sha256,
                 signed_by,
-            } => format!(
-                "  {} manifest.json sha256 {manifest_sha256}; {}",
-                self.paint("36", "sealed   "),
-                match signed_by {
-                    Some(keyid) => format!("signed by key {keyid}"),
-                    None => "unsigned".to_string(),
-                }
-            ),
+            } => self.sealed(manifest_sha256, signed_by),
             Event::Kept { what } => format!("  {} {what}", self.paint("33", "kept     ")),
             Event::Warning { text } => format!("  {} {text}", self.paint("33;1", "warning  ")),
             Event::Finished {
@@ -218,11 +225,4 @@ impl Reporter for TerminalReporter {
         };
         let _ = writeln!(err, "{}{line}", self.prefix);
     }
-}
-
-/// Collects nothing; for embedding and tests.
-pub struct SilentReporter;
-
-impl Reporter for SilentReporter {
-    fn event(&mut self, _event: Event<'_>) {}
 }

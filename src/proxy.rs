@@ -4,8 +4,8 @@
 //! gives a [`FaultProxy`] guard listening on `127.0.0.1`. The service under test
 //! is handed the proxy's address instead of the dependency's, so a [`Fault`]
 //! switched at run time reaches the service without restarting it: an outage
-//! ([`Fault::Down`]), a hang ([`Fault::Blackhole`]), a slow network
-//! ([`Fault::Latency`]) or torn connections ([`Fault::Reset`]).
+//! ([`Fault::Down`]) or a hang ([`Fault::Blackhole`]): the two the fault
+//! steps prove a service against.
 //!
 //! Every connection task watches one `watch` channel, so a switch takes effect
 //! on the next scheduler tick; [`FaultProxy::apply`] also waits until it has.
@@ -26,7 +26,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::{Instant, sleep_until};
 
 /// Bytes read per chunk, per direction. Large enough that a protocol message
-/// usually crosses in one read, which is also what [`Fault::Latency`] delays.
+/// usually crosses in one read.
 const CHUNK: usize = 64 * 1024;
 
 /// Pause before retrying a failed `accept` (say, out of file descriptors) or a
@@ -45,11 +45,6 @@ pub enum Fault {
     /// The network swallows everything: connections are accepted and held
     /// open, but no byte passes either way.
     Blackhole,
-    /// Every chunk waits this long before it is forwarded, in each direction.
-    Latency(Duration),
-    /// Every open connection, and every new one, is torn down with a TCP RST
-    /// on both sides.
-    Reset,
 }
 
 impl fmt::Display for Fault {
@@ -58,8 +53,6 @@ impl fmt::Display for Fault {
             Fault::None => f.write_str("none"),
             Fault::Down => f.write_str("down"),
             Fault::Blackhole => f.write_str("blackhole"),
-            Fault::Latency(delay) => write!(f, "latency {delay:?}"),
-            Fault::Reset => f.write_str("reset"),
         }
     }
 }
@@ -73,16 +66,6 @@ enum Cut {
     Reset,
 }
 
-impl Cut {
-    fn of(fault: Fault) -> Option<Cut> {
-        match fault {
-            Fault::Down => Some(Cut::Close),
-            Fault::Reset => Some(Cut::Reset),
-            Fault::None | Fault::Blackhole | Fault::Latency(_) => None,
-        }
-    }
-}
-
 /// What every task of the proxy watches.
 #[derive(Clone, Copy, Debug)]
 struct Control {
@@ -90,12 +73,10 @@ struct Control {
     /// Bumped on every switch, so that [`FaultProxy::apply`] can wait for the
     /// accept loop to have seen its own switch.
     generation: u64,
-    /// Bumped on every switch to `Down` or `Reset`. A connection compares it
-    /// with the value at its admission rather than looking at the current
-    /// fault, so a `Down` that is cleared again at once still cuts it.
+    /// Bumped on every switch to `Down`. A connection compares it with the
+    /// value at its admission rather than looking at the current fault, so
+    /// a `Down` that is cleared again at once still cuts it.
     cuts: u64,
-    /// How the latest cut ends connections.
-    cut: Cut,
 }
 
 /// What the accept loop reports back after acting on a switch.
@@ -141,7 +122,6 @@ impl FaultProxy {
             fault: Fault::None,
             generation: 0,
             cuts: 0,
-            cut: Cut::Close,
         });
         let (applied_tx, applied) = watch::channel(Applied {
             generation: 0,
@@ -207,8 +187,8 @@ impl FaultProxy {
     }
 
     /// Switches the fault and waits until it is in force: the port is closed
-    /// (`Down`) or listening again (any other fault), and for `Down` and
-    /// `Reset` every connection open at the switch has been closed. A chunk
+    /// (`Down`) or listening again (any other fault), and for `Down` every
+    /// connection open at the switch has been closed. A chunk
     /// that was already being written may still land after this returns.
     ///
     /// Fails if the port could not be opened again after a `Down`; the proxy
@@ -236,7 +216,7 @@ impl FaultProxy {
                 applied.bind_error.as_deref().unwrap_or("not listening")
             )));
         }
-        if Cut::of(fault).is_some() {
+        if fault == Fault::Down {
             self.open
                 .subscribe()
                 .wait_for(|open| *open == 0)
@@ -264,9 +244,8 @@ impl FaultProxy {
         self.control.send_modify(|control| {
             control.generation += 1;
             control.fault = fault;
-            if let Some(cut) = Cut::of(fault) {
+            if fault == Fault::Down {
                 control.cuts += 1;
-                control.cut = cut;
             }
             generation = control.generation;
         });
@@ -371,8 +350,7 @@ impl Acceptor {
         match control.fault {
             // The port is about to close; this one slipped in before it did.
             Fault::Down => drop(client),
-            Fault::Reset => abort(&client),
-            Fault::None | Fault::Blackhole | Fault::Latency(_) => {
+            Fault::None | Fault::Blackhole => {
                 let open = Open::count(&self.open);
                 connections.spawn(serve(
                     client,
@@ -414,7 +392,7 @@ async fn serve(
     let mut server = None;
     let mut cuts = control.clone();
     let end = tokio::select! {
-        cut = cut_after(&mut cuts, admitted_at_cut) => cut,
+        () = cut_after(&mut cuts, admitted_at_cut) => Cut::Close,
         end = relay(&mut client, &mut server, upstream, control) => end,
     };
     if end == Cut::Reset {
@@ -425,13 +403,11 @@ async fn serve(
     }
 }
 
-/// Resolves once a `Down` or `Reset` is switched on after the connection was
-/// admitted, with how to end it; or when the proxy is gone.
-async fn cut_after(control: &mut watch::Receiver<Control>, admitted_at_cut: u64) -> Cut {
-    match control.wait_for(|c| c.cuts > admitted_at_cut).await {
-        Ok(control) => control.cut,
-        Err(_) => Cut::Close,
-    }
+/// Resolves once a `Down` is switched on after the connection was
+/// admitted, or when the proxy is gone.
+async fn cut_after(control: &mut watch::Receiver<Control>, admitted_at_cut: u64) {
+    // Either way the connection ends; an error means the proxy is gone.
+    let _ = control.wait_for(|c| c.cuts > admitted_at_cut).await;
 }
 
 /// Dials the dependency once bytes may pass, then forwards both ways until
@@ -444,7 +420,7 @@ async fn relay(
 ) -> Cut {
     // A connection made during a blackhole must not reach the dependency
     // either, so the dial waits until bytes may pass.
-    pass(&mut control, None).await;
+    pass(&mut control).await;
     // The client already holds a connection, so a reset is the closest it can
     // get to the refusal the dependency gave.
     let dialed = match TcpStream::connect(upstream).await {
@@ -488,9 +464,9 @@ async fn pump(
     loop {
         // Not reading while blackholed leaves the bytes in the kernel, so the
         // sender sees a stalled peer and nothing is lost if the fault clears.
-        pass(&mut control, None).await;
+        pass(&mut control).await;
         let n = from.read(&mut chunk).await?;
-        pass(&mut control, Some(Instant::now())).await;
+        pass(&mut control).await;
         if n == 0 {
             return to.shutdown().await;
         }
@@ -498,31 +474,14 @@ async fn pump(
     }
 }
 
-/// Waits until a chunk may pass: at once with no fault, `delay` after
-/// `read_at` under latency, and for as long as a blackhole lasts. `Down` and
-/// `Reset` also hold, because [`serve`] is about to cut the connection.
-async fn pass(control: &mut watch::Receiver<Control>, read_at: Option<Instant>) {
-    loop {
-        let fault = control.borrow_and_update().fault;
-        let hold_until = match (fault, read_at) {
-            (Fault::None, _) | (Fault::Latency(_), None) => return,
-            (Fault::Latency(delay), Some(read_at)) => match read_at.checked_add(delay) {
-                Some(due) if due <= Instant::now() => return,
-                // Re-evaluated on a switch, so shortening the delay or
-                // clearing it frees the chunk at once. A delay too long to
-                // add to a clock reading holds like a blackhole.
-                due => due,
-            },
-            (Fault::Blackhole | Fault::Down | Fault::Reset, _) => None,
-        };
-        tokio::select! {
-            () = pause(hold_until) => return,
-            changed = control.changed() => {
-                if changed.is_err() {
-                    // The proxy is gone and its tasks are being aborted.
-                    future::pending::<()>().await;
-                }
-            }
+/// Waits until a chunk may pass: at once with no fault, and for as long as
+/// a blackhole lasts. `Down` also holds, because [`serve`] is about to cut
+/// the connection.
+async fn pass(control: &mut watch::Receiver<Control>) {
+    while control.borrow_and_update().fault != Fault::None {
+        if control.changed().await.is_err() {
+            // The proxy is gone and its tasks are being aborted.
+            future::pending::<()>().await;
         }
     }
 }
@@ -896,81 +855,6 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn latency_adds_at_least_the_delay_each_way() -> io::Result<()> {
-        const DELAY: Duration = Duration::from_millis(100);
-        bounded(async {
-            let echo = Echo::start().await?;
-            let proxy = FaultProxy::start("latency", echo.addr).await?;
-            let mut open = flowing(&proxy).await?;
-
-            proxy.apply(Fault::Latency(DELAY)).await?;
-            let started = Instant::now();
-            assert_eq!(round_trip(&mut open, b"slow").await?, b"slow");
-            let slow = started.elapsed();
-            assert!(slow >= 2 * DELAY, "round trip took {slow:?}");
-            assert!(slow < 2 * DELAY + PROMPT, "round trip took {slow:?}");
-
-            let mut fresh = TcpStream::connect(proxy.local_addr()).await?;
-            let started = Instant::now();
-            assert_eq!(round_trip(&mut fresh, b"slow").await?, b"slow");
-            let slow = started.elapsed();
-            assert!(
-                slow >= 2 * DELAY,
-                "round trip on a new connection took {slow:?}"
-            );
-
-            proxy.apply(Fault::None).await?;
-            let started = Instant::now();
-            assert_eq!(round_trip(&mut open, b"fast").await?, b"fast");
-            let fast = started.elapsed();
-            assert!(fast < DELAY, "round trip after clearing took {fast:?}");
-            Ok(())
-        })
-        .await
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn latency_keeps_bytes_in_order() -> io::Result<()> {
-        bounded(async {
-            let echo = Echo::start().await?;
-            let proxy = FaultProxy::start("latency", echo.addr).await?;
-            proxy
-                .apply(Fault::Latency(Duration::from_millis(2)))
-                .await?;
-            let client = TcpStream::connect(proxy.local_addr()).await?;
-            echo_bulk(client, 256 * 1024).await
-        })
-        .await
-    }
-
-    #[tokio::test]
-    async fn reset_sends_rst_to_client_and_upstream() -> io::Result<()> {
-        bounded(async {
-            let mut echo = Echo::start().await?;
-            let proxy = FaultProxy::start("reset", echo.addr).await?;
-            let mut client = flowing(&proxy).await?;
-
-            proxy.set_fault(Fault::Reset);
-            assert_eq!(
-                hear(&mut client, PROMPT).await,
-                Heard::Failed(io::ErrorKind::ConnectionReset)
-            );
-            assert_eq!(echo.next_ending().await, Ending::Reset);
-
-            proxy.apply(Fault::Reset).await?;
-            let mut fresh = TcpStream::connect(proxy.local_addr()).await?;
-            assert_eq!(
-                hear(&mut fresh, PROMPT).await,
-                Heard::Failed(io::ErrorKind::ConnectionReset)
-            );
-            assert_eq!(proxy.open_connections(), 0);
-            assert_eq!(echo.accepted(), 1);
-            Ok(())
-        })
-        .await
-    }
-
-    #[tokio::test]
     async fn refused_upstream_resets_the_client() -> io::Result<()> {
         bounded(async {
             let gone = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
@@ -996,12 +880,7 @@ mod tests {
         bounded(async {
             let echo = Echo::start().await?;
             let proxy = FaultProxy::start("clear", echo.addr).await?;
-            let faults = [
-                Fault::Down,
-                Fault::Reset,
-                Fault::Blackhole,
-                Fault::Latency(Duration::from_millis(20)),
-            ];
+            let faults = [Fault::Down, Fault::Blackhole];
             for fault in faults {
                 proxy.apply(fault).await?;
                 assert_eq!(proxy.fault(), fault);
@@ -1031,8 +910,8 @@ mod tests {
             assert_eq!(proxy.upstream(), echo.addr);
             assert!(proxy.local_addr().ip().is_loopback());
             assert_eq!(proxy.fault(), Fault::None);
-            proxy.set_fault(Fault::Latency(Duration::from_millis(250)));
-            assert_eq!(proxy.fault().to_string(), "latency 250ms");
+            proxy.set_fault(Fault::Blackhole);
+            assert_eq!(proxy.fault().to_string(), "blackhole");
             proxy.clear();
             assert_eq!(proxy.fault(), Fault::None);
             Ok(())

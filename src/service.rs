@@ -9,9 +9,10 @@
 
 use std::collections::BTreeMap;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+pub use crate::command::{resolve_program, shell_quote};
 use crate::http::{HttpExchange, Probe};
 use crate::process::{ChildGuard, GuardOptions, OutputCapture, Signal, StopReport, piped_output};
 use crate::scenario::placeholders::Bindings;
@@ -142,43 +143,6 @@ fn upsert(env: &mut Vec<(String, String)>, key: &str, value: String) {
     }
 }
 
-/// Quote for a POSIX shell when needed.
-pub fn shell_quote(text: &str) -> String {
-    let plain = !text.is_empty()
-        && text
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_./:=@%+,".contains(c));
-    if plain {
-        text.to_string()
-    } else {
-        format!("'{}'", text.replace('\'', r"'\''"))
-    }
-}
-
-/// Find the program: a path with a `/` is taken relative to `workdir`;
-/// a bare name is searched on `PATH`.
-pub fn resolve_program(program: &str, workdir: &Path) -> io::Result<PathBuf> {
-    let not_found = |detail: String| io::Error::new(io::ErrorKind::NotFound, detail);
-    if program.contains('/') {
-        let path = workdir.join(program);
-        if path.is_file() {
-            return Ok(path);
-        }
-        return Err(not_found(format!(
-            "`{program}` does not exist (looked at {})",
-            path.display()
-        )));
-    }
-    let path_var = std::env::var_os("PATH").unwrap_or_default();
-    for dir in std::env::split_paths(&path_var) {
-        let candidate = dir.join(program);
-        if candidate.is_file() {
-            return Ok(candidate);
-        }
-    }
-    Err(not_found(format!("`{program}` is not on PATH")))
-}
-
 /// How the wait for the service to answer HTTP ended.
 #[derive(Debug, Clone)]
 pub enum Startup {
@@ -247,6 +211,11 @@ impl RunningService {
 
     pub fn pid(&self) -> u32 {
         self.guard.pid()
+    }
+
+    /// When the process was spawned.
+    pub fn started(&self) -> Instant {
+        self.started
     }
 
     /// Send `signal` to the service process itself (as Kubernetes does to

@@ -25,6 +25,8 @@ pub enum Flaw {
     LiveChecksDeps,
     ReadyNeverRecovers,
     SlowReady,
+    VerySlowReady,
+    SlowStart,
     IgnoreSigterm,
     SigtermExits1,
     GaugeStuck,
@@ -38,7 +40,7 @@ pub enum Flaw {
 }
 
 impl Flaw {
-    pub const ALL: [Flaw; 21] = [
+    pub const ALL: [Flaw; 23] = [
         Flaw::ReadyIgnoresRedis,
         Flaw::Ready500,
         Flaw::StrictBootsWithoutRedis,
@@ -50,6 +52,8 @@ impl Flaw {
         Flaw::LiveChecksDeps,
         Flaw::ReadyNeverRecovers,
         Flaw::SlowReady,
+        Flaw::VerySlowReady,
+        Flaw::SlowStart,
         Flaw::IgnoreSigterm,
         Flaw::SigtermExits1,
         Flaw::GaugeStuck,
@@ -75,6 +79,8 @@ impl Flaw {
             Flaw::LiveChecksDeps => "live-checks-deps",
             Flaw::ReadyNeverRecovers => "ready-never-recovers",
             Flaw::SlowReady => "slow-ready",
+            Flaw::VerySlowReady => "very-slow-ready",
+            Flaw::SlowStart => "slow-start",
             Flaw::IgnoreSigterm => "ignore-sigterm",
             Flaw::SigtermExits1 => "sigterm-exits-1",
             Flaw::GaugeStuck => "gauge-stuck",

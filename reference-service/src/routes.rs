@@ -17,6 +17,8 @@ use crate::probes::{Deps, MigrationsOutcome, ProbeOutcome};
 
 const SERVICE: &str = "reference-service";
 const SLOW_READY_DELAY: Duration = Duration::from_millis(300);
+/// Longer than a readinessProbe's `timeoutSeconds: 1`.
+const VERY_SLOW_READY_DELAY: Duration = Duration::from_millis(1500);
 /// `huge-ready-body`: 10 MB of padding in every ready answer.
 const HUGE_BODY_BYTES: usize = 10 * 1000 * 1000;
 const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -275,6 +277,9 @@ async fn ready(State(state): State<Arc<AppState>>) -> Response {
     state.ready_requests.fetch_add(1, Ordering::Relaxed);
     if state.flaws.has(Flaw::SlowReady) {
         tokio::time::sleep(SLOW_READY_DELAY).await;
+    }
+    if state.flaws.has(Flaw::VerySlowReady) {
+        tokio::time::sleep(VERY_SLOW_READY_DELAY).await;
     }
     if state.flaws.has(Flaw::EndlessReadyBody) {
         return endless_body();

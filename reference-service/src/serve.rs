@@ -18,6 +18,10 @@ use crate::routes::{AppState, router};
 /// expect a prompt exit, and a hung probe must not hold the process hostage.
 const DRAIN_DEADLINE: Duration = Duration::from_millis(300);
 
+/// The `slow-start` flaw's wait before listening: longer than a 2 s
+/// startup budget.
+const SLOW_START_DELAY: Duration = Duration::from_secs(3);
+
 pub async fn serve(config: Config) -> ExitCode {
     // Handlers go in before anything slow, so an early SIGTERM is still graceful.
     let signals = match Signals::install() {
@@ -32,8 +36,20 @@ pub async fn serve(config: Config) -> ExitCode {
 
     log_config(&config);
     let deps = Deps::new(&config);
+    let slow_start = config.flaws.has(Flaw::SlowStart);
+    if slow_start {
+        eprintln!(
+            "flaw slow-start: waiting {} s before listening",
+            SLOW_START_DELAY.as_secs()
+        );
+    }
     tokio::select! {
-        () = boot_checks(&deps) => {}
+        () = async {
+            if slow_start {
+                tokio::time::sleep(SLOW_START_DELAY).await;
+            }
+            boot_checks(&deps).await;
+        } => {}
         () = &mut shutdown => {
             deps.close().await;
             eprintln!("shutdown: complete");

@@ -6,7 +6,7 @@ use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::steps::{CommandRun, run_command};
+use crate::command::{CommandRun, run_command};
 
 /// What to do when promtool is missing.
 pub const INSTALL_HINT: &str = "install the distribution's prometheus package, which ships promtool: `apt-get install --no-install-recommends prometheus` (or run scripts/install-deps)";

@@ -29,8 +29,7 @@ use dsse::Envelope;
 use key::{SigningKey, VerifyingKey};
 use statement::{PREDICATE_TYPE, STATEMENT_TYPE, Statement, StatementInput, Subject};
 
-/// The attestation's file name, beside `manifest.json`.
-pub const ATTESTATION_FILE: &str = "attestation.intoto.jsonl";
+pub use crate::evidence::ATTESTATION_FILE;
 
 /// How a run signs its bundle: the key (`--sign-key` or
 /// `GONOGO_SIGNING_KEY`) and the artifacts it vouches for (`--subject`).

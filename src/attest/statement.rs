@@ -223,9 +223,9 @@ pub struct TestLists {
 impl TestLists {
     /// PASS is passed, FAIL failed; WAIVED and NOT RUN are warned: neither
     /// proved anything, and a consumer that ignores gonogo's extension
-    /// must not count them as passes. NOT APPLICABLE is in no list: the
-    /// scenario declared the step does not apply, and gonogo's extension
-    /// carries it with its reason.
+    /// must not count them as passes. A step declared NOT APPLICABLE was
+    /// not tested at all: it is in no list, only in the extension, with
+    /// its reason.
     pub fn of(steps: &[StepOutcome]) -> TestLists {
         let mut lists = TestLists::default();
         for step in steps {
@@ -402,5 +402,19 @@ mod tests {
         assert_eq!(outcome(Verdict::Go, &all), Outcome::Warned);
         assert_eq!(outcome(Verdict::Inconclusive, &steps), Outcome::Warned);
         assert_eq!(outcome(Verdict::NoGo, &steps), Outcome::Failed);
+    }
+
+    #[test]
+    fn a_step_declared_not_applicable_is_in_no_list() {
+        let mut steps = sample().steps;
+        steps.retain(|s| s.status == StepStatus::Pass);
+        let declared = steps[0].id.clone();
+        steps[0].status = StepStatus::NotApplicable;
+        let lists = TestLists::of(&steps);
+        for list in [&lists.passed, &lists.warned, &lists.failed] {
+            assert!(!list.contains(&declared), "{lists:?}");
+        }
+        assert_eq!(lists.passed.len(), steps.len() - 1);
+        assert_eq!(outcome(Verdict::Go, &steps), Outcome::Passed);
     }
 }

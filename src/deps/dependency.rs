@@ -97,15 +97,19 @@ impl Dependency {
         }
     }
 
-    /// The secrets the masker must hide: passwords, decoded and as in the
-    /// URL.
-    pub fn secrets(&self) -> Vec<&str> {
+    /// The secrets the masker must hide, each with the name the evidence
+    /// gives it (`Postgres password`): passwords, decoded and as in the URL.
+    pub fn secrets(&self) -> Vec<(String, &str)> {
         let all = match &self.kind {
             Kind::Postgres(pg) => vec![pg.password.expose(), pg.password_in_url.expose()],
             Kind::Redis(redis) => vec![redis.password.expose(), redis.password_in_url.expose()],
             Kind::Tcp => Vec::new(),
         };
-        all.into_iter().filter(|s| !s.is_empty()).collect()
+        let label = format!("{} password", self.display);
+        all.into_iter()
+            .filter(|s| !s.is_empty())
+            .map(|s| (label.clone(), s))
+            .collect()
     }
 
     /// What the report says about the server (URL masked); `None` for a
@@ -113,6 +117,7 @@ impl Dependency {
     pub fn info(&self, masker: &Masker) -> Option<DependencyInfo> {
         let (host, port) = (&self.upstream.0, self.upstream.1);
         let provider = self.provider?.to_string();
+        let proxy = masker.mask(&self.proxy.local_addr().to_string());
         match &self.kind {
             Kind::Postgres(pg) => Some(DependencyInfo {
                 name: self.key.clone(),
@@ -121,6 +126,7 @@ impl Dependency {
                 endpoint: masker.mask(&pg.url_via(host, port)),
                 ready_ms: pg.ready.as_millis() as u64,
                 provisioned_from: pg.provisioned_from.clone(),
+                service_connects_to: Some(proxy),
             }),
             Kind::Redis(redis) => Some(DependencyInfo {
                 name: self.key.clone(),
@@ -129,6 +135,7 @@ impl Dependency {
                 endpoint: masker.mask(&redis.url_via(host, port)),
                 ready_ms: redis.ready.as_millis() as u64,
                 provisioned_from: None,
+                service_connects_to: Some(proxy),
             }),
             Kind::Tcp => None,
         }
@@ -240,16 +247,9 @@ impl Dependencies {
         bindings
     }
 
-    /// Every secret of every dependency, with what it is (`Redis
-    /// password`), so the evidence can name a secret without showing it.
+    /// Every secret of every dependency, named.
     pub fn secrets(&self) -> Vec<(String, &str)> {
-        self.all
-            .iter()
-            .flat_map(|d| {
-                let label = format!("{} password", d.display);
-                d.secrets().into_iter().map(move |s| (label.clone(), s))
-            })
-            .collect()
+        self.all.iter().flat_map(Dependency::secrets).collect()
     }
 
     /// What the report says about each server gonogo speaks to.

@@ -100,6 +100,21 @@ impl DockerStatus {
     }
 }
 
+/// Whether the docker provider can run, given what the daemon said: it
+/// must be built in, and a daemon must answer.
+pub fn availability(status: &DockerStatus) -> super::Availability {
+    let works = BUILT_IN && status.answers();
+    let detail = match (BUILT_IN, status.answers()) {
+        (false, _) => format!("docker {NOT_BUILT}; daemon: {}", status.describe()),
+        (true, true) => format!("the daemon {}", status.describe()),
+        (true, false) => format!(
+            "the daemon {} (install Docker Engine, or point DOCKER_HOST at a daemon)",
+            status.describe()
+        ),
+    };
+    super::Availability { works, detail }
+}
+
 /// Ask the daemon `GET /_ping`, giving up after [`PING_TIMEOUT`].
 pub async fn ping() -> DockerStatus {
     let address = match daemon_address() {

@@ -105,6 +105,12 @@ fn decode(text: &str) -> String {
         .unwrap_or_else(|| text.to_string())
 }
 
+/// The URL's host, without the brackets of an IPv6 literal.
+fn host_of(url: &url::Url) -> anyhow::Result<String> {
+    let host = url.host_str().context("find the host in the URL")?;
+    Ok(host.trim_matches(|c| c == '[' || c == ']').to_string())
+}
+
 /// `postgres[ql]://user:password@host:port/database?query`.
 pub fn postgres_endpoint(text: &str) -> anyhow::Result<PostgresEndpoint> {
     let url = parse(text)?;
@@ -113,10 +119,7 @@ pub fn postgres_endpoint(text: &str) -> anyhow::Result<PostgresEndpoint> {
         "expect a postgresql:// URL, found scheme `{}`",
         url.scheme()
     );
-    let host = url
-        .host_str()
-        .context("find the host in the URL")?
-        .to_string();
+    let host = host_of(&url)?;
     let database = url.path().trim_start_matches('/').to_string();
     anyhow::ensure!(
         !database.is_empty(),
@@ -124,7 +127,7 @@ pub fn postgres_endpoint(text: &str) -> anyhow::Result<PostgresEndpoint> {
     );
     let password = url.password().unwrap_or_default().to_string();
     Ok(PostgresEndpoint {
-        host: host.trim_matches(|c| c == '[' || c == ']').to_string(),
+        host,
         port: url.port().unwrap_or(5432),
         user: url.username().to_string(),
         password: Secret::new(decode(&password)),
@@ -145,15 +148,12 @@ pub fn redis_endpoint(text: &str) -> anyhow::Result<RedisEndpoint> {
         "expect a redis:// or rediss:// URL, found scheme `{}`",
         url.scheme()
     );
-    let host = url
-        .host_str()
-        .context("find the host in the URL")?
-        .to_string();
+    let host = host_of(&url)?;
     let password = url.password().unwrap_or_default().to_string();
     let db = url.path().trim_start_matches('/');
     Ok(RedisEndpoint {
         scheme: url.scheme().to_string(),
-        host: host.trim_matches(|c| c == '[' || c == ']').to_string(),
+        host,
         port: url.port().unwrap_or(6379),
         user: Some(url.username().to_string()).filter(|u| !u.is_empty()),
         password: Secret::new(decode(&password)),
@@ -267,14 +267,14 @@ async fn redis_login(redis: &RedisEndpoint) -> anyhow::Result<()> {
     }
 }
 
-/// Checks that a reply is the simple string `expected`; otherwise the
-/// server's own words (`WRONGPASS invalid username-password pair`).
+/// Checks that `reply` is the status `expected`; else the error quotes it
+/// (`WRONGPASS invalid username-password pair`).
 fn expect_reply(reply: RespValue, expected: &str) -> std::io::Result<()> {
     match reply {
         RespValue::Simple(text) if text == expected => Ok(()),
         RespValue::Error(text) => Err(std::io::Error::other(text)),
         other => Err(std::io::Error::other(format!(
-            "unexpected reply {other:?}, not {expected}"
+            "expected {expected}, the server answered {other:?}"
         ))),
     }
 }

@@ -70,6 +70,15 @@ impl ProviderKind {
     }
 }
 
+/// Whether a provider can run on this machine, by its own check: what
+/// `auto` picks by and what `gonogo doctor` shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Availability {
+    pub works: bool,
+    /// Why (not), and what to do about it.
+    pub detail: String,
+}
+
 /// What the provision stage gives: both endpoints, who supplied them, and
 /// the guard over anything gonogo started. Dropping it stops those servers.
 pub struct Provisioned {
@@ -160,27 +169,19 @@ pub async fn resolve(choice: DepsChoice) -> anyhow::Result<ProviderKind> {
         DepsChoice::Docker => ProviderKind::Docker,
         DepsChoice::External => ProviderKind::External,
         DepsChoice::Auto => {
-            let missing = embedded::missing();
-            if missing.is_empty() {
+            let embedded = embedded::availability();
+            if embedded.works {
                 return Ok(ProviderKind::Embedded);
             }
-            match docker::ping().await {
-                docker::DockerStatus::Answers { .. } if docker::BUILT_IN => ProviderKind::Docker,
-                status => anyhow::bail!(
-                    "find a dependency provider: embedded needs {} ({}), and docker {}; or pass --deps external with DATABASE_URL and REDIS_URL set",
-                    missing
-                        .iter()
-                        .map(|m| format!("`{}`", m.binary))
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                    embedded::install_hint(&missing),
-                    if docker::BUILT_IN {
-                        status.describe()
-                    } else {
-                        docker::NOT_BUILT.to_string()
-                    }
-                ),
+            let docker = docker::availability(&docker::ping().await);
+            if docker.works {
+                return Ok(ProviderKind::Docker);
             }
+            anyhow::bail!(
+                "find a dependency provider: embedded: {}; docker: {}; or pass --deps external with DATABASE_URL and REDIS_URL set",
+                embedded.detail,
+                docker.detail
+            )
         }
     })
 }

@@ -220,7 +220,6 @@ mod tests {
 
     fn response(status: u16, body: &str, date: &str) -> crate::http::HttpExchange {
         crate::http::HttpExchange {
-            method: "GET",
             url: "http://127.0.0.1:1234/ready".into(),
             status: Some(status),
             version: "HTTP/1.1".into(),

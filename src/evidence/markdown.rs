@@ -365,8 +365,11 @@ mod tests {
             source: "error replies".into(),
             text: crate::outcome::Excerpt {
                 head: masker.mask("NOAUTH 3 <script>"),
+                tail: None,
                 total_lines: 1,
-                ..Default::default()
+                omitted_lines: 0,
+                truncated: false,
+                kept_bytes: None,
             },
         }];
         let report = render(&evidence, None).unwrap();
@@ -458,7 +461,10 @@ mod tests {
             "<script>alert(1)</script>\n```\n# not a heading\n````\n<img src=x onerror=alert(2)>";
         let mut step = crate::steps::StepRecorder::new(
             &masker,
-            &crate::plan::PlannedStep::new("ready-gate", "Ready", "ready answers 200", "ready"),
+            &crate::plan::PlannedStep {
+                number: 1,
+                ..crate::plan::PlannedStep::new("ready-gate", "Ready", "", "")
+            },
         );
         step.check("HTTP 200", hostile, false);
         step.command(

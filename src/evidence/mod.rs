@@ -28,6 +28,10 @@ use crate::outcome::{FaultTimeline, StepOutcome, StepStatus};
 use crate::verdict::Verdict;
 use crate::waiver::WaiverRecord;
 
+/// The signed attestation's file name, beside `manifest.json` (written by
+/// `attest`, named here so the renderers need not depend on it).
+pub const ATTESTATION_FILE: &str = "attestation.intoto.jsonl";
+
 /// Version of the `evidence.json` shape.
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -122,6 +126,10 @@ pub struct DependencyInfo {
     /// copy of the cached `initdb` output) or `initdb` (Postgres).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provisioned_from: Option<String>,
+    /// The address the service is given instead of the server's: gonogo's
+    /// fault proxy, which forwards to `endpoint`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_connects_to: Option<Masked>,
 }
 
 impl Evidence {

@@ -10,12 +10,12 @@ use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use proptest::prelude::*;
 
+use super::Evidence;
 use super::bundle::{self, BundleOptions};
 use super::summary::{self, SummaryLinks};
-use super::{Evidence, FaultTimeline};
 use crate::http::HttpExchange;
 use crate::mask::Masker;
-use crate::outcome::TimelineEvent;
+use crate::outcome::{FaultTimeline, TimelineEvent};
 use crate::steps::StepRecorder;
 
 /// Characters secrets are made of: the ones that break naive masking.
@@ -126,10 +126,12 @@ fn evidence_with(masker: &Masker, forms: &[(String, String)]) -> Evidence {
         .collect();
     let mut step = StepRecorder::new(
         masker,
-        &crate::plan::PlannedStep::new("ready-gate", "Ready gate", "ready answers 200", "ready"),
+        &crate::plan::PlannedStep {
+            number: 1,
+            ..crate::plan::PlannedStep::new("ready-gate", "Ready gate", "", "")
+        },
     );
     let exchange = HttpExchange {
-        method: "GET",
         url: "http://127.0.0.1:1/ready".into(),
         status: Some(200),
         version: "HTTP/1.1".into(),

@@ -115,7 +115,7 @@ pub fn render(evidence: &Evidence, links: &SummaryLinks) -> String {
         let _ = writeln!(
             out,
             "\nSigned: `{}` (in-toto test-result attestation) by key `{keyid}`; check it with `gonogo verify {} --key gonogo.pub`",
-            crate::attest::ATTESTATION_FILE,
+            super::ATTESTATION_FILE,
             links.dir
         );
     }
@@ -129,13 +129,10 @@ pub fn publish(
     evidence: &Evidence,
     written: &Written,
     run_url: Option<String>,
+    signed_by: Option<String>,
     secrets: &crate::mask::SecretTable,
 ) -> anyhow::Result<()> {
     let manifest_sha256 = super::manifest::sha256_of(&written.dir);
-    let signed_by = std::fs::read(written.dir.join(crate::attest::ATTESTATION_FILE))
-        .ok()
-        .and_then(|bytes| crate::attest::dsse::Envelope::parse(&bytes).ok())
-        .map(|envelope| envelope.keyids().join(", "));
     let links = SummaryLinks {
         report: written.report.display().to_string(),
         dir: written.dir.display().to_string(),

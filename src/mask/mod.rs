@@ -41,10 +41,23 @@ pub fn cut_note(detail: &str) -> String {
     format!("{CUT_TAG}: {detail}]")
 }
 
-/// Text that has been through a [`Masker`]. Only this module can make one.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+/// Text that has been through a [`Masker`]. Only a `Masker` makes one:
+/// there is no public constructor and no `Default`, and reading one back
+/// from stored evidence (`gonogo render`, `gonogo verify`) passes the text
+/// through a [`Masker`] again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(transparent)]
 pub struct Masked(String);
+
+impl<'de> Deserialize<'de> for Masked {
+    /// Stored evidence was masked when gonogo wrote it, but the file may
+    /// have been edited since: the rules apply again (masking is
+    /// idempotent, so text gonogo wrote reads back unchanged).
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Masked, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Ok(Masker::new().mask(&text))
+    }
+}
 
 impl Masked {
     pub fn as_str(&self) -> &str {
@@ -53,22 +66,6 @@ impl Masked {
 
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
-    }
-
-    /// Join masked pieces; the result is still masked.
-    pub fn join(parts: &[Masked], separator: &str) -> Masked {
-        Masked(
-            parts
-                .iter()
-                .map(|p| p.0.as_str())
-                .collect::<Vec<_>>()
-                .join(separator),
-        )
-    }
-
-    /// Append already-masked text.
-    pub fn push(&mut self, other: &Masked) {
-        self.0.push_str(&other.0);
     }
 
     /// A part of this text, chosen by `pick` (which can only return a
@@ -402,6 +399,17 @@ fn percent_decode(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reading_masked_text_back_masks_it_again_and_changes_nothing_masked() {
+        let m = Masker::new();
+        let written = m.mask("postgresql://app:hunter22@db:5432/app password=x1");
+        let json = serde_json::to_string(&written).unwrap();
+        let read: Masked = serde_json::from_str(&json).unwrap();
+        assert_eq!(read, written);
+        let edited: Masked = serde_json::from_str(r#""redis://:s3cret@cache:6379/0""#).unwrap();
+        assert_eq!(edited.as_str(), "redis://:***@cache:6379/0");
+    }
 
     #[test]
     fn masks_seed_examples() {

@@ -357,6 +357,14 @@ mod tests {
         let pid = child.id();
         let found = descendants(std::process::id());
         assert!(found.iter().any(|p| p.pid == pid), "{found:?}");
+        // Right after fork the child still shows our command line until it
+        // execs `sleep`: wait for that, within a bound.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !cmdline(pid).is_some_and(|c| c.starts_with("sleep 30"))
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
         assert!(cmdline(pid).expect("cmdline").starts_with("sleep 30"));
         let identity = Identity::of(pid).expect("identity");
         // A different start time is another process: it is not signalled.

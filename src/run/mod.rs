@@ -4,6 +4,7 @@
 //! host, git SHA) is in `metadata`.
 
 mod metadata;
+mod secrets;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -85,19 +86,9 @@ pub async fn run(
     let mut clock = Clock::start();
     let mode = mode(options).await?;
     let plan = Plan::new(scenario, &mode);
-    reporter.event(Event::RunStarted {
-        scenario: &scenario.name,
-        path: &scenario.path.display().to_string(),
-        steps: plan.len(),
-    });
     let today = clock.started_utc.date_naive();
-    for text in waiver::expired(scenario, today) {
-        reporter.event(Event::Warning { text: &text });
-    }
-    let mut masker = Masker::new().with_partial_hosts(options.mask_hosts);
-    for secret in options.signing.iter().flat_map(|s| s.key.secrets()) {
-        masker.add_secret(secret);
-    }
+    announce(reporter, scenario, &plan, today);
+    let mut masker = masker(options);
     let provisioned = provision(scenario, options, &mode, &mut masker, reporter).await?;
     let deps = Dependencies::start(provisioned.as_ref(), scenario).await?;
     let (bindings, service_env) = learn_secrets(&mut masker, &deps, scenario, options);
@@ -116,6 +107,7 @@ pub async fn run(
             reporter: &mut *reporter,
             mode,
             deps: &deps,
+            recorded: steps::observed::Recorded::new(scenario),
         };
         let schedule = match options.serial {
             true => steps::Schedule::Serial,
@@ -133,10 +125,7 @@ pub async fn run(
     };
 
     let mut steps = proof.outcomes;
-    let waivers = waiver::apply(&mut steps, &scenario.waivers, today, &masker);
-    for text in waiver::warnings(&waivers) {
-        reporter.event(Event::Warning { text: &text });
-    }
+    let waivers = apply_waivers(&mut steps, scenario, today, &masker, reporter);
     let verdict = Verdict::decide(&steps);
     let metadata = metadata::metadata(
         scenario,
@@ -162,24 +151,76 @@ pub async fn run(
         signed_by: options.signing.as_ref().map(|s| s.key.keyid().to_string()),
     };
     let written = write_evidence(&evidence, options, &masker, &scenario.service.workdir)?;
+    report_sealed(reporter, &evidence, &written);
+    publish_summary(&evidence, &written, options, &masker, reporter);
+    report_finished(reporter, &evidence, &written);
+    Ok(RunOutcome {
+        verdict,
+        evidence,
+        written,
+    })
+}
+
+/// Say the run started, with its step count, and warn about expired
+/// waivers.
+fn announce(
+    reporter: &mut dyn Reporter,
+    scenario: &Scenario,
+    plan: &Plan,
+    today: chrono::NaiveDate,
+) {
+    reporter.event(Event::RunStarted {
+        scenario: &scenario.name,
+        path: &scenario.path.display().to_string(),
+        steps: plan.len(),
+    });
+    for text in waiver::expired(scenario, today) {
+        reporter.event(Event::Warning { text: &text });
+    }
+}
+
+/// Say the bundle is sealed: its manifest's SHA-256, and who signed it.
+fn report_sealed(reporter: &mut dyn Reporter, evidence: &Evidence, written: &Written) {
     if let Some(sha) = crate::evidence::manifest::sha256_of(&written.dir) {
         reporter.event(Event::Sealed {
             manifest_sha256: &sha,
             signed_by: evidence.signed_by.as_deref(),
         });
     }
-    publish_summary(&evidence, &written, options, &masker, reporter);
+}
+
+/// Judge each failed or NOT RUN step against the scenario's waivers, and
+/// warn about waivers that matched no step.
+fn apply_waivers(
+    steps: &mut [StepOutcome],
+    scenario: &Scenario,
+    today: chrono::NaiveDate,
+    masker: &Masker,
+    reporter: &mut dyn Reporter,
+) -> Vec<waiver::WaiverRecord> {
+    let waivers = waiver::apply(steps, &scenario.waivers, today, masker);
+    for text in waiver::warnings(&waivers) {
+        reporter.event(Event::Warning { text: &text });
+    }
+    waivers
+}
+
+fn report_finished(reporter: &mut dyn Reporter, evidence: &Evidence, written: &Written) {
     reporter.event(Event::Finished {
-        scenario: &scenario.name,
-        verdict,
+        scenario: &evidence.scenario.name,
+        verdict: evidence.verdict,
         headline: &evidence.headline,
         report: &written.report.display().to_string(),
     });
-    Ok(RunOutcome {
-        verdict,
-        evidence,
-        written,
-    })
+}
+
+/// The run's masker: it knows the signing key from the start.
+fn masker(options: &RunOptions) -> Masker {
+    let mut masker = Masker::new().with_partial_hosts(options.mask_hosts);
+    for secret in options.signing.iter().flat_map(|s| s.key.secrets()) {
+        masker.add_secret(secret);
+    }
+    masker
 }
 
 /// How the service will be reached: at `--service-url` (target mode), or
@@ -222,10 +263,10 @@ async fn provision(
 }
 
 /// Teach the masker every secret the service will be given: the
-/// dependencies' passwords, then every variable source (see
-/// `mask::learn`). Gives the bindings the service starts with and the names
-/// of the variables it receives (none in target mode: gonogo launches
-/// nothing).
+/// dependencies' passwords (named), URLs and secret-looking variables in
+/// the service's environment, and `--env` values. Gives the bindings the
+/// service starts with, and the names of the variables it is given (none in
+/// target mode, where gonogo launches nothing).
 fn learn_secrets(
     masker: &mut Masker,
     deps: &Dependencies,
@@ -236,7 +277,7 @@ fn learn_secrets(
         masker.add_named_secret(&label, secret);
     }
     let bindings = deps.bindings();
-    let mut service_env = crate::mask::learn::learn(masker, scenario, &bindings, &options.env);
+    let mut service_env = secrets::learn(masker, scenario, &bindings, &options.env);
     if options.service_url.is_some() {
         service_env.clear();
     }
@@ -304,12 +345,21 @@ fn publish_summary(
         evidence,
         written,
         options.ci_run_url.clone(),
+        signed_by(written),
         masker.table(),
     );
     if let Err(e) = published {
         let text = format!("step summary not written: {e:#}");
         reporter.event(Event::Warning { text: &text });
     }
+}
+
+/// The key ids that signed the written bundle, if it is signed.
+fn signed_by(written: &Written) -> Option<String> {
+    std::fs::read(written.dir.join(crate::attest::ATTESTATION_FILE))
+        .ok()
+        .and_then(|bytes| crate::attest::dsse::Envelope::parse(&bytes).ok())
+        .map(|envelope| envelope.keyids().join(", "))
 }
 
 /// Fail before starting anything if the service cannot possibly start.

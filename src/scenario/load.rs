@@ -261,123 +261,20 @@ impl Ctx<'_> {
     }
 
     fn convert(&self, raw: ScenarioFile) -> Result<Scenario, ScenarioError> {
-        let name = match &raw.name {
-            Some(name) => {
-                let valid = !name.get_ref().is_empty()
-                    && name
-                        .get_ref()
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-                if !valid {
-                    return Err(self.error_at(
-                        name.span(),
-                        "name must be non-empty and use only letters, digits, `-`, `_` and `.`"
-                            .into(),
-                    ));
-                }
-                name.get_ref().clone()
-            }
-            None => self
-                .path
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_else(|| "scenario".into()),
-        };
-
-        let s = &raw.service;
-        let at = &|span, message| self.error_at(span, message);
-        let request_timeout = ranges::duration(&s.request_timeout, &ranges::REQUEST_TIMEOUT, at)?;
-        let service = ServiceSpec {
-            command: self.argv(&s.command, "service.command")?,
-            workdir: s
-                .workdir
-                .as_ref()
-                .map_or_else(|| self.dir(), |w| self.resolve(w.get_ref())),
-            env: self.env(&s.env)?,
-            inherit: self.inherit(&s.inherit)?,
-            ready_path: s
-                .ready_path
-                .as_ref()
-                .map(|p| self.path_field(p))
-                .transpose()?
-                .unwrap_or_else(|| "/ready".into()),
-            live_path: s
-                .live_path
-                .as_ref()
-                .map(|p| self.path_field(p))
-                .transpose()?
-                .unwrap_or_else(|| "/live".into()),
-            version_path: s
-                .version_path
-                .as_ref()
-                .map(|p| self.path_field(p))
-                .transpose()?,
-            startup_timeout: ranges::duration(&s.startup_timeout, &ranges::STARTUP_TIMEOUT, at)?,
-            request_timeout,
-        };
-        if !service.workdir.is_dir() {
-            let span = s.workdir.as_ref().map_or(s.command.span(), |w| w.span());
-            return Err(self.error_at(
-                span,
-                format!(
-                    "working directory {} does not exist",
-                    service.workdir.display()
-                ),
-            ));
-        }
-
+        let name = self.name(raw.name.as_ref())?;
+        let service = self.service(&raw.service)?;
         let migrations = raw
             .migrations
             .as_ref()
             .map(|m| self.migrations(m, &service.workdir))
             .transpose()?;
-
-        let ready = ReadySpec {
-            status: ranges::status(&raw.ready.status, 200, at)?,
-            expect: if raw.ready.expect.is_empty() {
-                vec![
-                    BodyExpectation {
-                        pointer: "/dependencies/database".into(),
-                        equals: "connected".into(),
-                    },
-                    BodyExpectation {
-                        pointer: "/dependencies/redis".into(),
-                        equals: "connected".into(),
-                    },
-                ]
-            } else {
-                self.expectations(&raw.ready.expect)?
-            },
-            settle: ranges::duration(&raw.ready.settle, &ranges::READY_SETTLE, at)?,
-        };
-        let negative = NegativeSpec {
-            status: ranges::status(&raw.negative.status, 503, at)?,
-            expect: self.expectations(&raw.negative.expect)?,
-            body_names: raw
-                .negative
-                .body_names
-                .clone()
-                .unwrap_or_else(|| "Redis".into()),
-            observe: ranges::duration(&raw.negative.observe, &ranges::NEGATIVE_OBSERVE, at)?,
-        };
-        let failfast = FailFastSpec {
-            deadline: ranges::duration(&raw.failfast.deadline, &ranges::FAILFAST_DEADLINE, at)?,
-            cases: match &raw.failfast.case {
-                Some(cases) => self.cases(cases)?,
-                None => default_cases(&service),
-            },
-        };
-
+        let ready = self.ready(&raw.ready)?;
+        let negative = self.negative(&raw.negative)?;
+        let failfast = self.failfast(&raw.failfast, &service)?;
         let dependencies = self.dependencies(&raw.dependencies)?;
         let faults = self.faults(raw.faults.as_ref(), &dependencies)?;
         let latency = self.latency(&raw.latency, &service)?;
-        let shutdown = ShutdownSpec {
-            enabled: raw.shutdown.enabled.unwrap_or(true),
-            timeout: ranges::duration(&raw.shutdown.timeout, &ranges::SHUTDOWN_TIMEOUT, at)?,
-            // 143 = ended by the SIGTERM itself (128 + 15), which many servers
-            // do on purpose after a clean shutdown.
-            exit_codes: ranges::exit_codes(&raw.shutdown.exit_codes, at)?,
-        };
+        let shutdown = self.shutdown(&raw.shutdown)?;
         let metrics = raw
             .metrics
             .as_ref()
@@ -417,6 +314,119 @@ impl Ctx<'_> {
             kubernetes,
             alerts,
             masking: self.masking(raw.masking.as_ref())?,
+        })
+    }
+
+    fn shutdown(&self, raw: &file::ShutdownFile) -> Result<ShutdownSpec, ScenarioError> {
+        let at = &|span, message| self.error_at(span, message);
+        Ok(ShutdownSpec {
+            enabled: raw.enabled.unwrap_or(true),
+            timeout: ranges::duration(&raw.timeout, &ranges::SHUTDOWN_TIMEOUT, at)?,
+            // 143 = ended by the SIGTERM itself (128 + 15), which many servers
+            // do on purpose after a clean shutdown.
+            exit_codes: ranges::exit_codes(&raw.exit_codes, at)?,
+        })
+    }
+
+    /// `name`, or the file's stem.
+    fn name(&self, raw: Option<&Spanned<String>>) -> Result<String, ScenarioError> {
+        let Some(name) = raw else {
+            return Ok(self
+                .path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "scenario".into()));
+        };
+        let valid = !name.get_ref().is_empty()
+            && name
+                .get_ref()
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if !valid {
+            return Err(self.error_at(
+                name.span(),
+                "name must be non-empty and use only letters, digits, `-`, `_` and `.`".into(),
+            ));
+        }
+        Ok(name.get_ref().clone())
+    }
+
+    fn service(&self, s: &file::ServiceFile) -> Result<ServiceSpec, ScenarioError> {
+        let at = &|span, message| self.error_at(span, message);
+        let request_timeout = ranges::duration(&s.request_timeout, &ranges::REQUEST_TIMEOUT, at)?;
+        let path = |p: &Option<Spanned<String>>| p.as_ref().map(|p| self.path_field(p)).transpose();
+        let service = ServiceSpec {
+            command: self.argv(&s.command, "service.command")?,
+            workdir: s
+                .workdir
+                .as_ref()
+                .map_or_else(|| self.dir(), |w| self.resolve(w.get_ref())),
+            env: self.env(&s.env)?,
+            inherit: self.inherit(&s.inherit)?,
+            ready_path: path(&s.ready_path)?.unwrap_or_else(|| "/ready".into()),
+            live_path: path(&s.live_path)?.unwrap_or_else(|| "/live".into()),
+            version_path: path(&s.version_path)?,
+            startup_timeout: ranges::duration(&s.startup_timeout, &ranges::STARTUP_TIMEOUT, at)?,
+            request_timeout,
+        };
+        if !service.workdir.is_dir() {
+            let span = s.workdir.as_ref().map_or(s.command.span(), |w| w.span());
+            return Err(self.error_at(
+                span,
+                format!(
+                    "working directory {} does not exist",
+                    service.workdir.display()
+                ),
+            ));
+        }
+        Ok(service)
+    }
+
+    fn ready(&self, raw: &file::ReadyFile) -> Result<ReadySpec, ScenarioError> {
+        let at = &|span, message| self.error_at(span, message);
+        Ok(ReadySpec {
+            status: ranges::status(&raw.status, 200, at)?,
+            expect: if raw.expect.is_empty() {
+                vec![
+                    BodyExpectation {
+                        pointer: "/dependencies/database".into(),
+                        equals: "connected".into(),
+                    },
+                    BodyExpectation {
+                        pointer: "/dependencies/redis".into(),
+                        equals: "connected".into(),
+                    },
+                ]
+            } else {
+                self.expectations(&raw.expect)?
+            },
+            settle: ranges::duration(&raw.settle, &ranges::READY_SETTLE, at)?,
+        })
+    }
+
+    fn negative(&self, raw: &file::NegativeFile) -> Result<NegativeSpec, ScenarioError> {
+        let at = &|span, message| self.error_at(span, message);
+        Ok(NegativeSpec {
+            status: ranges::status(&raw.status, 503, at)?,
+            expect: self.expectations(&raw.expect)?,
+            body_names: raw.body_names.clone().unwrap_or_else(|| "Redis".into()),
+            observe: ranges::duration(&raw.observe, &ranges::NEGATIVE_OBSERVE, at)?,
+        })
+    }
+
+    fn failfast(
+        &self,
+        raw: &file::FailFastFile,
+        service: &ServiceSpec,
+    ) -> Result<FailFastSpec, ScenarioError> {
+        let at = &|span, message| self.error_at(span, message);
+        Ok(FailFastSpec {
+            deadline: ranges::duration(&raw.deadline, &ranges::FAILFAST_DEADLINE, at)?,
+            explicit: raw.case.is_some(),
+            cases: match &raw.case {
+                Some(cases) => self.cases(cases)?,
+                None => default_cases(service),
+            },
         })
     }
 
@@ -781,30 +791,46 @@ impl Ctx<'_> {
     }
 }
 
-/// The seed's three strict-mode cases, aimed at whichever variables carry
-/// the dependency URLs.
-fn default_cases(service: &ServiceSpec) -> Vec<FailFastCase> {
-    let var_using = |placeholder: &str| {
+/// The variable that carries a dependency: the first that uses its URL
+/// placeholder (`redis_url`), else the first that builds an address from
+/// its host (`redis_host`), as in `postgresql+asyncpg://…@{{database_host}}…`.
+fn var_carrying(service: &ServiceSpec, dependency: &str) -> Option<String> {
+    ["url", "host"].iter().find_map(|part| {
+        let placeholder = format!("{dependency}_{part}");
         service
             .env
             .iter()
-            .find(|(_, t)| t.uses(placeholder))
+            .find(|(_, t)| t.uses(&placeholder))
             .map(|(k, _)| k.clone())
-    };
+    })
+}
+
+/// The seed's three strict-mode cases, aimed at whichever variables carry
+/// the dependencies (see [`var_carrying`]).
+fn default_cases(service: &ServiceSpec) -> Vec<FailFastCase> {
     let mut cases = Vec::new();
-    if let Some(redis) = var_using("redis_url") {
+    if let Some(redis) = var_carrying(service, "redis") {
         cases.push(FailFastCase {
             name: format!("{redis} unset"),
             unset: vec![redis],
             set: BTreeMap::new(),
         });
     }
-    if let Some(db) = var_using("database_url") {
+    if let Some(db) = var_carrying(service, "database") {
         cases.push(FailFastCase {
             name: format!("{db} unset"),
             unset: vec![db.clone()],
             set: BTreeMap::new(),
         });
+        // A SQLite URL only means something in a variable that holds a URL,
+        // not in one that holds a host.
+        let holds_url = service
+            .env
+            .iter()
+            .any(|(k, t)| *k == db && (t.uses("database_url") || t.source().contains("://")));
+        if !holds_url {
+            return cases;
+        }
         cases.push(FailFastCase {
             name: format!("sqlite {db}"),
             unset: Vec::new(),
@@ -827,4 +853,50 @@ fn normalize(path: &Path) -> PathBuf {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cases(env: &str) -> Vec<String> {
+        let source = format!("[service]\ncommand = [\"svc\"]\n\n[service.env]\n{env}\n");
+        let scenario = load_str(Path::new("/tmp/s.toml"), &source).unwrap();
+        assert!(!scenario.failfast.explicit);
+        scenario
+            .failfast
+            .cases
+            .into_iter()
+            .map(|c| c.name)
+            .collect()
+    }
+
+    #[test]
+    fn default_cases_follow_the_url_placeholders() {
+        assert_eq!(
+            cases("DATABASE_URL = \"{{database_url}}\"\nREDIS_URL = \"{{redis_url}}\""),
+            [
+                "REDIS_URL unset",
+                "DATABASE_URL unset",
+                "sqlite DATABASE_URL"
+            ]
+        );
+    }
+
+    #[test]
+    fn default_cases_follow_a_url_built_from_parts() {
+        let env = "DB = \"postgresql+asyncpg://{{database_user}}:{{database_password}}@{{database_host}}:{{database_port}}/{{database_name}}\"\nCACHE = \"redis://:{{redis_password}}@{{redis_host}}:{{redis_port}}/0\"";
+        assert_eq!(cases(env), ["CACHE unset", "DB unset", "sqlite DB"]);
+    }
+
+    #[test]
+    fn a_host_variable_gets_no_sqlite_case() {
+        let env = "PGHOST = \"{{database_host}}\"\nPGPORT = \"{{database_port}}\"";
+        assert_eq!(cases(env), ["PGHOST unset"]);
+    }
+
+    #[test]
+    fn no_dependency_variable_means_no_default_case() {
+        assert!(cases("MODE = \"strict\"").is_empty());
+    }
 }

@@ -225,6 +225,9 @@ pub struct NegativeSpec {
 pub struct FailFastSpec {
     pub deadline: Duration,
     pub cases: Vec<FailFastCase>,
+    /// The cases come from the scenario's `[[failfast.case]]` list (`case =
+    /// []` included), not from the defaults.
+    pub explicit: bool,
 }
 
 /// One way of provoking a strict-mode startup failure.

@@ -47,12 +47,8 @@ pub struct Template {
 pub type Bindings = BTreeMap<String, String>;
 
 impl Template {
-    /// Parse `text`, rejecting unknown or unterminated placeholders.
-    pub fn parse(text: &str) -> Result<Template, String> {
-        Template::parse_with(text, &[])
-    }
-
-    /// Parse `text`, also accepting the placeholders in `extra` (those of
+    /// Parse `text`, rejecting unknown or unterminated placeholders, and
+    /// accepting the placeholders in `extra` (those of
     /// the scenario's own `[[dependency]]` entries).
     pub fn parse_with(text: &str, extra: &[String]) -> Result<Template, String> {
         let mut segments = Vec::new();
@@ -124,13 +120,6 @@ impl Template {
             .any(|s| matches!(s, Segment::Placeholder(n) if *n == name))
     }
 
-    /// Whether the template uses any placeholder starting with `prefix`.
-    pub fn uses_prefix(&self, prefix: &str) -> bool {
-        self.segments
-            .iter()
-            .any(|s| matches!(s, Segment::Placeholder(n) if n.starts_with(prefix)))
-    }
-
     /// The text as written, placeholders included (for display).
     pub fn source(&self) -> String {
         let mut out = String::new();
@@ -154,24 +143,26 @@ mod tests {
 
     #[test]
     fn renders_known_placeholders() {
-        let t = Template::parse("redis://:{{redis_password}}@{{ redis_host }}:{{redis_port}}/0")
-            .unwrap();
+        let t = Template::parse_with(
+            "redis://:{{redis_password}}@{{ redis_host }}:{{redis_port}}/0",
+            &[],
+        )
+        .unwrap();
         let mut b = Bindings::new();
         b.insert("redis_password".into(), "pw".into());
         b.insert("redis_host".into(), "127.0.0.1".into());
         b.insert("redis_port".into(), "6379".into());
         assert_eq!(t.render(&b), "redis://:pw@127.0.0.1:6379/0");
         assert!(t.uses("redis_port"));
-        assert!(t.uses_prefix("redis_"));
         assert!(!t.uses("port"));
     }
 
     #[test]
     fn rejects_unknown_and_unterminated() {
-        let err = Template::parse("{{db_url}}").unwrap_err();
+        let err = Template::parse_with("{{db_url}}", &[]).unwrap_err();
         assert!(err.contains("unknown placeholder `{{db_url}}`"), "{err}");
         assert!(err.contains("{{database_url}}"), "{err}");
-        let err = Template::parse("x {{port").unwrap_err();
+        let err = Template::parse_with("x {{port", &[]).unwrap_err();
         assert!(err.contains("unterminated"), "{err}");
     }
 }

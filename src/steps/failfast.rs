@@ -33,12 +33,23 @@ pub fn unit(scenario: &Scenario) -> Unit {
         },
         Precondition::Configured {
             needs: "fail-fast cases".into(),
-            unmet: scenario.failfast.cases.is_empty().then(|| {
-                "no service variable carries Postgres or Redis ({{database_url}}, {{redis_url}} or their parts such as {{database_host}}), and the scenario lists no [[failfast.case]]".into()
-            }),
+            unmet: no_cases(scenario),
         },
     ];
     Unit::one(step, preconditions, instance_holds(scenario), FailFast)
+}
+
+/// Why there is no case to run, when there is none.
+fn no_cases(scenario: &Scenario) -> Option<String> {
+    let failfast = &scenario.failfast;
+    if !failfast.cases.is_empty() {
+        return None;
+    }
+    Some(if failfast.explicit {
+        "the scenario's [failfast] lists no case".into()
+    } else {
+        "no default case applies: no service variable carries Postgres or Redis (none uses {{database_url}}, {{redis_url}}, {{database_host}} or {{redis_host}}), and the scenario lists no [[failfast.case]]".into()
+    })
 }
 
 struct FailFast;
@@ -137,12 +148,36 @@ async fn watch(
             if knock.status.is_some() {
                 answered = Some(match crate::sockets::check(service.port, service.pid()) {
                     crate::sockets::Ownership::Owned => knock.summary(),
-                    owner => format!("{owner}, so gonogo cannot tell what the service does"),
+                    owner => format!("{}, so gonogo cannot tell what the service does", owner),
                 });
             }
         }
         if let Some(code) = service.wait_exit(KNOCK).await {
             return (Some(code), answered);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    fn reason(extra: &str) -> Option<String> {
+        let source =
+            format!("[service]\ncommand = [\"svc\"]\n\n[service.env]\nMODE = \"strict\"\n{extra}");
+        let scenario = crate::scenario::load_str(Path::new("/tmp/s.toml"), &source).unwrap();
+        super::no_cases(&scenario)
+    }
+
+    #[test]
+    fn the_reason_says_whether_the_defaults_or_the_scenario_gave_no_case() {
+        let defaults = reason("").unwrap();
+        assert!(
+            defaults.starts_with("no default case applies"),
+            "{defaults}"
+        );
+        assert!(defaults.contains("{{database_host}}"), "{defaults}");
+        let listed = reason("\n[failfast]\ncase = []\n").unwrap();
+        assert_eq!(listed, "the scenario's [failfast] lists no case");
     }
 }

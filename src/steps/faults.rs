@@ -18,8 +18,10 @@
 //! come back after the outage, the blackhole is not tried and timeout
 //! discipline is NOT RUN.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use super::observed::{Observed, answer, probe_paths};
 use super::timeline::TimelineRecorder;
 use super::{
     Exercise, Mode, Ran, StepContext, StepFuture, StepRecorder, Unit, launch, own_proxy_holds,
@@ -28,6 +30,7 @@ use super::{
 use crate::deps::Dependency;
 use crate::deps::dependency::display;
 use crate::http::HttpExchange;
+use crate::kube::{Answer, FaultWindow};
 use crate::plan::{PlannedStep, Precondition, Unmet};
 use crate::proxy::Fault;
 use crate::scenario::Scenario;
@@ -175,13 +178,70 @@ impl Exercise for FaultSequence {
     }
 }
 
-/// The four recorders and the timeline of one sequence.
+/// The four recorders, the timeline and the fault windows of one
+/// sequence.
 struct Sequence<'m> {
     outage: StepRecorder<'m>,
     liveness: StepRecorder<'m>,
     timeout: StepRecorder<'m>,
     recovery: StepRecorder<'m>,
     timeline: TimelineRecorder<'m>,
+    /// The fault being watched, from its injection until ready recovered.
+    window: Option<Window>,
+    /// Every fault watched to its end, for the probe judges.
+    windows: Vec<FaultWindow>,
+}
+
+/// One fault as it is being watched: every answer of every probed path,
+/// timed from the injection.
+struct Window {
+    dependency: String,
+    fault: &'static str,
+    injected: Instant,
+    cleared_at: Option<Duration>,
+    answers: BTreeMap<String, Vec<Answer>>,
+}
+
+impl Sequence<'_> {
+    /// Start watching the fault `fault` of `dependency`, injected now.
+    fn open_window(&mut self, dependency: &str, fault: &'static str) {
+        self.window = Some(Window {
+            dependency: dependency.to_string(),
+            fault,
+            injected: Instant::now(),
+            cleared_at: None,
+            answers: BTreeMap::new(),
+        });
+    }
+
+    /// Record an answer of `path`, sent at `sent`, in the open window.
+    fn answered(&mut self, path: &str, exchange: &HttpExchange, sent: Instant) {
+        if let Some(w) = &mut self.window {
+            w.answers
+                .entry(path.to_string())
+                .or_default()
+                .push(answer(exchange, sent, w.injected));
+        }
+    }
+
+    fn cleared(&mut self) {
+        if let Some(w) = &mut self.window {
+            w.cleared_at = Some(w.injected.elapsed());
+        }
+    }
+
+    /// The open window is watched to its end.
+    fn close_window(&mut self) {
+        if let Some(w) = self.window.take() {
+            let cleared_at = w.cleared_at.unwrap_or_else(|| w.injected.elapsed());
+            self.windows.push(FaultWindow {
+                dependency: w.dependency,
+                fault: w.fault.to_string(),
+                cleared_at,
+                answers: w.answers,
+            });
+        }
+    }
 }
 
 impl Sequence<'_> {
@@ -195,7 +255,9 @@ impl Sequence<'_> {
     async fn finish(mut self, service: RunningService) -> Ran {
         self.recovery.log(&service.log_text().await);
         let _ = service.stop().await;
+        self.close_window();
         Ran {
+            observed: self.windows.into_iter().map(Observed::Fault).collect(),
             outcomes: vec![
                 self.outage.finish(),
                 self.liveness.finish(),
@@ -224,6 +286,8 @@ async fn sequence(
         timeout: StepRecorder::new(ctx.masker, timeout),
         recovery: StepRecorder::new(ctx.masker, recovery),
         timeline: TimelineRecorder::new(ctx.masker, target.display.clone()),
+        window: None,
+        windows: Vec::new(),
     };
     let service = match start_healthy_instance(ctx, &mut seq).await? {
         Ok(service) => service,
@@ -318,6 +382,7 @@ async fn down(
     seq.outage.start_clock();
     seq.liveness.start_clock();
     target.proxy.apply(Fault::Down).await?;
+    seq.open_window(&target.display, "down");
     let injected = Instant::now();
     seq.timeline.record(
         "fault down injected",
@@ -353,20 +418,20 @@ async fn watch_once(
     injected: Instant,
 ) {
     let spec = &ctx.scenario.service;
-    let ask_ready = watch.first_503.is_none();
+    // Ready is asked after its first 503 too: the probe judges need the
+    // whole window, as the kubelet would have seen it.
+    let sent = Instant::now();
     let (ready, live) = tokio::join!(
-        async {
-            match ask_ready {
-                true => Some(
-                    service
-                        .get(&ctx.probe, &spec.ready_path, spec.request_timeout)
-                        .await,
-                ),
-                false => None,
-            }
-        },
+        service.get(&ctx.probe, &spec.ready_path, spec.request_timeout),
         service.get(&ctx.probe, &spec.live_path, spec.request_timeout),
     );
+    seq.answered(&spec.ready_path, &ready, sent);
+    seq.answered(&spec.live_path, &live, sent);
+    for path in other_probe_paths(ctx) {
+        let sent = Instant::now();
+        let exchange = service.get(&ctx.probe, &path, spec.request_timeout).await;
+        seq.answered(&path, &exchange, sent);
+    }
     watch.live_total += 1;
     if live.status != Some(200) {
         let at = injected.elapsed().as_millis();
@@ -383,9 +448,9 @@ async fn watch_once(
     } else if watch.live_sample.is_none() {
         watch.live_sample = Some(live);
     }
-    let Some(ready) = ready else {
+    if watch.first_503.is_some() {
         return;
-    };
+    }
     match ready.status {
         Some(503) => {
             seq.timeline.record("first 503", &ready.summary());
@@ -465,6 +530,38 @@ fn record_outage(
     );
 }
 
+/// Live's answer while the dependency is blackholed: it must be 200.
+fn live_while_blackholed(
+    seq: &mut Sequence<'_>,
+    live_path: &str,
+    target: &Dependency,
+    live: &crate::http::HttpExchange,
+) {
+    seq.liveness.request(
+        &format!("GET {live_path} with {} blackholed", target.display),
+        live,
+    );
+    seq.liveness.check(
+        format!("live answers 200 while {} is blackholed", target.display),
+        live.summary(),
+        live.status == Some(200),
+    );
+}
+
+/// Ask every other probe path the manifest names once, for the probe judges.
+async fn ask_other_probe_paths(
+    ctx: &StepContext<'_>,
+    seq: &mut Sequence<'_>,
+    service: &RunningService,
+) {
+    let timeout = ctx.scenario.service.request_timeout;
+    for path in other_probe_paths(ctx) {
+        let sent = Instant::now();
+        let exchange = service.get(&ctx.probe, &path, timeout).await;
+        seq.answered(&path, &exchange, sent);
+    }
+}
+
 /// Blackhole the dependency and send one ready request bounded by the probe
 /// deadline (gonogo's own client gives up there too), with live asked
 /// meanwhile.
@@ -479,17 +576,35 @@ async fn blackhole(
     ctx.detail(&format!("{}: fault blackhole", target.display));
     seq.timeout.start_clock();
     target.proxy.apply(Fault::Blackhole).await?;
+    seq.close_window();
+    seq.open_window(&target.display, "blackhole");
     seq.timeline.record(
         "fault blackhole injected",
         &format!("{} proxy holds connections, passes nothing", target.display),
     );
-    let (ready, live) = tokio::join!(service.get(&ctx.probe, &spec.ready_path, deadline), async {
-        // Ask live while ready is stuck on the dependency.
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        service
-            .get(&ctx.probe, &spec.live_path, spec.request_timeout)
-            .await
-    });
+    let sent = Instant::now();
+    let ((ready, _), (live, live_sent)) = tokio::join!(
+        async {
+            (
+                service.get(&ctx.probe, &spec.ready_path, deadline).await,
+                sent,
+            )
+        },
+        async {
+            // Ask live while ready is stuck on the dependency.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let sent = Instant::now();
+            (
+                service
+                    .get(&ctx.probe, &spec.live_path, spec.request_timeout)
+                    .await,
+                sent,
+            )
+        }
+    );
+    seq.answered(&spec.ready_path, &ready, sent);
+    seq.answered(&spec.live_path, &live, live_sent);
+    ask_other_probe_paths(ctx, seq, service).await;
     let event = if ready.status == Some(503) {
         "first 503"
     } else {
@@ -524,15 +639,7 @@ async fn blackhole(
     if ready.status == Some(503) {
         names_check(&mut seq.timeout, &ready, target);
     }
-    seq.liveness.request(
-        &format!("GET {} with {} blackholed", spec.live_path, target.display),
-        &live,
-    );
-    seq.liveness.check(
-        format!("live answers 200 while {} is blackholed", target.display),
-        live.summary(),
-        live.status == Some(200),
-    );
+    live_while_blackholed(seq, &spec.live_path, target, &live);
     seq.timeout.stop_clock();
     seq.liveness.stop_clock();
     Ok(())
@@ -551,6 +658,7 @@ async fn clear_and_recover(
         seq.recovery.start_clock();
     }
     target.proxy.apply(Fault::None).await?;
+    seq.cleared();
     seq.timeline.record(
         "fault cleared",
         &format!("{} proxy forwards again", target.display),
@@ -558,7 +666,8 @@ async fn clear_and_recover(
     ctx.detail(&format!("{}: fault cleared after {after}", target.display));
     let window = ctx.scenario.faults.recovery_window;
     let started = Instant::now();
-    let (ok, exchange) = until_ready_status(ctx, service, 200, window).await;
+    let (ok, exchange) = recover(ctx, seq, service, window).await;
+    seq.close_window();
     if ok.is_some() {
         seq.timeline.record("first 200 again", &exchange.summary());
     }
@@ -588,6 +697,43 @@ async fn clear_and_recover(
         Some(_) => Ok(()),
         None => Err(exchange.summary()),
     })
+}
+
+/// Ask ready until it answers 200 or `window` passes, recording every
+/// answer in the open fault window; gives how long it took (if it did)
+/// and the last exchange.
+async fn recover(
+    ctx: &StepContext<'_>,
+    seq: &mut Sequence<'_>,
+    service: &RunningService,
+    window: Duration,
+) -> (Option<Duration>, HttpExchange) {
+    let spec = &ctx.scenario.service;
+    let started = Instant::now();
+    loop {
+        let sent = Instant::now();
+        let exchange = service
+            .get(&ctx.probe, &spec.ready_path, spec.request_timeout)
+            .await;
+        seq.answered(&spec.ready_path, &exchange, sent);
+        if exchange.status == Some(200) {
+            return (Some(started.elapsed()), exchange);
+        }
+        if started.elapsed() >= window {
+            return (None, exchange);
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// The manifest's probe paths besides ready and live (none without
+/// `[kubernetes]`).
+fn other_probe_paths(ctx: &StepContext<'_>) -> Vec<String> {
+    let spec = &ctx.scenario.service;
+    probe_paths(ctx.scenario)
+        .into_iter()
+        .filter(|p| *p != spec.ready_path && *p != spec.live_path)
+        .collect()
 }
 
 pub(super) fn names_check(

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use super::observed::Observed;
 use super::{
     Exercise, Mode, Ran, StepContext, StepFuture, StepRecorder, Unit, instance_holds, start_healthy,
 };
@@ -95,24 +96,37 @@ async fn latency(ctx: &mut StepContext<'_>, planned: &PlannedStep) -> anyhow::Re
     // Target mode: measure the running service as it is.
     if let Mode::Target { base_url } = &ctx.mode {
         let url = format!("{base_url}{path}");
-        measure(ctx, &mut step, url).await?;
-        return Ok(Ran::one(step.finish()));
+        let stats = measure(ctx, &mut step, url).await?;
+        return Ok(with_p99(Ran::one(step.finish()), path, stats));
     }
     let Some(service) = start_healthy(ctx, &mut step, "service answers HTTP").await? else {
         return Ok(Ran::one(step.finish()));
     };
-    measure(ctx, &mut step, service.url(&path)).await?;
+    let stats = measure(ctx, &mut step, service.url(&path)).await?;
     step.log(&service.log_text().await);
     let _ = service.stop().await;
-    Ok(Ran::one(step.finish()))
+    Ok(with_p99(Ran::one(step.finish()), path, stats))
 }
 
-/// Warm up, then send the requests and record the figures and checks.
+/// The healthy p99 of `path`, for the probe judges, when every answer was
+/// a 200 (a p99 of errors says nothing about a healthy probe).
+fn with_p99(mut ran: Ran, path: String, stats: Option<Latency>) -> Ran {
+    if let Some(s) = stats {
+        ran.observed.push(Observed::HealthyP99 {
+            path,
+            p99: Duration::from_secs_f64(s.p99_ms.max(0.0) / 1000.0),
+        });
+    }
+    ran
+}
+
+/// Warm up, then send the requests and record the figures and checks;
+/// gives the figures when every request answered 200.
 async fn measure(
     ctx: &mut StepContext<'_>,
     step: &mut StepRecorder<'_>,
     url: String,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Option<Latency>> {
     let spec = ctx.scenario.latency.clone();
     let silence = Arc::new(Silence::default());
     for _ in 0..WARMUP {
@@ -167,27 +181,33 @@ async fn measure(
         }
     }
     if silence.gave_up() {
-        step.check(
-            format!("ready keeps answering (the run stops after {GIVE_UP_AFTER} requests in a row without an answer)"),
-            format!(
-                "stopped after {} of {} requests ({WARMUP} warm-up requests before them): {GIVE_UP_AFTER} in a row got no answer",
-                samples.len(),
-                spec.requests
-            ),
-            false,
-        );
+        gave_up(step, &spec, samples.len());
     }
     let ok = statuses.get("200").copied().unwrap_or(0);
-    step.check(
+    let all_ok = step.check(
         "every answer is HTTP 200 on healthy dependencies",
         format!("{ok} of {} answered 200", samples.len()),
         ok == samples.len() && ok > 0,
     );
-    Ok(())
+    Ok(stats.filter(|_| all_ok && !silence.gave_up()))
 }
 
-/// Send the requests from `concurrency` workers; gives each answer's time
-/// and status.
+/// The check that says the run stopped early, and why.
+fn gave_up(step: &mut StepRecorder<'_>, spec: &LatencySpec, sent: usize) {
+    step.check(
+        format!(
+            "ready keeps answering (the run stops after {GIVE_UP_AFTER} requests in a row without an answer)"
+        ),
+        format!(
+            "stopped after {sent} of {} requests ({WARMUP} warm-up requests before them): {GIVE_UP_AFTER} in a row got no answer",
+            spec.requests
+        ),
+        false,
+    );
+}
+
+/// Send the requests from `concurrency` workers until every one is sent or
+/// [`Silence`] gives up; gives each answer's time and status.
 async fn send(
     ctx: &StepContext<'_>,
     url: &str,

@@ -5,11 +5,13 @@
 
 use std::time::Duration;
 
+use super::observed::Observed;
 use super::timeline::TimelineRecorder;
 use super::{
     Exercise, Ran, StepContext, StepFuture, StepRecorder, Unit, own_proxy_holds, start_healthy,
     until_ready_status,
 };
+use crate::alerts::ScrapedPhases;
 use crate::deps::Dependency;
 use crate::deps::dependency::display;
 use crate::plan::{PlannedStep, Precondition};
@@ -100,8 +102,11 @@ async fn metrics(ctx: &mut StepContext<'_>, planned: &PlannedStep) -> anyhow::Re
     let Some(service) = start_healthy(ctx, &mut step, "service answers HTTP").await? else {
         return Ok(Ran::one(step.finish()));
     };
+    let mut scrapes = Vec::new();
     for phase in &PHASES {
-        let held = observe(ctx, &mut step, &mut timeline, &service, target, phase).await?;
+        let (held, samples) =
+            observe(ctx, &mut step, &mut timeline, &service, target, phase).await?;
+        scrapes.extend(samples);
         // A gauge at 0 during an outage proves nothing about a service
         // that was not healthy first: then the dependency is left alone.
         if !held && phase.fault.is_none() {
@@ -110,14 +115,27 @@ async fn metrics(ctx: &mut StepContext<'_>, planned: &PlannedStep) -> anyhow::Re
     }
     step.log(&service.log_text().await);
     let _ = service.stop().await;
+    // The three scrapes, with every series as exported, for the alert
+    // rules' test; only when each phase was scraped.
+    let observed = match <[Vec<prometheus::Sample>; 3]>::try_from(scrapes) {
+        Ok([healthy, outage, recovered]) => vec![Observed::Scrapes(ScrapedPhases {
+            dependency: target.display.clone(),
+            healthy,
+            outage,
+            recovered,
+        })],
+        Err(_) => Vec::new(),
+    };
     Ok(Ran {
         timeline: Some(timeline.finish()),
+        observed,
         ..Ran::one(step.finish())
     })
 }
 
 /// Switch the phase's fault, wait for ready to answer as expected, then
-/// scrape the gauge; gives whether the phase held.
+/// scrape the gauge; gives whether the phase held, and the scrape's
+/// samples when the endpoint answered 200.
 async fn observe(
     ctx: &StepContext<'_>,
     step: &mut StepRecorder<'_>,
@@ -125,7 +143,7 @@ async fn observe(
     service: &RunningService,
     target: &Dependency,
     phase: &Phase,
-) -> anyhow::Result<bool> {
+) -> anyhow::Result<(bool, Option<Vec<prometheus::Sample>>)> {
     let Some(spec) = &ctx.scenario.metrics else {
         anyhow::bail!("the metrics step was planned without [metrics]");
     };
@@ -139,12 +157,16 @@ async fn observe(
         timeline.record(event, &format!("{} proxy: {fault}", target.display));
     }
     let window = phase_window(ctx, phase);
-    let (reached, _) = until_ready_status(ctx, service, phase.ready, window).await;
+    let (reached, last) = until_ready_status(ctx, service, phase.ready, window).await;
     timeline.record(
         &format!("ready {}", phase.ready),
         &match reached {
             Some(d) => format!("after {} ms", d.as_millis()),
-            None => format!("not reached within {} s", window.as_secs_f64()),
+            None => format!(
+                "not reached within {} s; ready last answered {}",
+                window.as_secs_f64(),
+                last.summary()
+            ),
         },
     );
     let scrape = service
@@ -159,7 +181,7 @@ async fn observe(
             Err(e) => e.clone(),
         },
     );
-    Ok(step.check(
+    let held = step.check(
         format!(
             "{series} = {} {} (ready {})",
             phase.gauge, phase.name, phase.ready
@@ -170,7 +192,9 @@ async fn observe(
             (Err(e), _) => e.clone(),
         },
         matches!(value, Ok(v) if v == phase.gauge) && reached.is_some(),
-    ))
+    );
+    let samples = (scrape.status == Some(200)).then(|| prometheus::parse(&scrape.body).0);
+    Ok((held, samples))
 }
 
 /// How long ready may take to reach the phase's status.

@@ -10,17 +10,19 @@
 //! fault steps share one service instance and so form one unit. Adding a
 //! step is one line in [`Plan::new`] plus its module.
 
+pub mod alert_rules;
 pub mod failfast;
 pub mod faults;
+pub mod kubernetes;
 pub mod latency;
 pub mod metrics;
 pub mod migrate;
 pub mod negative;
+pub mod observed;
 pub mod read_only;
 pub mod ready;
 pub mod shutdown;
 
-mod command;
 mod instance;
 mod ordered;
 mod recorder;
@@ -31,11 +33,11 @@ use std::future::Future;
 use std::path::Path;
 use std::pin::Pin;
 
-pub use command::{CommandRun, run_command, run_service_command};
+pub use crate::command::{CommandRun, run_command, run_service_command};
 pub use instance::{
     expect_response, launch, meets, pointer_text, start_healthy, startup_text, until_ready_status,
 };
-pub use recorder::StepRecorder;
+pub use recorder::{HYGIENE_EXPECTED, StepRecorder};
 pub use runner::{Proof, Schedule, run};
 
 use crate::deps::{Dependencies, Dependency, ProviderKind};
@@ -62,6 +64,9 @@ pub struct StepContext<'a> {
     pub mode: Mode,
     /// Every dependency, each behind its fault proxy (none in target mode).
     pub deps: &'a Dependencies,
+    /// What the steps so far observed for later steps (the runner fills
+    /// it from each unit's [`Ran::observed`]).
+    pub recorded: observed::Recorded,
 }
 
 /// How gonogo reaches the service under test, which decides the steps it
@@ -91,6 +96,8 @@ impl Mode {
             launched: self.provider().is_some(),
             owns_servers: self.provider().is_some_and(ProviderKind::owns_servers),
             ready: Ready::Unknown("it comes later in the plan".into()),
+            observed: Vec::new(),
+            finished: Vec::new(),
         }
     }
 }
@@ -143,6 +150,8 @@ pub struct Ran {
     /// The version endpoint's body (unmasked: the runner masks it into the
     /// metadata).
     pub version: Option<String>,
+    /// What later steps judge (see [`observed`]).
+    pub observed: Vec<observed::Observed>,
 }
 
 impl Ran {
@@ -222,6 +231,15 @@ impl Unit {
         self.preconditions.contains(&Precondition::ReadyHealthy)
     }
 
+    /// Whether a precondition of the unit reads what earlier units
+    /// observed (the conformance steps), so it cannot start before every
+    /// earlier unit finished and gave its observations.
+    pub fn reads_observations(&self) -> bool {
+        self.preconditions
+            .iter()
+            .any(|p| matches!(p, Precondition::Observed { .. }))
+    }
+
     /// Give the unit fault proxies of its own, with `holds` from
     /// [`own_proxy_holds`].
     pub fn with_own_proxies(mut self, holds: Vec<Hold>) -> Unit {
@@ -289,6 +307,8 @@ impl Plan {
         units.extend(metrics::unit(scenario));
         units.extend(faults::units(scenario, mode));
         units.extend(read_only::unit(scenario, mode));
+        units.extend(kubernetes::unit(scenario, mode));
+        units.extend(alert_rules::unit(scenario, mode));
         let mut number = 0;
         for step in units.iter_mut().flat_map(|u| u.steps.iter_mut()) {
             number += 1;
@@ -356,6 +376,15 @@ pub fn validate(scenario: &Scenario) -> Result<(), ScenarioError> {
 /// Every step id a run of `scenario` can have, in either mode (launch or
 /// target), in plan order: what a waiver may name.
 pub fn step_ids(scenario: &Scenario) -> Vec<String> {
+    planned_steps(scenario)
+        .into_iter()
+        .map(|step| step.id)
+        .collect()
+}
+
+/// Every planned step a run of `scenario` can have, in either mode, once
+/// per id, in plan order.
+pub fn planned_steps(scenario: &Scenario) -> Vec<PlannedStep> {
     let launch = Plan::new(
         scenario,
         &Mode::Launch {
@@ -368,13 +397,13 @@ pub fn step_ids(scenario: &Scenario) -> Vec<String> {
             base_url: String::new(),
         },
     );
-    let mut ids: Vec<String> = Vec::new();
+    let mut steps: Vec<PlannedStep> = Vec::new();
     for step in launch.steps().chain(target.steps()) {
-        if !ids.contains(&step.id) {
-            ids.push(step.id.clone());
+        if !steps.iter().any(|s| s.id == step.id) {
+            steps.push(step.clone());
         }
     }
-    ids
+    steps
 }
 
 #[cfg(test)]

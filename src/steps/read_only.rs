@@ -219,6 +219,9 @@ async fn watch_outage(
             true
         }
         None => {
+            // The odd answer (a 500, a 200 that never turned) is a fact
+            // the timeline keeps, as in the fault sequences.
+            timeline.record("ready answer", &exchange.summary());
             step.request(
                 &format!("GET {ready_path} while Postgres refuses writes (last answer)"),
                 &exchange,

@@ -5,14 +5,21 @@
 
 use std::time::{Duration, Instant};
 
+use std::collections::BTreeMap;
+
+use super::observed::{Observed, answer, probe_paths};
 use super::{
     Exercise, Mode, Ran, StepContext, StepFuture, StepRecorder, Unit, expect_response,
     instance_holds, launch, meets, pointer_text, startup_text,
 };
 use crate::http::HttpExchange;
+use crate::kube::ColdStart;
 use crate::plan::{Hold, PlannedStep, Ready, Resource};
 use crate::scenario::{BodyExpectation, Scenario};
-use crate::service::Startup;
+use crate::service::{RunningService, Startup};
+
+/// Healthy answers gonogo asks of each probed path, for the probe judges.
+const HEALTHY_ASKS: usize = 3;
 
 pub const ID: &str = "ready-gate";
 pub const TITLE: &str = "Runtime ready gate (DB + Redis)";
@@ -51,7 +58,11 @@ async fn ready_gate(ctx: &mut StepContext<'_>, planned: &PlannedStep) -> anyhow:
         let base = base_url.clone();
         ctx.detail(&format!("ask the running service at {base}"));
         let (ready, version) = ask_ready_and_version(ctx, &mut step, &base).await;
-        return Ok(ran(step, ready, version));
+        let mut ran = ran(step, ready, version);
+        if ran.ready == Some(Ready::Healthy) {
+            ran.observed.push(healthy_answers(ctx, &base).await);
+        }
+        return Ok(ran);
     }
     let spec = &ctx.scenario.service;
     let startup_timeout = spec.startup_timeout;
@@ -65,15 +76,76 @@ async fn ready_gate(ctx: &mut StepContext<'_>, planned: &PlannedStep) -> anyhow:
         startup_text(&startup),
         matches!(startup, Startup::Answering(_)),
     );
+    let mut observed = Vec::new();
     let (ready, version) = if up {
+        if ctx.scenario.kubernetes.is_some() {
+            observed.push(Observed::ColdStart(
+                cold_start(ctx, &service, startup.took()).await,
+            ));
+        }
         ask_ready_and_version(ctx, &mut step, &service.url("")).await
     } else {
         let seen = format!("the service {}", startup_text(&startup));
         (Ready::Unhealthy(seen), None)
     };
+    if ready == Ready::Healthy && ctx.scenario.kubernetes.is_some() {
+        observed.push(healthy_answers(ctx, &service.url("")).await);
+    }
     step.log(&service.log_text().await);
     let _ = service.stop().await;
-    Ok(ran(step, ready, version))
+    let mut ran = ran(step, ready, version);
+    ran.observed = observed;
+    Ok(ran)
+}
+
+/// From process start, ask every probed path until each has answered a
+/// status from 200 to 399 (as the kubelet counts a success) or the settle
+/// window ends; `first_answer` is when the service first answered HTTP.
+async fn cold_start(
+    ctx: &StepContext<'_>,
+    service: &RunningService,
+    first_answer: Duration,
+) -> ColdStart {
+    let spec = &ctx.scenario.service;
+    let paths = probe_paths(ctx.scenario);
+    let mut first_success: BTreeMap<String, Option<Duration>> =
+        paths.iter().map(|p| (p.clone(), None)).collect();
+    let origin = service.started();
+    let deadline = Instant::now() + ctx.scenario.ready.settle;
+    while Instant::now() < deadline && first_success.values().any(Option::is_none) {
+        for path in &paths {
+            if first_success[path].is_some() {
+                continue;
+            }
+            let exchange = service.get(&ctx.probe, path, spec.request_timeout).await;
+            if exchange.status.is_some_and(|s| (200..400).contains(&s)) {
+                first_success.insert(path.clone(), Some(origin.elapsed()));
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    ColdStart {
+        first_success,
+        first_answer: Some(first_answer),
+        watched: origin.elapsed(),
+    }
+}
+
+/// A few answers of every probed path of the healthy instance at `base`.
+async fn healthy_answers(ctx: &StepContext<'_>, base: &str) -> Observed {
+    let timeout = ctx.scenario.service.request_timeout;
+    let mut answers: BTreeMap<String, Vec<crate::kube::Answer>> = BTreeMap::new();
+    for path in probe_paths(ctx.scenario) {
+        for _ in 0..HEALTHY_ASKS {
+            let sent = Instant::now();
+            let exchange = ctx.probe.get(&format!("{base}{path}"), timeout).await;
+            answers
+                .entry(path.clone())
+                .or_default()
+                .push(answer(&exchange, sent, sent));
+        }
+    }
+    Observed::Healthy(answers)
 }
 
 fn ran(step: StepRecorder<'_>, ready: Ready, version: Option<String>) -> Ran {

@@ -6,10 +6,12 @@ use std::time::{Duration, Instant};
 use crate::http::HttpExchange;
 use crate::mask::Masker;
 use crate::mask::encodings::ENCODINGS;
-use crate::outcome::{
-    Action, ActionKind, Check, Excerpt, HYGIENE_EXPECTED, Latency, StepOutcome, StepStatus,
-};
+use crate::outcome::{Action, ActionKind, Check, Excerpt, Latency, StepOutcome, StepStatus};
 use crate::plan::{PlannedStep, Unmet};
+
+/// The credential-hygiene check every step that captured the service's
+/// responses or output gets (see [`StepRecorder`]).
+pub const HYGIENE_EXPECTED: &str = "the service revealed no credential";
 
 /// Builds a [`StepOutcome`], masking everything on the way in.
 pub struct StepRecorder<'m> {
@@ -245,6 +247,8 @@ impl<'m> StepRecorder<'m> {
     }
 
     pub fn finish(mut self) -> StepOutcome {
+        // The hygiene check joins the step's own checks, but a step must
+        // have checked something of its own to pass.
         let checked_something = !self.checks.is_empty();
         if let Some(hygiene) = self.hygiene_check() {
             self.checks.push(hygiene);

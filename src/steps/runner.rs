@@ -11,12 +11,18 @@
 //! when they hold or each of its steps is NOT RUN with the unmet
 //! precondition when not. Each unit reports through its own buffer, and
 //! progress reaches the terminal in plan order (see [`super::ordered`]).
+//!
+//! The observations units give (see [`super::observed`]) are folded into
+//! one record as each unit finishes; a unit that reads them (the
+//! conformance steps) starts only once every earlier unit has finished,
+//! and gets its own copy of the record as it stands then.
 
 use std::future::{Future, poll_fn};
 use std::pin::Pin;
 use std::task::Poll;
 use std::time::Duration;
 
+use super::observed::Recorded;
 use super::ordered::Ordered;
 use super::{Mode, Plan, Ran, StepContext, StepRecorder, Unit};
 use crate::deps::Dependencies;
@@ -77,6 +83,7 @@ pub async fn run(
         reporter,
         mode,
         deps,
+        recorded,
     } = ctx;
     let ordered = Ordered::new(&mut **reporter, units.len());
     let template = Template {
@@ -99,11 +106,19 @@ pub async fn run(
             next = index + 1;
             match template.decide(&units[index], &facts) {
                 Some(skipped) => {
-                    template.finish(index, &units[index], skipped, &mut facts, shown, &mut gave);
+                    let done = Done {
+                        facts: &mut facts,
+                        recorded,
+                        gave: &mut gave,
+                    };
+                    template.finish(index, &units[index], skipped, done, shown);
                     // A skipped ready gate changes the facts: look again.
                     next = 0;
                 }
-                None => running.push((index, Box::pin(template.run_unit(index, &units[index])))),
+                None => {
+                    let unit = template.run_unit(index, &units[index], recorded.clone());
+                    running.push((index, Box::pin(unit)));
+                }
             }
         }
         if running.is_empty() {
@@ -119,8 +134,18 @@ pub async fn run(
         })
         .await;
         let (index, _) = running.swap_remove(at);
-        template.finish(index, &units[index], result?, &mut facts, shown, &mut gave);
+        let done = Done {
+            facts: &mut facts,
+            recorded,
+            gave: &mut gave,
+        };
+        template.finish(index, &units[index], result?, done, shown);
     }
+    assemble(units, gave)
+}
+
+/// The proof from what each unit gave, in plan order.
+fn assemble(units: &[Unit], gave: Vec<Option<Ran>>) -> anyhow::Result<Proof> {
     let mut proof = Proof::default();
     for (unit, ran) in units.iter().zip(gave) {
         let Some(ran) = ran else {
@@ -152,11 +177,21 @@ fn startable(
             Schedule::Serial => running.is_empty() && (0..later).all(|i| !unfinished(i)),
             Schedule::Concurrent => !(0..later).filter(|&i| unfinished(i)).any(|i| {
                 let earlier = &units[i];
+                if unit.reads_observations() {
+                    return true;
+                }
                 let reads_its_facts = earlier.establishes_ready && unit.reads_ready();
                 reads_its_facts || plan::conflicts(&earlier.holds, &unit.holds)
             }),
         }
     })
+}
+
+/// Where the runner keeps what finished units gave.
+struct Done<'d> {
+    facts: &'d mut Facts,
+    recorded: &'d mut Recorded,
+    gave: &'d mut [Option<Ran>],
 }
 
 /// What every unit's own context is made from: the run's context, but for
@@ -204,10 +239,14 @@ impl Template<'_, '_> {
         index: usize,
         unit: &Unit,
         mut ran: Ran,
-        facts: &mut Facts,
+        done: Done<'_>,
         shown: &dyn Fn(&StepOutcome) -> StepStatus,
-        gave: &mut [Option<Ran>],
     ) {
+        let Done {
+            facts,
+            recorded,
+            gave,
+        } = done;
         // A step declared not applicable inside a unit that ran anyway
         // (it shares an instance with steps that apply) is not judged.
         let declared = self.declared(unit);
@@ -218,6 +257,21 @@ impl Template<'_, '_> {
                 *outcome = recorder.finish();
             }
         }
+        for observed in std::mem::take(&mut ran.observed) {
+            if let Some(kind) = observed.kind()
+                && !facts.observed.contains(&kind)
+            {
+                facts.observed.push(kind);
+            }
+            recorded.absorb(observed);
+        }
+        facts
+            .finished
+            .extend(ran.outcomes.iter().map(|o| plan::Finished {
+                id: o.id.clone(),
+                status: o.status.label().to_string(),
+                summary: o.summary.to_string(),
+            }));
         if unit.establishes_ready {
             facts.ready = ran.ready.clone().unwrap_or_else(|| {
                 Ready::Unknown(
@@ -245,7 +299,7 @@ impl Template<'_, '_> {
     /// Run unit `index`, whose preconditions hold, with a context of its
     /// own: its own progress buffer, and its own fault proxies when it
     /// switches faults.
-    async fn run_unit(&self, index: usize, unit: &Unit) -> anyhow::Result<Ran> {
+    async fn run_unit(&self, index: usize, unit: &Unit, recorded: Recorded) -> anyhow::Result<Ran> {
         let own = match unit.own_proxies {
             true => Some(self.deps.with_own_proxies().await?),
             false => None,
@@ -265,6 +319,7 @@ impl Template<'_, '_> {
             reporter: &mut reporter,
             mode: self.mode.clone(),
             deps,
+            recorded,
         };
         let ran = run_unit(&mut ctx, unit, self.total).await;
         if let Some(own) = own {

@@ -5,10 +5,11 @@
 
 use std::time::Instant;
 
+use super::observed::Observed;
 use super::{
     Exercise, Ran, StepContext, StepFuture, StepRecorder, Unit, instance_holds, start_healthy,
 };
-use crate::outcome::StepOutcome;
+use crate::kube;
 use crate::plan::{PlannedStep, Precondition};
 use crate::scenario::Scenario;
 
@@ -48,17 +49,17 @@ struct Shutdown;
 
 impl Exercise for Shutdown {
     fn run<'a>(&'a self, ctx: &'a mut StepContext<'_>, steps: &'a [PlannedStep]) -> StepFuture<'a> {
-        Box::pin(async move { Ok(Ran::one(shutdown(ctx, &steps[0]).await?)) })
+        Box::pin(shutdown(ctx, &steps[0]))
     }
 }
 
-async fn shutdown(ctx: &mut StepContext<'_>, planned: &PlannedStep) -> anyhow::Result<StepOutcome> {
+async fn shutdown(ctx: &mut StepContext<'_>, planned: &PlannedStep) -> anyhow::Result<Ran> {
     let spec = ctx.scenario.shutdown.clone();
     let mut step = StepRecorder::new(ctx.masker, planned);
     let Some(mut service) =
         start_healthy(ctx, &mut step, "service answers HTTP before SIGTERM").await?
     else {
-        return Ok(step.finish());
+        return Ok(Ran::one(step.finish()));
     };
     let service_spec = &ctx.scenario.service;
     // Let it reach steady state: one ready answer, pools open.
@@ -121,5 +122,12 @@ async fn shutdown(ctx: &mut StepContext<'_>, planned: &PlannedStep) -> anyhow::R
         matches!(exit, Some(code) if spec.exit_codes.contains(&code)),
     );
     step.log(&log);
-    Ok(step.finish())
+    let observed = match exit {
+        Some(_) => kube::Shutdown::Exited { after: took },
+        None => kube::Shutdown::StillRunning { waited: took },
+    };
+    Ok(Ran {
+        observed: vec![Observed::Shutdown(observed)],
+        ..Ran::one(step.finish())
+    })
 }

@@ -318,6 +318,12 @@ fn service_repository(dir: &Path) -> String {
         "workdir = \".\"",
     );
     assert_ne!(moved, scenario, "the scenario's workdir line changed");
+    // The deploy files sit beside gonogo.toml in the service's repository.
+    let moved = moved.replace("\"../examples/fastapi-backend/deploy/", "\"deploy/");
+    assert!(
+        !moved.contains("\"../"),
+        "a path still leaves the repository"
+    );
     assert!(
         !moved.contains("[latency]"),
         "the scenario now sets [latency]"

@@ -50,7 +50,7 @@ fn which(program: &str) -> bool {
     find(program).is_some()
 }
 
-/// The shipped scenarios with their example deploy files: the manifests
+/// The shipped scenarios use their example deploy files: the manifests
 /// name the right container and port, the rule files load, and the
 /// readiness alert is found through the `[metrics]` gauge.
 #[test]
@@ -58,24 +58,25 @@ fn the_example_deploy_files_load_with_the_shipped_scenarios() {
     for (scenario, deploy, container, port) in [
         (
             "scenarios/reference.toml",
-            "../examples/reference/deploy",
+            "examples/reference/deploy",
             "reference-service",
             8080,
         ),
         (
             "scenarios/fastapi-backend.toml",
-            "../examples/fastapi-backend/deploy",
+            "examples/fastapi-backend/deploy",
             "api",
             8000,
         ),
     ] {
         let path = repo().join(scenario);
-        let mut text = std::fs::read_to_string(&path).unwrap();
-        text.push_str(&format!(
-            "\n[kubernetes]\nmanifest = \"{deploy}/deployment.yaml\"\n\n[alerts]\nrules = \"{deploy}/alerts.yml\"\n"
-        ));
-        let loaded =
-            gonogo::scenario::load_str(&path, &text).unwrap_or_else(|e| panic!("{scenario}: {e}"));
+        let loaded = gonogo::scenario::load(&path).unwrap_or_else(|e| panic!("{scenario}: {e}"));
+        let k = loaded.kubernetes.clone().expect("[kubernetes]");
+        assert!(
+            k.manifest.ends_with(format!("{deploy}/deployment.yaml")),
+            "{}",
+            k.manifest.display()
+        );
         let k = loaded.kubernetes.expect("[kubernetes]");
         assert_eq!(k.container.name, container);
         assert_eq!(k.serving.number, port);
@@ -151,4 +152,210 @@ fn the_kubernetes_job_example_carries_a_valid_target_mode_scenario() {
         "platform"
     );
     assert_eq!(scenario.waivers.len(), 6);
+}
+
+/// The reference proof with `[kubernetes]` and `[alerts]` pointing at
+/// the fixtures, trimmed to what the probe and alert judges need (Redis
+/// faults only, no latency run: the probe timeouts are then judged on the
+/// ready gate's slowest healthy answer), with `REFERENCE_FLAW=flaw`.
+/// `path` replaces the PATH gonogo runs with.
+fn fixture_proof(
+    test: &str,
+    manifest: &str,
+    rules: &str,
+    flaw: Option<&str>,
+    path: Option<&std::path::Path>,
+) -> (i32, String, serde_json::Value) {
+    let repo = repo();
+    let shipped = std::fs::read_to_string(repo.join("scenarios/reference.toml")).unwrap();
+    let base = shipped
+        .split("\n# Production conformance")
+        .next()
+        .unwrap()
+        .replace("\"../", &format!("\"{}/", repo.display()))
+        .replace("\"..\"", &format!("\"{}\"", repo.display()))
+        .replace(
+            "targets = [\"postgres\", \"redis\"]",
+            "targets = [\"redis\"]",
+        )
+        .replace("[latency]\n", "[latency]\nenabled = false\n");
+    let fixtures = repo.join("tests/fixtures/kube");
+    let text = format!(
+        "{base}\n[kubernetes]\nmanifest = \"{}\"\n\n[alerts]\nrules = \"{}\"\n",
+        fixtures.join(manifest).display(),
+        fixtures.join(rules).display()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join(format!("{test}.toml"));
+    std::fs::write(&file, text).unwrap();
+    crate::support::reference_service();
+    let out = tempfile::tempdir().unwrap();
+    let marker = marker(test);
+    let mut command = gonogo(&marker);
+    command.arg("run").arg(&file).arg("--out").arg(out.path());
+    if let Some(flaw) = flaw {
+        command.arg("--env").arg(format!("REFERENCE_FLAW={flaw}"));
+    }
+    if let Some(path) = path {
+        command.env("PATH", path);
+    }
+    let output = run_with_limit(command, Duration::from_secs(150));
+    let code = output.status.code().unwrap_or(-1);
+    assert!(
+        crate::support::leftovers(&marker).is_empty(),
+        "processes left behind"
+    );
+    let evidence = crate::support::evidence_dir(out.path()).join("evidence.json");
+    let json = serde_json::from_str(&std::fs::read_to_string(evidence).unwrap()).unwrap();
+    (
+        code,
+        format!("{}{}", stdout(&output), stderr(&output)),
+        json,
+    )
+}
+
+/// The step `id` of the evidence.
+fn step<'j>(json: &'j serde_json::Value, id: &str) -> &'j serde_json::Value {
+    json["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == id)
+        .unwrap_or_else(|| panic!("no step {id}"))
+}
+
+/// The failed checks of a step whose expectation starts with `rule`, as
+/// `expected => observed`.
+fn failed(json: &serde_json::Value, id: &str, rule: &str) -> Vec<String> {
+    step(json, id)["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["passed"] == false && c["expected"].as_str().unwrap().starts_with(rule))
+        .map(|c| format!("{} => {}", c["expected"], c["observed"]))
+        .collect()
+}
+
+/// NO-GO, with `kubernetes-probes` or `alert-rules` FAIL at `rule`.
+fn assert_fails_at(
+    (code, transcript, json): &(i32, String, serde_json::Value),
+    id: &str,
+    rule: &str,
+) -> Vec<String> {
+    assert_eq!(*code, 1, "{transcript}");
+    assert_eq!(json["verdict"], "NO-GO", "{transcript}");
+    assert_eq!(step(json, id)["status"], "FAIL", "{id}: {transcript}");
+    let at = failed(json, id, rule);
+    assert!(
+        !at.is_empty(),
+        "{id} did not fail at {rule}: {}",
+        step(json, id)
+    );
+    at
+}
+
+#[test]
+fn liveness_on_the_ready_path_and_a_wrong_alert_label_are_no_go_at_their_checks() {
+    let run = fixture_proof(
+        "kube-liveness-on-ready",
+        "liveness-on-ready-path.yaml",
+        "alerts-wrong-label.yml",
+        None,
+        None,
+    );
+    let liveness = assert_fails_at(&run, "kubernetes-probes", "liveness-during-fault");
+    let text = liveness.join("\n");
+    assert!(
+        text.contains("the kubelet would restart the pod after 30 s of a Redis outage"),
+        "{text}"
+    );
+    assert!(
+        text.contains("the cause: the livenessProbe asks /ready"),
+        "{text}"
+    );
+    // Everything else about the manifest holds: only liveness fails.
+    for rule in ["readiness-during-fault", "startup-budget", "shutdown-grace"] {
+        assert!(
+            failed(&run.2, "kubernetes-probes", rule).is_empty(),
+            "{rule}"
+        );
+    }
+    let selector = assert_fails_at(&run, "alert-rules", "selectors match").join("\n");
+    assert!(selector.contains(r#"service=\"reference\""#), "{selector}");
+    assert!(
+        selector.contains(r#"aether_readyz_success{service=\"reference-service\"}"#),
+        "{selector}"
+    );
+}
+
+#[test]
+fn a_grace_period_shorter_than_shutdown_and_a_misspelled_metric_are_no_go_at_their_checks() {
+    let run = fixture_proof(
+        "kube-grace",
+        "grace-shorter-than-shutdown.yaml",
+        "alerts-misspelled-metric.yml",
+        None,
+        None,
+    );
+    let grace = assert_fails_at(&run, "kubernetes-probes", "shutdown-grace").join("\n");
+    assert!(grace.contains("terminationGracePeriodSeconds 3"), "{grace}");
+    assert!(grace.contains("would SIGKILL the container"), "{grace}");
+    let selected = assert_fails_at(&run, "alert-rules", "alert selected").join("\n");
+    assert!(
+        selected.contains("no alert selects aether_readyz_success"),
+        "{selected}"
+    );
+    assert!(selected.contains("aether_readyz_sucess"), "{selected}");
+}
+
+/// A PATH without promtool (the embedded servers are still found): the
+/// alert step is NOT RUN with the install hint, never FAIL.
+#[test]
+fn a_startup_budget_shorter_than_the_cold_start_is_no_go_and_no_promtool_is_not_run() {
+    let bin = tempfile::tempdir().unwrap();
+    let redis = find("redis-server");
+    if let Some(redis) = &redis {
+        std::os::unix::fs::symlink(redis, bin.path().join("redis-server")).unwrap();
+    }
+    let run = fixture_proof(
+        "kube-startup-budget",
+        "startup-budget-2s.yaml",
+        "alerts-wrong-label.yml",
+        Some("slow-start"),
+        redis.as_ref().map(|_| bin.path()),
+    );
+    let budget = assert_fails_at(&run, "kubernetes-probes", "startup-budget").join("\n");
+    assert!(
+        budget.contains("initialDelaySeconds 0 + failureThreshold 2 × periodSeconds 1 s = 2 s"),
+        "{budget}"
+    );
+    assert!(budget.contains("longer than the 2 s budget"), "{budget}");
+    if redis.is_some() {
+        let alerts = step(&run.2, "alert-rules");
+        assert_eq!(alerts["status"], "NOT RUN", "{alerts}");
+        let summary = alerts["summary"].as_str().unwrap();
+        assert!(summary.starts_with("needs promtool"), "{summary}");
+        assert!(summary.contains("gonogo doctor --install"), "{summary}");
+    }
+}
+
+#[test]
+fn a_probe_timeout_shorter_than_a_healthy_ready_is_no_go_at_probe_timeout() {
+    let run = fixture_proof(
+        "kube-timeout",
+        "timeout-1s-slow-ready.yaml",
+        "alerts-wrong-label.yml",
+        Some("very-slow-ready"),
+        None,
+    );
+    let timeout =
+        assert_fails_at(&run, "kubernetes-probes", "probe-timeout (readinessProbe)").join("\n");
+    assert!(
+        timeout.contains("longer than timeoutSeconds 1"),
+        "{timeout}"
+    );
+    assert!(
+        timeout.contains("would time out on a healthy pod"),
+        "{timeout}"
+    );
 }

@@ -15,7 +15,8 @@ pub fn twin(dir: &std::path::Path, name: &str, flaw: Option<&str>) -> std::path:
         .replace(
             "dir = \"../reference-service/migrations\"",
             &format!("dir = \"{repo}/reference-service/migrations\""),
-        );
+        )
+        .replace("\"../examples/", &format!("\"{repo}/examples/"));
     if let Some(flaw) = flaw {
         text = text.replace(
             "PROBE_TIMEOUT_MS = \"2000\"",

@@ -146,6 +146,72 @@ fn ready_500_instead_of_503_fails_the_negative_proof() {
 }
 
 #[test]
+fn a_500_during_an_outage_is_a_timeline_event() {
+    // The same flaw, looked at during the fault sequences: each 500 (not the
+    // 503 the contract asks for) is a fact the timeline keeps.
+    let (code, transcript, json, report) = run_reference(
+        "ready-500-timeline",
+        "scenarios/reference.toml",
+        Some("ready-500"),
+    );
+    assert_eq!(code, 1, "{transcript}");
+    let timelines = json["timelines"].as_array().unwrap();
+    assert!(!timelines.is_empty(), "{transcript}");
+    for timeline in timelines {
+        let events = timeline["events"].as_array().unwrap();
+        let fault_sequence = ["Postgres", "Redis", "Postgres (read-only)"]
+            .contains(&timeline["dependency"].as_str().unwrap());
+        // A fault sequence records the odd answer as its own event; the
+        // gauge step says what ready answered instead of its 503.
+        assert!(
+            events
+                .iter()
+                .any(|e| (e["event"] == "ready answer" || !fault_sequence)
+                    && e["detail"].as_str().unwrap().contains("HTTP 500")),
+            "{timeline}"
+        );
+    }
+    assert!(report.contains("| ready answer | "), "{report}");
+}
+
+#[test]
+fn the_evidence_says_how_long_the_service_took_to_start_and_where_it_connects() {
+    let (code, transcript, json, report) =
+        run_reference("start-duration", "scenarios/reference.toml", None);
+    assert_eq!(code, 0, "{transcript}");
+    // The start's duration is the time to the first HTTP answer, as its
+    // output says, not the 0 ms of a spawn.
+    let ready = json["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == "ready-gate")
+        .unwrap();
+    let start = ready["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["label"] == "start service")
+        .unwrap();
+    let took = start["duration_ms"].as_u64().unwrap();
+    assert!(took > 0, "{start}");
+    let output = start["output"]["head"].as_str().unwrap();
+    assert_eq!(output, format!("answered HTTP after {took} ms"), "{start}");
+    // The dependency table tells the server's port from the proxy's.
+    for dep in json["dependencies"].as_array().unwrap() {
+        let proxy = dep["service_connects_to"].as_str().unwrap();
+        let server = dep["endpoint"].as_str().unwrap();
+        assert!(proxy.starts_with("127.0.0.1:"), "{dep}");
+        assert!(!server.contains(proxy), "{dep}");
+    }
+    assert!(
+        report.contains("(gonogo's fault proxy)")
+            && report.contains("A port in the service's own log is therefore the proxy's."),
+        "{report}"
+    );
+}
+
+#[test]
 fn strict_mode_booting_without_redis_fails_fail_fast() {
     assert_no_go_at(
         Some("strict-boots-without-redis"),

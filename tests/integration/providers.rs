@@ -356,13 +356,23 @@ fn target_mode_is_inconclusive_until_the_steps_it_cannot_run_are_waived() {
     let deployed = Deployed::start(&servers);
     let url = format!("http://127.0.0.1:{}", deployed.port);
     let work = tempfile::tempdir().expect("tempdir");
+    // The deployment's manifest and alert rule: judged on what target mode
+    // can observe (healthy answers, one scrape), saying what it cannot.
+    // The latency SLO is loose: tests run proofs side by side, and this
+    // one is about target mode, not this machine's speed.
+    let deploy = repo().join("examples/reference/deploy");
+    let conformance = format!(
+        "\n[latency]\nrequests = 50\np95_ms = 2000\n\n[metrics]\npath = \"/metrics\"\ngauge = \"aether_readyz_success\"\nlabels = {{ service = \"reference-service\" }}\n\n[kubernetes]\nmanifest = \"{}\"\n\n[alerts]\nrules = \"{}\"\n",
+        deploy.join("deployment.yaml").display(),
+        deploy.join("alerts.yml").display()
+    );
 
     let out = work.path().join("inconclusive");
     let mut command = gonogo(&marker("target"));
     command
         .args(["run", "--service-url", &url, "--out"])
         .arg(&out)
-        .arg(target_scenario(work.path(), ""));
+        .arg(target_scenario(work.path(), &conformance));
     let output = run_with_limit(command, Duration::from_secs(120));
     assert_eq!(
         output.status.code(),
@@ -417,6 +427,40 @@ fn target_mode_is_inconclusive_until_the_steps_it_cannot_run_are_waived() {
     );
     let report = std::fs::read_to_string(evidence_dir(&out).join("report.md")).expect("report");
     assert!(report.contains("NOT RUN"), "the report lists them");
+    for id in ["kubernetes-probes", "alert-rules"] {
+        let step = steps.iter().find(|s| s.0 == id).expect(id);
+        assert_eq!(step.1, "PASS", "{steps:?}");
+    }
+    let probes = evidence["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == "kubernetes-probes")
+        .unwrap();
+    let text = probes.to_string();
+    assert!(
+        text.contains(
+            "the cold start, SIGTERM to exit and the probes during an outage cannot be observed"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("probe-timeout (readinessProbe)"), "{text}");
+    let alerts = evidence["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == "alert-rules")
+        .unwrap()
+        .to_string();
+    assert!(
+        alerts.contains("quiet while healthy ReadyzDependencyFailure"),
+        "{alerts}"
+    );
+    assert!(
+        !alerts.contains("fires during the outage ReadyzDependencyFailure"),
+        "{alerts}"
+    );
+    assert!(alerts.contains("no outage was scraped"), "{alerts}");
 
     let waivers: String = not_run
         .iter()
@@ -432,7 +476,10 @@ fn target_mode_is_inconclusive_until_the_steps_it_cannot_run_are_waived() {
     command
         .args(["run", "--service-url", &url, "--out"])
         .arg(&out)
-        .arg(target_scenario(work.path(), &waivers));
+        .arg(target_scenario(
+            work.path(),
+            &format!("{conformance}{waivers}"),
+        ));
     let output = run_with_limit(command, Duration::from_secs(120));
     assert_eq!(
         output.status.code(),

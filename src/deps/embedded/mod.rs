@@ -345,6 +345,31 @@ pub fn install_hint(missing: &[MissingBinary]) -> String {
     format!("apt-get install {}", packages.join(" "))
 }
 
+/// Whether the embedded provider can run here: its binaries, and an
+/// account for the servers.
+pub fn availability() -> super::Availability {
+    let missing = missing();
+    let (works, detail) = if !missing.is_empty() {
+        (
+            false,
+            format!(
+                "missing {}: install with `{}` (or `gonogo doctor --install`)",
+                missing
+                    .iter()
+                    .map(|m| format!("`{}`", m.binary))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                install_hint(&missing)
+            ),
+        )
+    } else if let Err(e) = ServerUser::choose() {
+        (false, format!("binaries found, but: {e}"))
+    } else {
+        (true, "binaries found; `--deps auto` picks this".into())
+    };
+    super::Availability { works, detail }
+}
+
 /// Start private Postgres and Redis servers.
 pub async fn start(options: &ProvisionOptions) -> anyhow::Result<Provisioned> {
     let embedded = Embedded::start(&EmbeddedOptions {

@@ -274,6 +274,92 @@ pub async fn start(root: &Path, options: &PostgresOptions) -> anyhow::Result<Emb
     start_on_ports(root, options, free_port).await
 }
 
+/// The app database name goes into URLs unescaped.
+fn check_database_name(name: &str) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'),
+        "use `{name}` as the app database name (only letters, digits and `_`, so the URL needs no escaping)",
+    );
+    Ok(())
+}
+
+/// Unix socket paths are short; the longest name Postgres uses is
+/// `.s.PGSQL.65535.lock`.
+fn check_socket_path(socket_dir: &Path) -> anyhow::Result<()> {
+    let longest_socket = socket_dir.join(".s.PGSQL.65535.lock");
+    anyhow::ensure!(
+        longest_socket.as_os_str().len() <= MAX_SOCKET_PATH,
+        "fit the socket path `{}` in {MAX_SOCKET_PATH} bytes (choose a shorter temp base)",
+        longest_socket.display()
+    );
+    Ok(())
+}
+
+/// Make the data directory: a copy of the cached template when there is
+/// one, else `initdb` (storing the result as the template when a cache is
+/// given). Gives where the cluster came from and how long storing took.
+async fn prepare_cluster(
+    template: Option<&Template>,
+    binaries: &PostgresBinaries,
+    home: &Path,
+    data_dir: &Path,
+    version_text: &str,
+    user: &ServerUser,
+    options: &PostgresOptions,
+) -> anyhow::Result<(ClusterSource, Option<Duration>)> {
+    Ok(match template {
+        Some(template) if template.exists() => {
+            template.copy_to(data_dir, user).await?;
+            (ClusterSource::Template, None)
+        }
+        _ => {
+            make_cluster(binaries, home, data_dir, version_text, user, options).await?;
+            let storing = Instant::now();
+            let stored = match template {
+                Some(template) => {
+                    let _: Stored = template.store(data_dir).await?;
+                    Some(storing.elapsed())
+                }
+                None => None,
+            };
+            (ClusterSource::Initdb, stored)
+        }
+    })
+}
+
+/// Start the server on a free port, trying the next one when another
+/// process takes it first. Gives the guard, its log, the port and the
+/// number of attempts.
+async fn serve(
+    binaries: &PostgresBinaries,
+    data_dir: &Path,
+    socket_dir: &Path,
+    user: &ServerUser,
+    options: &PostgresOptions,
+    next_port: &mut impl FnMut() -> std::io::Result<u16>,
+) -> anyhow::Result<(ChildGuard, OutputCapture, u16, u32)> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let port = next_port().context("find a free port")?;
+        let mut guard = spawn_server(
+            &binaries.postgres,
+            data_dir,
+            socket_dir,
+            port,
+            user,
+            options,
+        )?;
+        let log = OutputCapture::attach(&mut guard);
+        match wait_ready(&mut guard, &log, port, options.ready_timeout).await {
+            Ok(()) => return Ok((guard, log, port, attempt)),
+            // Another process took the port first: try the next one.
+            Err(error) if error.port_in_use() && attempt < PORT_ATTEMPTS => {}
+            Err(error) => return Err(error.into()),
+        }
+    }
+}
+
 /// [`start`] with the port source injected, so tests can force a port clash.
 async fn start_on_ports(
     root: &Path,
@@ -281,14 +367,7 @@ async fn start_on_ports(
     mut next_port: impl FnMut() -> std::io::Result<u16>,
 ) -> anyhow::Result<EmbeddedPostgres> {
     let begun = Instant::now();
-    let plain_name = |name: &str| {
-        !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-    };
-    anyhow::ensure!(
-        plain_name(&options.database),
-        "use `{}` as the app database name (only letters, digits and `_`, so the URL needs no escaping)",
-        options.database
-    );
+    check_database_name(&options.database)?;
     let binaries = PostgresBinaries::find(&options.binaries)?;
     let user = match &options.user {
         Some(user) => user.clone(),
@@ -298,13 +377,7 @@ async fn start_on_ports(
     let home = root.join("pg");
     let data_dir = home.join("data");
     let socket_dir = home.join("sock");
-    // The longest socket name Postgres uses is `.s.PGSQL.65535.lock`.
-    let longest_socket = socket_dir.join(".s.PGSQL.65535.lock");
-    anyhow::ensure!(
-        longest_socket.as_os_str().len() <= MAX_SOCKET_PATH,
-        "fit the socket path `{}` in {MAX_SOCKET_PATH} bytes (choose a shorter temp base)",
-        longest_socket.display()
-    );
+    check_socket_path(&socket_dir)?;
     super::ensure_traversable(root, &user)?;
     super::private_dir(&home, 0o700, &user)?;
     super::private_dir(&socket_dir, 0o700, &user)?;
@@ -317,50 +390,28 @@ async fn start_on_ports(
         .map(|cache| Template::locate(cache, &version_text, &binaries.initdb, &recipe()));
 
     let preparing = Instant::now();
-    let (source, store_template) = match &template {
-        Some(template) if template.exists() => {
-            template.copy_to(&data_dir, &user).await?;
-            (ClusterSource::Template, None)
-        }
-        _ => {
-            make_cluster(&binaries, &home, &data_dir, &version_text, &user, options).await?;
-            let storing = Instant::now();
-            let stored = match &template {
-                Some(template) => {
-                    let _: Stored = template.store(&data_dir).await?;
-                    Some(storing.elapsed())
-                }
-                None => None,
-            };
-            (ClusterSource::Initdb, stored)
-        }
-    };
+    let (source, store_template) = prepare_cluster(
+        template.as_ref(),
+        &binaries,
+        &home,
+        &data_dir,
+        &version_text,
+        &user,
+        options,
+    )
+    .await?;
     let prepare = preparing.elapsed();
 
-    let mut attempt = 0;
-    let (guard, log, port, ready) = loop {
-        attempt += 1;
-        let port = next_port().context("find a free port")?;
-        let mut guard = spawn_server(
-            &binaries.postgres,
-            &data_dir,
-            &socket_dir,
-            port,
-            &user,
-            options,
-        )?;
-        let log = OutputCapture::attach(&mut guard);
-        let ready = wait_ready(&mut guard, &log, port, options.ready_timeout).await;
-        match ready {
-            Ok(()) => {
-                let ready = guard.started_at().elapsed();
-                break (guard, log, port, ready);
-            }
-            // Another process took the port first: try the next one.
-            Err(error) if error.port_in_use() && attempt < PORT_ATTEMPTS => {}
-            Err(error) => return Err(error.into()),
-        }
-    };
+    let (guard, log, port, attempt) = serve(
+        &binaries,
+        &data_dir,
+        &socket_dir,
+        &user,
+        options,
+        &mut next_port,
+    )
+    .await?;
+    let ready = guard.started_at().elapsed();
 
     let setup = tokio::time::timeout(
         options.ready_timeout,

@@ -1,12 +1,13 @@
 //! Commands run to completion under a guard (migrations, `current`, `git
-//! rev-parse`): argv in, a [`CommandRun`] with exit code and output out,
-//! within a deadline.
+//! rev-parse`, promtool): argv in, a [`CommandRun`] with exit code and
+//! output out, within a deadline. Depends only on `process`, so the steps,
+//! the alert-rule checks and the service launcher can all use it.
 
-use std::path::Path;
+use std::io;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::process::{ChildGuard, GuardOptions, OutputCapture, piped_output};
-use crate::service::shell_quote;
 
 /// The result of running one command to completion (or its deadline).
 pub struct CommandRun {
@@ -65,7 +66,7 @@ async fn run_command_with(
         timed_out: false,
         spawn_error: Some(error),
     };
-    let program = match crate::service::resolve_program(&argv[0], workdir) {
+    let program = match resolve_program(&argv[0], workdir) {
         Ok(p) => p,
         Err(e) => return not_started(e.to_string()),
     };
@@ -118,4 +119,41 @@ async fn wait(mut guard: ChildGuard, timeout: Duration) -> (Option<i32>, String,
         ));
     }
     (exit_code, output, timed_out)
+}
+
+/// Quote for a POSIX shell when needed.
+pub fn shell_quote(text: &str) -> String {
+    let plain = !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:=@%+,".contains(c));
+    if plain {
+        text.to_string()
+    } else {
+        format!("'{}'", text.replace('\'', r"'\''"))
+    }
+}
+
+/// Find the program: a path with a `/` is taken relative to `workdir`;
+/// a bare name is searched on `PATH`.
+pub fn resolve_program(program: &str, workdir: &Path) -> io::Result<PathBuf> {
+    let not_found = |detail: String| io::Error::new(io::ErrorKind::NotFound, detail);
+    if program.contains('/') {
+        let path = workdir.join(program);
+        if path.is_file() {
+            return Ok(path);
+        }
+        return Err(not_found(format!(
+            "`{program}` does not exist (looked at {})",
+            path.display()
+        )));
+    }
+    let path_var = std::env::var_os("PATH").unwrap_or_default();
+    for dir in std::env::split_paths(&path_var) {
+        let candidate = dir.join(program);
+        if candidate.is_file() {
+            return Ok(candidate);
+        }
+    }
+    Err(not_found(format!("`{program}` is not on PATH")))
 }
