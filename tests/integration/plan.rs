@@ -243,4 +243,34 @@ fn side_by_side_and_serial_runs_give_the_same_steps_in_plan_order() {
             .collect()
     };
     assert_eq!(timelines(&json), timelines(&serial_json));
+    // Each step keeps its own start and end: side by side, the two fault
+    // sequences overlap; with --serial they do not.
+    let window = |json: &Value, id: &str| -> (String, String) {
+        let step = json["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["id"] == id)
+            .unwrap_or_else(|| panic!("no step {id}"));
+        let at = |k: &str| {
+            step[k]
+                .as_str()
+                .unwrap_or_else(|| panic!("{id}: {k}"))
+                .to_string()
+        };
+        (at("started_at"), at("ended_at"))
+    };
+    let overlap = |json: &Value| {
+        let (a0, a1) = window(json, "postgres-runtime-outage");
+        let (b0, b1) = window(json, "redis-runtime-outage");
+        a0 < b1 && b0 < a1
+    };
+    assert!(
+        overlap(&json),
+        "the fault sequences ran one after the other"
+    );
+    assert!(
+        !overlap(&serial_json),
+        "--serial ran fault sequences side by side"
+    );
 }
