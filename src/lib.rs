@@ -46,6 +46,7 @@ pub mod kube;
 pub mod mask;
 pub mod outcome;
 pub mod plan;
+pub mod pressure;
 pub mod process;
 pub mod progress;
 pub mod prometheus;

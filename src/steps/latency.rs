@@ -29,6 +29,16 @@ const WARMUP: usize = 5;
 /// service that never answers must not cost `requests` × the timeout.
 pub const GIVE_UP_AFTER: usize = 5;
 
+/// A measurement that misses the SLO while some task on the machine waited
+/// for a CPU at least this share of the time is measured again.
+const BUSY: f64 = 0.5;
+
+/// At most this many measurements in all.
+const ATTEMPTS: usize = 3;
+
+/// The pause before measuring again, for the other work to move on.
+const CALM: Duration = Duration::from_secs(2);
+
 /// Counts requests without an answer in a row, across every worker.
 #[derive(Debug, Default)]
 struct Silence {
@@ -120,19 +130,68 @@ fn with_p99(mut ran: Ran, path: String, stats: Option<Latency>) -> Ran {
     ran
 }
 
-/// Warm up, then send the requests and record the figures and checks;
-/// gives the figures when every request answered 200.
+/// Measure, and judge the measurement. A measurement that misses the SLO
+/// while the machine was busy with other work (CPU pressure at or above
+/// [`BUSY`]) says more about the machine than about the service: it is
+/// recorded, set aside, and measured again, at most [`ATTEMPTS`] times in
+/// all; the last one is judged, whatever the pressure. Gives the figures
+/// when every request answered 200.
 async fn measure(
     ctx: &mut StepContext<'_>,
     step: &mut StepRecorder<'_>,
     url: String,
 ) -> anyhow::Result<Option<Latency>> {
     let spec = ctx.scenario.latency.clone();
+    let mut set_aside: Vec<String> = Vec::new();
+    for attempt in 1..=ATTEMPTS {
+        let run = run_once(ctx, &url, &spec).await?;
+        let label = format!("{} × GET {}", spec.requests, spec.path);
+        let label = match attempt {
+            1 => label,
+            n => format!("{label} (attempt {n})"),
+        };
+        step.command(
+            &label,
+            &format!(
+                "gonogo latency probe: {} requests, {} concurrent, GET {url}",
+                spec.requests, spec.concurrency
+            ),
+            None,
+            &run.figures(&spec),
+            run.wall,
+        );
+        let missed = run.stats.as_ref().is_some_and(|s| s.p95_ms > spec.p95_ms);
+        let busy = run.pressure.is_some_and(|p| p >= BUSY);
+        if missed && busy && attempt < ATTEMPTS && !run.silence.gave_up() {
+            set_aside.push(format!(
+                "attempt {attempt}: p95 {:.1} ms while the machine was busy ({})",
+                run.stats.as_ref().map_or(0.0, |s| s.p95_ms),
+                pressure_text(run.pressure)
+            ));
+            ctx.detail(&format!(
+                "p95 missed while the machine was busy ({}): measuring again",
+                pressure_text(run.pressure)
+            ));
+            tokio::time::sleep(CALM).await;
+            continue;
+        }
+        return Ok(judge(step, &spec, &run, &set_aside));
+    }
+    anyhow::bail!("the latency step made no attempt")
+}
+
+/// One measurement: warm-up, then the requests, with the machine's CPU
+/// pressure while they ran.
+async fn run_once(
+    ctx: &mut StepContext<'_>,
+    url: &str,
+    spec: &LatencySpec,
+) -> anyhow::Result<Measurement> {
     let silence = Arc::new(Silence::default());
     for _ in 0..WARMUP {
         let exchange = ctx
             .probe
-            .get(&url, ctx.scenario.service.request_timeout)
+            .get(url, ctx.scenario.service.request_timeout)
             .await;
         silence.record(exchange.status.is_some());
     }
@@ -140,37 +199,58 @@ async fn measure(
         "{} × GET {}, {} concurrent",
         spec.requests, spec.path, spec.concurrency
     ));
+    let before = crate::pressure::cpu_stall();
     let started = Instant::now();
     let seen = if silence.gave_up() {
         Vec::new()
     } else {
-        send(ctx, &url, &spec, &silence).await?
+        send(&*ctx, url, spec, &silence).await?
     };
     let wall = started.elapsed();
+    let pressure = crate::pressure::share(before, crate::pressure::cpu_stall(), wall);
     let samples: Vec<Duration> = seen.iter().map(|(elapsed, _)| *elapsed).collect();
     let mut statuses: BTreeMap<String, usize> = BTreeMap::new();
     for (_, status) in &seen {
         let key = status.map_or("no answer".into(), |s| s.to_string());
         *statuses.entry(key).or_default() += 1;
     }
-    let stats = Latency::from_samples(&samples);
-    step.command(
-        &format!("{} × GET {}", spec.requests, spec.path),
-        &format!(
-            "gonogo latency probe: {} requests, {} concurrent, GET {url}",
-            spec.requests, spec.concurrency
-        ),
-        None,
-        &figures(&spec, samples.len(), wall, &statuses, stats.as_ref()),
+    Ok(Measurement {
+        stats: Latency::from_samples(&samples),
+        count: samples.len(),
+        statuses,
         wall,
+        pressure,
+        silence,
+    })
+}
+
+/// The checks on the measurement that is judged; `set_aside` are the
+/// earlier attempts that missed while the machine was busy.
+fn judge(
+    step: &mut StepRecorder<'_>,
+    spec: &LatencySpec,
+    run: &Measurement,
+    set_aside: &[String],
+) -> Option<Latency> {
+    let mut context = format!(
+        "{} requests, {} concurrent; {}",
+        run.count,
+        spec.concurrency,
+        pressure_text(run.pressure)
     );
-    match &stats {
+    if !set_aside.is_empty() {
+        context.push_str(&format!(
+            "; measured again, set aside: {}",
+            set_aside.join("; ")
+        ));
+    }
+    match &run.stats {
         Some(s) => {
             step.check(
                 format!("p95 ≤ {} ms", spec.p95_ms),
                 format!(
-                    "p95 {:.1} ms (p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; {} requests, {} concurrent)",
-                    s.p95_ms, s.p50_ms, s.p99_ms, s.max_ms, s.samples, spec.concurrency
+                    "p95 {:.1} ms (p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; {context})",
+                    s.p95_ms, s.p50_ms, s.p99_ms, s.max_ms
                 ),
                 s.p95_ms <= spec.p95_ms,
             );
@@ -180,16 +260,37 @@ async fn measure(
             step.check(format!("p95 ≤ {} ms", spec.p95_ms), "no samples", false);
         }
     }
-    if silence.gave_up() {
-        gave_up(step, &spec, samples.len());
+    if run.silence.gave_up() {
+        gave_up(step, spec, run.count);
     }
-    let ok = statuses.get("200").copied().unwrap_or(0);
+    let ok = run.statuses.get("200").copied().unwrap_or(0);
     let all_ok = step.check(
         "every answer is HTTP 200 on healthy dependencies",
-        format!("{ok} of {} answered 200", samples.len()),
-        ok == samples.len() && ok > 0,
+        format!("{ok} of {} answered 200", run.count),
+        ok == run.count && ok > 0,
     );
-    Ok(stats.filter(|_| all_ok && !silence.gave_up()))
+    run.stats
+        .clone()
+        .filter(|_| all_ok && !run.silence.gave_up())
+}
+
+/// One latency measurement.
+struct Measurement {
+    stats: Option<Latency>,
+    count: usize,
+    statuses: BTreeMap<String, usize>,
+    wall: Duration,
+    /// Share of the wall time some task on the machine waited for a CPU.
+    pressure: Option<f64>,
+    silence: Arc<Silence>,
+}
+
+/// The machine's CPU pressure as the evidence says it.
+fn pressure_text(pressure: Option<f64>) -> String {
+    match pressure {
+        Some(p) => format!("CPU pressure {:.0}%", p * 100.0),
+        None => "CPU pressure unknown (no /proc/pressure/cpu)".to_string(),
+    }
 }
 
 /// The check that says the run stopped early, and why.
@@ -242,30 +343,31 @@ async fn send(
     Ok(all)
 }
 
-/// The measurement as the action's output.
-fn figures(
-    spec: &LatencySpec,
-    count: usize,
-    wall: Duration,
-    statuses: &BTreeMap<String, usize>,
-    stats: Option<&Latency>,
-) -> String {
-    let mut output = format!(
-        "requests: {count}\nconcurrency: {}\nwall time: {} ms\nthroughput: {:.0} req/s\nstatus counts: {}\n",
-        spec.concurrency,
-        wall.as_millis(),
-        count as f64 / wall.as_secs_f64().max(1e-9),
-        statuses
-            .iter()
-            .map(|(k, v)| format!("{k}×{v}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-    if let Some(s) = stats {
+impl Measurement {
+    /// The measurement as the action's output.
+    fn figures(&self, spec: &LatencySpec) -> String {
+        let mut output = format!(
+            "requests: {}\nconcurrency: {}\nwall time: {} ms\nthroughput: {:.0} req/s\nstatus counts: {}\n",
+            self.count,
+            spec.concurrency,
+            self.wall.as_millis(),
+            self.count as f64 / self.wall.as_secs_f64().max(1e-9),
+            self.statuses
+                .iter()
+                .map(|(k, v)| format!("{k}×{v}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        if let Some(s) = &self.stats {
+            output.push_str(&format!(
+                "p50: {:.1} ms\np95: {:.1} ms\np99: {:.1} ms\nmax: {:.1} ms\n",
+                s.p50_ms, s.p95_ms, s.p99_ms, s.max_ms
+            ));
+        }
         output.push_str(&format!(
-            "p50: {:.1} ms\np95: {:.1} ms\np99: {:.1} ms\nmax: {:.1} ms\n",
-            s.p50_ms, s.p95_ms, s.p99_ms, s.max_ms
+            "machine: {} (the share of the wall time some task on the machine waited for a CPU)\n",
+            pressure_text(self.pressure)
         ));
+        output
     }
-    output
 }
