@@ -37,10 +37,11 @@ pub enum Flaw {
     HugeReadyBody,
     EndlessReadyBody,
     PostgresProbeReadsOnly,
+    HealthyBodyNamesAll,
 }
 
 impl Flaw {
-    pub const ALL: [Flaw; 23] = [
+    pub const ALL: [Flaw; 24] = [
         Flaw::ReadyIgnoresRedis,
         Flaw::Ready500,
         Flaw::StrictBootsWithoutRedis,
@@ -64,6 +65,7 @@ impl Flaw {
         Flaw::HugeReadyBody,
         Flaw::EndlessReadyBody,
         Flaw::PostgresProbeReadsOnly,
+        Flaw::HealthyBodyNamesAll,
     ];
 
     pub fn name(self) -> &'static str {
@@ -91,6 +93,7 @@ impl Flaw {
             Flaw::HugeReadyBody => "huge-ready-body",
             Flaw::EndlessReadyBody => "endless-ready-body",
             Flaw::PostgresProbeReadsOnly => "postgres-probe-reads-only",
+            Flaw::HealthyBodyNamesAll => "healthy-body-names-all",
         }
     }
 

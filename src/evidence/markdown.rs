@@ -112,6 +112,8 @@ struct StepView<'a> {
     /// `claim`, which the flattened outcome already has.
     proves: String,
     checks_passed: usize,
+    /// Checks that held on the healthy answer too (neither PASS nor FAIL).
+    checks_idle: usize,
     shown: Vec<Shown>,
     /// The waiver that applied to the step, or that had expired for it.
     waiver: Option<&'a WaiverRecord>,
@@ -136,6 +138,7 @@ fn context(evidence: &Evidence) -> Value {
             step,
             proves: super::claims::claim(step),
             checks_passed: step.checks.iter().filter(|c| c.passed).count(),
+            checks_idle: step.checks.iter().filter(|c| !c.discriminates).count(),
             shown: appendix::shown(step),
             waiver: evidence.waivers.iter().find(|w| {
                 w.step == step.id && matches!(w.state, WaiverState::Applied | WaiverState::Expired)
