@@ -251,6 +251,42 @@ mod tests {
     }
 
     #[test]
+    fn a_check_that_does_not_discriminate_never_reads_as_pass() {
+        let mut evidence = crate::evidence::sample::evidence();
+        let m = crate::mask::Masker::new();
+        let step = &mut evidence.steps[0];
+        step.checks.push(crate::outcome::Check {
+            expected: m.mask("503 body names Redis"),
+            observed: m.mask("body mentions Redis"),
+            passed: false,
+            discriminates: false,
+            healthy: Some(
+                m.mask(r#"the healthy HTTP 200 body names Redis too: /checked/1 = "Redis""#),
+            ),
+        });
+        let report = render(&evidence, None).unwrap();
+        assert!(
+            report.contains(
+                r#"| 503 body names Redis | body mentions Redis; the healthy HTTP 200 body names Redis too: /checked/1 = "Redis" | **DOES NOT DISCRIMINATE**: the healthy answer satisfies it too; not counted as passed |"#
+            ),
+            "{report}"
+        );
+        assert!(
+            report.contains("| 1 of 2 (1 not discriminating) |"),
+            "{report}"
+        );
+        assert!(
+            report.contains("Not proven by this run: 503 body names Redis"),
+            "{report}"
+        );
+        let xml = super::super::junit::render(&evidence).unwrap();
+        assert!(
+            xml.contains("[does not discriminate: the healthy answer satisfies it too; not counted as passed] expected 503 body names Redis"),
+            "{xml}"
+        );
+    }
+
+    #[test]
     fn waivers_and_release_appear_in_the_report() {
         let report = render(&crate::evidence::sample::evidence(), None).unwrap();
         assert!(report.contains("**WAIVED**"), "{report}");
