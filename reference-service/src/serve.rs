@@ -36,35 +36,14 @@ pub async fn serve(config: Config) -> ExitCode {
 
     log_config(&config);
     let deps = Deps::new(&config);
-    // Flaw `strict-redis-fallback`: the stand-in Redis is checked at boot,
-    // so the service exits after a failed connection rather than after a
-    // configuration check: it passes fail-fast only where nothing listens.
-    if let (Some(_), Some(url)) = (&config.strict, &config.redis_fallback) {
-        eprintln!("boot: REDIS_URL unset; falling back to {}", mask_url(url));
-        match deps.probe_redis().await {
-            ProbeOutcome::Connected => eprintln!("boot: redis PING ok (fallback)"),
-            outcome => {
-                let error = outcome.error().unwrap_or_default().to_owned();
-                eprintln!(
-                    "error: could not connect to Redis at {}: {}",
-                    mask_url(url),
-                    error.strip_prefix("PING failed: ").unwrap_or(&error)
-                );
-                deps.close().await;
-                return ExitCode::FAILURE;
-            }
-        }
+    if let Err(code) = check_redis_fallback(&config, &deps).await {
+        return code;
     }
     let slow_start = config.flaws.has(Flaw::SlowStart);
-    if slow_start {
-        eprintln!(
-            "flaw slow-start: waiting {} s before listening",
-            SLOW_START_DELAY.as_secs()
-        );
-    }
     tokio::select! {
         () = async {
             if slow_start {
+                eprintln!("flaw slow-start: waiting {} s before listening", SLOW_START_DELAY.as_secs());
                 tokio::time::sleep(SLOW_START_DELAY).await;
             }
             boot_checks(&deps).await;
@@ -126,6 +105,32 @@ pub async fn serve(config: Config) -> ExitCode {
         return ExitCode::FAILURE;
     }
     code
+}
+
+/// Flaw `strict-redis-fallback`: the stand-in Redis is checked at boot,
+/// so the service exits after a failed connection rather than after a
+/// configuration check: it passes fail-fast only where nothing listens.
+async fn check_redis_fallback(config: &Config, deps: &Deps) -> Result<(), ExitCode> {
+    let (Some(_), Some(url)) = (&config.strict, &config.redis_fallback) else {
+        return Ok(());
+    };
+    eprintln!("boot: REDIS_URL unset; falling back to {}", mask_url(url));
+    match deps.probe_redis().await {
+        ProbeOutcome::Connected => {
+            eprintln!("boot: redis PING ok (fallback)");
+            Ok(())
+        }
+        outcome => {
+            let error = outcome.error().unwrap_or_default().to_owned();
+            eprintln!(
+                "error: could not connect to Redis at {}: {}",
+                mask_url(url),
+                error.strip_prefix("PING failed: ").unwrap_or(&error)
+            );
+            deps.close().await;
+            Err(ExitCode::FAILURE)
+        }
+    }
 }
 
 /// Flaw `never-answers`: accept every connection and hold it open, reading
