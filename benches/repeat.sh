@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The repeat check: the reference proof and the FastAPI proof, N times each
-# (default 20); counts GO per
+# (default 20), with the default (concurrent) schedule; counts GO per
 # scenario and prints every other verdict with its failed steps. Too slow
 # for the test suite; run by hand. Exit 0 only when every run was GO.
 #
-#   benches/repeat.sh [N] [extra gonogo run flags]
+#   benches/repeat.sh [N] [extra gonogo run flags, e.g. --serial]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-20}

@@ -11,6 +11,7 @@
 # measured gonogo run uses them with --deps external, and `[migrations]
 # external = true` so gonogo applies the migrations as the script does (and
 # so without the read-only Postgres step, which needs servers gonogo owns).
+# GONOGO_SERIAL=1 adds --serial to the measured runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${1:-5}
@@ -70,11 +71,14 @@ seconds() {
 median() { sort -n | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 : >"$WORK/script" && : >"$WORK/g4" && : >"$WORK/gfull"
+serial=()
+[[ ${GONOGO_SERIAL:-} == 1 ]] && serial=(--serial)
+
 printf '%-6s %10s %12s %12s\n' round script gonogo-1-4 gonogo-full
 for round in $(seq 1 "$ROUNDS"); do
   s=$(seconds benches/by-hand.sh)
-  g4=$(seconds "$GONOGO" run "$WORK/steps-1-4.toml" --deps external --quiet --out "$WORK/evidence")
-  gf=$(seconds "$GONOGO" run "$WORK/full.toml" --deps external --quiet --out "$WORK/evidence")
+  g4=$(seconds "$GONOGO" run "$WORK/steps-1-4.toml" --deps external --quiet "${serial[@]}" --out "$WORK/evidence")
+  gf=$(seconds "$GONOGO" run "$WORK/full.toml" --deps external --quiet "${serial[@]}" --out "$WORK/evidence")
   echo "$s" >>"$WORK/script" && echo "$g4" >>"$WORK/g4" && echo "$gf" >>"$WORK/gfull"
   printf '%-6s %10.2f %12.2f %12.2f\n' "$round" "$s" "$g4" "$gf"
 done

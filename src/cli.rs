@@ -60,6 +60,7 @@ Examples:
   gonogo run scenarios/reference.toml --keep      # leave servers up; prints `gonogo stop DIR`
   gonogo run scenarios/reference.toml --deadline 10m   # exit 3 if the proof takes longer
   gonogo run scenarios/*.toml -j 2                 # several proofs at once
+  gonogo run scenarios/reference.toml --serial     # one step after another, for debugging
   gonogo run scenarios/reference.toml --deps external   # DATABASE_URL / REDIS_URL
   gonogo run scenarios/reference.toml --service-url http://127.0.0.1:8080
   gonogo run scenarios/reference.toml --sign-key gonogo.key \\
@@ -362,6 +363,12 @@ struct RunArgs {
     /// process is stopped and no evidence is written.
     #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = crate::deadline::parse)]
     deadline: std::time::Duration,
+    /// Run the steps one after another, in plan order, for debugging. By
+    /// default steps that hold nothing in common run side by side (fail-fast
+    /// cases, the negative proof, each dependency's faults on an instance and
+    /// proxies of their own); the latency measurement always runs alone.
+    #[arg(long)]
+    serial: bool,
 }
 
 /// The GitHub Actions run page, from the variables every job has.
@@ -598,6 +605,7 @@ async fn execute(cli: Cli, env_key: Option<Zeroizing<String>>) -> Result<i32> {
                 deps: args.deps,
                 service_url: args.service_url.map(check_service_url).transpose()?,
                 signing,
+                serial: args.serial,
             };
             if let [scenario] = scenarios.as_slice() {
                 let mut reporter = TerminalReporter::new(args.quiet);

@@ -229,6 +229,13 @@ pub struct StepOutcome {
     /// One line saying why it passed or failed.
     pub summary: Masked,
     pub duration_ms: u64,
+    /// When the step started and ended (RFC 3339, UTC, milliseconds): steps
+    /// that run side by side overlap. Absent in evidence written before
+    /// they were recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<String>,
     pub checks: Vec<Check>,
     pub actions: Vec<Action>,
     /// Service log lines captured during the step.

@@ -262,18 +262,24 @@ pub fn first_unmet(all: &[Precondition], facts: &Facts) -> Option<Unmet> {
     all.iter().find_map(|p| p.check(facts).err())
 }
 
-/// Something a step holds while it runs. The runner is sequential today;
-/// these declarations are what a concurrent runner schedules by (two steps
-/// may overlap unless [`conflicts`] says otherwise).
+/// Something a step holds while it runs; the runner schedules by these
+/// declarations (two units may overlap unless [`conflicts`] says
+/// otherwise), so each must be true of what the unit does.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Resource {
-    /// The fault proxy in front of this dependency. Every service instance
-    /// gonogo starts on healthy dependencies reaches them through the
-    /// proxies, so it uses each one (shared); a step that switches a fault
-    /// on it holds it exclusively.
+    /// The shared fault proxy in front of this dependency. Every service
+    /// instance gonogo starts on healthy dependencies reaches them through
+    /// the shared proxies, so it uses each one (shared); nothing switches a
+    /// fault on them while other units run.
     Proxy(String),
-    /// This dependency's server, beyond the proxy: migrations write its
-    /// schema, a server-wide fault changes it for every client.
+    /// A fault proxy the runner starts for one unit alone (`unit` is its
+    /// label) in front of `dependency`: only that unit's service instance
+    /// reaches the dependency through it, so a fault switched on it
+    /// disturbs no other unit.
+    OwnProxy { unit: String, dependency: String },
+    /// This dependency's server, beyond the proxy: every instance uses it,
+    /// migrations write its schema, a server-wide fault changes it for
+    /// every client.
     Server(String),
     /// The one running service of target mode, which every request goes to.
     TargetService,
@@ -477,5 +483,14 @@ mod tests {
         assert!(!conflicts(&fault, &other_fault));
         assert!(!conflicts(&instance, &instance));
         assert!(conflicts(&[Hold::holds(Resource::Machine)], &[]));
+        let own = |unit: &str| Resource::OwnProxy {
+            unit: unit.into(),
+            dependency: "redis".into(),
+        };
+        assert!(!conflicts(
+            &[Hold::holds(own("a"))],
+            &[Hold::holds(own("b"))]
+        ));
+        assert!(!conflicts(&[Hold::holds(own("a"))], &instance));
     }
 }

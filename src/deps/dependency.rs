@@ -29,6 +29,7 @@ pub const PROXY_HOST: &str = "127.0.0.1";
 const RESOLVE_DEADLINE: Duration = Duration::from_secs(5);
 
 /// What kind of dependency it is, with what gonogo knows about reaching it.
+#[derive(Clone)]
 enum Kind {
     /// The database, from the provider.
     Postgres(PostgresEndpoint),
@@ -194,6 +195,39 @@ impl Dependencies {
         &self.watch
     }
 
+    /// The same dependencies, each behind a new fault proxy of its own to
+    /// the same server: for one unit of the plan that switches faults, so
+    /// they reach no other unit's service instance.
+    pub async fn with_own_proxies(&self) -> anyhow::Result<Dependencies> {
+        let mut all = Vec::with_capacity(self.all.len());
+        for dep in &self.all {
+            let proxy = FaultProxy::start(&dep.key, dep.proxy.upstream())
+                .await
+                .with_context(|| format!("start a fault proxy of its own to {}", dep.key))?;
+            all.push(Dependency {
+                key: dep.key.clone(),
+                display: dep.display.clone(),
+                names: dep.names.clone(),
+                upstream: dep.upstream.clone(),
+                proxy,
+                provider: dep.provider,
+                kind: dep.kind.clone(),
+            });
+        }
+        // The servers' own watch stays with the run's dependencies.
+        Ok(Dependencies {
+            all,
+            watch: DependencyWatch::default(),
+        })
+    }
+
+    /// Point every dependency's placeholders in `bindings` at its proxy.
+    pub fn rebind(&self, bindings: &mut Bindings) {
+        for dep in &self.all {
+            dep.bind(bindings, PROXY_HOST, dep.proxy.local_addr().port());
+        }
+    }
+
     /// The dependency with this key (`postgres`, `redis`, a `[[dependency]]`).
     pub fn get(&self, key: &str) -> Option<&Dependency> {
         self.all.iter().find(|d| d.key == key)
@@ -209,9 +243,7 @@ impl Dependencies {
     pub fn bindings(&self) -> Bindings {
         let mut bindings = Bindings::new();
         bindings.insert("host".into(), PROXY_HOST.into());
-        for dep in &self.all {
-            dep.bind(&mut bindings, PROXY_HOST, dep.proxy.local_addr().port());
-        }
+        self.rebind(&mut bindings);
         bindings
     }
 

@@ -62,6 +62,8 @@ pub struct RunOptions {
     pub service_url: Option<String>,
     /// Sign the bundle (`--sign-key`, `--subject`): adds the attestation.
     pub signing: Option<crate::attest::Signer>,
+    /// Run the plan one unit after another (`--serial`), not side by side.
+    pub serial: bool,
 }
 
 /// What a finished run produced.
@@ -107,7 +109,11 @@ pub async fn run(
             deps: &deps,
             recorded: steps::observed::Recorded::new(scenario),
         };
-        steps::run(&plan, &mut ctx, &shown).await?
+        let schedule = match options.serial {
+            true => steps::Schedule::Serial,
+            false => steps::Schedule::Concurrent,
+        };
+        steps::run(&plan, &mut ctx, &shown, schedule).await?
     };
     deps.shutdown().await;
     let steps_ms = clock.lap();

@@ -24,14 +24,14 @@ use std::time::{Duration, Instant};
 use super::observed::{Observed, answer, probe_paths};
 use super::timeline::TimelineRecorder;
 use super::{
-    Exercise, Mode, Ran, StepContext, StepFuture, StepRecorder, Unit, instance_holds, launch,
+    Exercise, Mode, Ran, StepContext, StepFuture, StepRecorder, Unit, launch, own_proxy_holds,
     startup_text, until_ready_status,
 };
 use crate::deps::Dependency;
 use crate::deps::dependency::display;
 use crate::http::HttpExchange;
 use crate::kube::{Answer, FaultWindow};
-use crate::plan::{Hold, PlannedStep, Precondition, Resource, Unmet};
+use crate::plan::{PlannedStep, Precondition, Unmet};
 use crate::proxy::Fault;
 use crate::scenario::Scenario;
 use crate::service::{RunningService, Startup};
@@ -83,17 +83,10 @@ pub fn units(scenario: &Scenario, mode: &Mode) -> Vec<Unit> {
                 },
                 Precondition::ReadyHealthy,
             ];
-            let mut holds = instance_holds(scenario);
-            holds.retain(|h| h.resource != Resource::Proxy(key.clone()));
-            holds.push(Hold::holds(Resource::Proxy(key.clone())));
+            let label = format!("{display} runtime faults");
+            let holds = own_proxy_holds(scenario, &label, key);
             let exercise = FaultSequence { key: key.clone() };
-            Unit::group(
-                format!("{display} runtime faults"),
-                steps,
-                preconditions,
-                holds,
-                exercise,
-            )
+            Unit::group(label, steps, preconditions, Vec::new(), exercise).with_own_proxies(holds)
         })
         .collect()
 }

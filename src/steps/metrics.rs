@@ -8,13 +8,13 @@ use std::time::Duration;
 use super::observed::Observed;
 use super::timeline::TimelineRecorder;
 use super::{
-    Exercise, Ran, StepContext, StepFuture, StepRecorder, Unit, instance_holds, start_healthy,
+    Exercise, Ran, StepContext, StepFuture, StepRecorder, Unit, own_proxy_holds, start_healthy,
     until_ready_status,
 };
 use crate::alerts::ScrapedPhases;
 use crate::deps::Dependency;
 use crate::deps::dependency::display;
-use crate::plan::{Hold, PlannedStep, Precondition, Resource};
+use crate::plan::{PlannedStep, Precondition};
 use crate::prometheus;
 use crate::proxy::Fault;
 use crate::scenario::{MetricsSpec, Scenario};
@@ -46,10 +46,8 @@ pub fn unit(scenario: &Scenario) -> Option<Unit> {
         },
         Precondition::ReadyHealthy,
     ];
-    let mut holds = instance_holds(scenario);
-    holds.retain(|h| h.resource != Resource::Proxy(spec.fault.clone()));
-    holds.push(Hold::holds(Resource::Proxy(spec.fault.clone())));
-    Some(Unit::one(step, preconditions, holds, Gauge))
+    let holds = own_proxy_holds(scenario, TITLE, &spec.fault);
+    Some(Unit::one(step, preconditions, Vec::new(), Gauge).with_own_proxies(holds))
 }
 
 struct Gauge;

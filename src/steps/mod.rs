@@ -25,6 +25,7 @@ pub mod shutdown;
 
 mod failed_connection;
 mod instance;
+mod ordered;
 mod recorder;
 mod runner;
 mod timeline;
@@ -38,7 +39,7 @@ pub use instance::{
     expect_response, launch, meets, pointer_text, start_healthy, startup_text, until_ready_status,
 };
 pub use recorder::{HYGIENE_EXPECTED, StepRecorder};
-pub use runner::{Proof, run};
+pub use runner::{Proof, Schedule, run};
 
 use crate::deps::{Dependencies, Dependency, ProviderKind};
 use crate::http::Probe;
@@ -176,8 +177,13 @@ pub struct Unit {
     /// What it holds while it runs (see [`crate::plan::conflicts`]).
     pub holds: Vec<Hold>,
     /// Whether this unit is the ready gate, whose outcome the
-    /// [`Precondition::ReadyHealthy`] of later units reads.
+    /// [`Precondition::ReadyHealthy`] (and [`Precondition::Answers`]) of
+    /// later units reads.
     pub establishes_ready: bool,
+    /// Whether the runner starts fault proxies for this unit alone (see
+    /// [`own_proxy_holds`]): a unit that switches faults gets them, so its
+    /// faults reach only its own service instance.
+    pub own_proxies: bool,
     exercise: Box<dyn Exercise>,
 }
 
@@ -195,6 +201,7 @@ impl Unit {
             preconditions,
             holds,
             establishes_ready: false,
+            own_proxies: false,
             exercise: Box::new(exercise),
         }
     }
@@ -213,18 +220,73 @@ impl Unit {
             preconditions,
             holds,
             establishes_ready: false,
+            own_proxies: false,
             exercise: Box::new(exercise),
         }
     }
 }
 
+impl Unit {
+    /// Whether a precondition of the unit reads what the ready gate
+    /// established, so it cannot start before the gate finished.
+    pub fn reads_ready(&self) -> bool {
+        self.preconditions.iter().any(Precondition::reads_ready)
+    }
+
+    /// Whether a precondition of the unit reads what earlier units
+    /// observed (the conformance steps), so it cannot start before every
+    /// earlier unit finished and gave its observations.
+    pub fn reads_observations(&self) -> bool {
+        self.preconditions
+            .iter()
+            .any(|p| matches!(p, Precondition::Observed { .. }))
+    }
+
+    /// Give the unit fault proxies of its own, with `holds` from
+    /// [`own_proxy_holds`].
+    pub fn with_own_proxies(mut self, holds: Vec<Hold>) -> Unit {
+        self.own_proxies = true;
+        self.holds = holds;
+        self
+    }
+}
+
 /// What a unit that starts service instances on healthy dependencies
-/// holds: every dependency's proxy, shared (the instance reaches each one
-/// through it).
+/// holds: every dependency's shared proxy and its server, shared (the
+/// instance reaches each server through its proxy).
 pub fn instance_holds(scenario: &Scenario) -> Vec<Hold> {
     crate::deps::dependency::keys(scenario)
         .into_iter()
-        .map(|key| Hold::uses(Resource::Proxy(key)))
+        .flat_map(|key| {
+            [
+                Hold::uses(Resource::Proxy(key.clone())),
+                Hold::uses(Resource::Server(key)),
+            ]
+        })
+        .collect()
+}
+
+/// What a unit labelled `unit` holds when the runner gives it proxies of
+/// its own and it switches faults on `faulted`'s: that proxy exclusively,
+/// the others shared, and every server shared. No other unit reaches a
+/// dependency through these proxies, so the unit's faults disturb no
+/// instance but its own, and it may run beside any unit but the latency
+/// measurement.
+pub fn own_proxy_holds(scenario: &Scenario, unit: &str, faulted: &str) -> Vec<Hold> {
+    crate::deps::dependency::keys(scenario)
+        .into_iter()
+        .flat_map(|key| {
+            let proxy = Resource::OwnProxy {
+                unit: unit.to_string(),
+                dependency: key.clone(),
+            };
+            let proxy = if key == faulted {
+                Hold::holds(proxy)
+            } else {
+                Hold::uses(proxy)
+            };
+            [proxy, Hold::uses(Resource::Server(key))]
+        })
         .collect()
 }
 
@@ -344,4 +406,94 @@ pub fn planned_steps(scenario: &Scenario) -> Vec<PlannedStep> {
         }
     }
     steps
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::conflicts;
+
+    fn plan(file: &str) -> Plan {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
+        let scenario = crate::scenario::load(&path).expect("the shipped scenario loads");
+        let mode = Mode::Launch {
+            provider: ProviderKind::Embedded,
+        };
+        Plan::new(&scenario, &mode)
+    }
+
+    fn unit<'p>(plan: &'p Plan, first_step: &str) -> &'p Unit {
+        plan.units()
+            .iter()
+            .find(|u| u.steps[0].id == first_step)
+            .unwrap_or_else(|| panic!("no unit starting with {first_step}"))
+    }
+
+    /// The proxies a unit switches faults on are its own, so no fault
+    /// reaches an instance another unit started on healthy dependencies.
+    #[test]
+    fn units_that_switch_faults_hold_proxies_of_their_own() {
+        for file in ["scenarios/reference.toml", "scenarios/fastapi-backend.toml"] {
+            let plan = plan(file);
+            for u in plan.units() {
+                for hold in u.holds.iter().filter(|h| h.exclusive) {
+                    if let Resource::Proxy(key) = &hold.resource {
+                        panic!("{file}: {} holds the shared {key} proxy", u.label);
+                    }
+                    if let Resource::OwnProxy { unit, .. } = &hold.resource {
+                        assert!(u.own_proxies, "{file}: {}", u.label);
+                        assert_eq!(unit, &u.label, "{file}");
+                    }
+                }
+            }
+            let switching = [
+                "postgres-runtime-outage",
+                "redis-runtime-outage",
+                "metrics-gauge",
+            ];
+            for (i, a) in switching.iter().enumerate() {
+                let a = unit(&plan, a);
+                assert!(a.own_proxies, "{file}: {}", a.label);
+                for b in switching.iter().skip(i + 1) {
+                    let b = unit(&plan, b);
+                    assert!(!conflicts(&a.holds, &b.holds), "{file}: {}", a.label);
+                }
+                for healthy in ["negative-proof", "fail-fast", "graceful-shutdown"] {
+                    let h = unit(&plan, healthy);
+                    assert!(!h.own_proxies && !conflicts(&a.holds, &h.holds), "{file}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn latency_runs_alone_and_the_ready_gate_waits_for_the_migrations() {
+        let plan = plan("scenarios/fastapi-backend.toml");
+        let latency = unit(&plan, "latency-slo");
+        for other in plan.units() {
+            assert!(conflicts(&latency.holds, &other.holds), "{}", other.label);
+        }
+        let migrate = unit(&plan, "migration-gate");
+        let ready = unit(&plan, "ready-gate");
+        assert!(conflicts(&migrate.holds, &ready.holds));
+        assert!(ready.establishes_ready);
+        assert!(unit(&plan, "negative-proof").reads_ready());
+        assert!(unit(&plan, "redis-runtime-outage").reads_ready());
+        // Shutdown waits for the gate too: it is NOT RUN when the gate's
+        // instance never answered HTTP.
+        assert!(unit(&plan, "graceful-shutdown").reads_ready());
+        // A server-wide fault reaches every instance, whatever its proxy.
+        let read_only = unit(&plan, read_only::ID);
+        for other in [
+            "ready-gate",
+            "fail-fast",
+            "redis-runtime-outage",
+            "metrics-gauge",
+        ] {
+            assert!(
+                conflicts(&read_only.holds, &unit(&plan, other).holds),
+                "{other}"
+            );
+        }
+    }
 }

@@ -3,6 +3,8 @@
 
 use std::time::{Duration, Instant};
 
+use chrono::{DateTime, SecondsFormat, Utc};
+
 use crate::http::HttpExchange;
 use crate::mask::Masker;
 use crate::mask::encodings::ENCODINGS;
@@ -20,6 +22,8 @@ pub struct StepRecorder<'m> {
     masker: &'m Masker,
     step: PlannedStep,
     started: Instant,
+    /// The wall clock at `started`, for the evidence's timestamps.
+    started_wall: DateTime<Utc>,
     ended: Option<Instant>,
     checks: Vec<Check>,
     actions: Vec<Action>,
@@ -49,6 +53,7 @@ impl<'m> StepRecorder<'m> {
             masker,
             step: step.clone(),
             started: Instant::now(),
+            started_wall: Utc::now(),
             ended: None,
             checks: Vec::new(),
             actions: Vec::new(),
@@ -88,6 +93,7 @@ impl<'m> StepRecorder<'m> {
     /// Start timing now (for steps recorded side by side).
     pub fn start_clock(&mut self) {
         self.started = Instant::now();
+        self.started_wall = Utc::now();
         self.ended = None;
     }
 
@@ -276,6 +282,9 @@ impl<'m> StepRecorder<'m> {
             StepStatus::NotRun | StepStatus::NotApplicable => self.started,
             _ => self.ended.unwrap_or_else(Instant::now),
         };
+        let took = ended.duration_since(self.started);
+        let ended_wall = self.started_wall + chrono::Duration::from_std(took).unwrap_or_default();
+        let stamp = |t: DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Millis, true);
         StepOutcome {
             number: self.step.number,
             id: self.step.id,
@@ -284,7 +293,9 @@ impl<'m> StepRecorder<'m> {
             required: true,
             status,
             summary: self.masker.mask(&summary),
-            duration_ms: ended.duration_since(self.started).as_millis() as u64,
+            duration_ms: took.as_millis() as u64,
+            started_at: Some(stamp(self.started_wall)),
+            ended_at: Some(stamp(ended_wall)),
             checks: self.checks,
             actions: self.actions,
             log: self.log,

@@ -1,65 +1,258 @@
-//! The one loop over the plan: for each unit, skip it when the scenario
-//! declares all its steps not applicable (NOT APPLICABLE, with the reason);
-//! else check its preconditions against what is known so far, and run it
-//! when they hold or record each of its steps as NOT RUN with the unmet
-//! precondition when not; report every step as it finishes, numbered from
-//! the plan.
+//! The one loop over the plan. A unit starts once every earlier unit it
+//! conflicts with (see [`crate::plan::conflicts`]) has finished, and, when
+//! a precondition of it reads the ready gate's outcome, once the gate has
+//! finished; units that do not conflict run side by side, and latency,
+//! which holds the machine, runs alone. [`Schedule::Serial`] runs one unit
+//! after another instead (`--serial`).
+//!
+//! When a unit starts: it is skipped when the scenario declares all its
+//! steps not applicable (NOT APPLICABLE, with the reason); else its
+//! preconditions are checked against what is known so far, and it runs
+//! when they hold or each of its steps is NOT RUN with the unmet
+//! precondition when not. Each unit reports through its own buffer, and
+//! progress reaches the terminal in plan order (see [`super::ordered`]).
+//!
+//! The observations units give (see [`super::observed`]) are folded into
+//! one record as each unit finishes; a unit that reads them (the
+//! conformance steps) starts only once every earlier unit has finished,
+//! and gets its own copy of the record as it stands then.
 
+use std::future::{Future, poll_fn};
+use std::pin::Pin;
+use std::task::Poll;
 use std::time::Duration;
 
-use super::{Plan, Ran, StepContext, StepRecorder, Unit};
-use crate::deps::watch::Mark;
+use super::observed::Recorded;
+use super::ordered::Ordered;
+use super::{Mode, Plan, Ran, StepContext, StepRecorder, Unit};
+use crate::deps::Dependencies;
+use crate::deps::watch::{DependencyWatch, Mark};
+use crate::http::Probe;
+use crate::mask::Masker;
 use crate::outcome::{DependencyView, Excerpt, FaultTimeline, StepOutcome, StepStatus};
-use crate::plan::{self, Ready};
-use crate::progress::Event;
-use crate::scenario::NotApplicable;
+use crate::plan::{self, Facts, Ready};
+use crate::progress::{Event, Reporter};
+use crate::scenario::placeholders::Bindings;
+use crate::scenario::{NotApplicable, Scenario};
 
 /// What the whole plan gave.
 #[derive(Debug, Default)]
 pub struct Proof {
     /// One per planned step, in plan order.
     pub outcomes: Vec<StepOutcome>,
-    /// One per unit that injected faults and recorded any event.
+    /// One per unit that injected faults and recorded any event, in plan
+    /// order.
     pub timelines: Vec<FaultTimeline>,
     /// The version endpoint's body, when the ready gate captured it.
     pub version: Option<String>,
 }
 
-/// Run `plan`. `shown` gives the status the live progress shows for a
-/// finished step (WAIVED where a valid waiver covers it).
+/// How the runner orders the units of a plan.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Schedule {
+    /// Units whose holds do not conflict run at the same time.
+    #[default]
+    Concurrent,
+    /// One unit after another, in plan order (`--serial`, for debugging).
+    Serial,
+}
+
+/// A running unit: its place in the plan and what it will give.
+type Running<'p> = (
+    usize,
+    Pin<Box<dyn Future<Output = anyhow::Result<Ran>> + 'p>>,
+);
+
+/// Run `plan` with `ctx` as every unit's template (each unit gets its own
+/// context and progress buffer). `shown` gives the status the live
+/// progress shows for a finished step (WAIVED where a valid waiver covers
+/// it).
 pub async fn run(
     plan: &Plan,
     ctx: &mut StepContext<'_>,
     shown: &dyn Fn(&StepOutcome) -> StepStatus,
+    schedule: Schedule,
 ) -> anyhow::Result<Proof> {
-    let total = plan.len();
-    let mut facts = ctx.mode.facts();
+    let units = plan.units();
+    let StepContext {
+        scenario,
+        masker,
+        probe,
+        bindings,
+        extra_env,
+        reporter,
+        mode,
+        deps,
+        recorded,
+    } = ctx;
+    let ordered = Ordered::new(&mut **reporter, units.len());
+    let template = Template {
+        scenario,
+        masker,
+        probe,
+        bindings,
+        extra_env,
+        mode,
+        deps,
+        ordered: &ordered,
+        total: plan.len(),
+    };
+    let mut facts = mode.facts();
+    let mut gave: Vec<Option<Ran>> = units.iter().map(|_| None).collect();
+    let mut running: Vec<Running<'_>> = Vec::new();
+    loop {
+        let mut next = 0;
+        while let Some(index) = startable(units, &gave, &running, schedule, next) {
+            next = index + 1;
+            match template.decide(&units[index], &facts) {
+                Some(skipped) => {
+                    let done = Done {
+                        facts: &mut facts,
+                        recorded,
+                        gave: &mut gave,
+                    };
+                    template.finish(index, &units[index], skipped, done, shown);
+                    // A skipped ready gate changes the facts: look again.
+                    next = 0;
+                }
+                None => {
+                    let unit = template.run_unit(index, &units[index], recorded.clone());
+                    running.push((index, Box::pin(unit)));
+                }
+            }
+        }
+        if running.is_empty() {
+            break;
+        }
+        let (at, result) = poll_fn(|cx| {
+            for (at, (_, unit)) in running.iter_mut().enumerate() {
+                if let Poll::Ready(result) = unit.as_mut().poll(cx) {
+                    return Poll::Ready((at, result));
+                }
+            }
+            Poll::Pending
+        })
+        .await;
+        let (index, _) = running.swap_remove(at);
+        let done = Done {
+            facts: &mut facts,
+            recorded,
+            gave: &mut gave,
+        };
+        template.finish(index, &units[index], result?, done, shown);
+    }
+    assemble(units, gave)
+}
+
+/// The proof from what each unit gave, in plan order.
+fn assemble(units: &[Unit], gave: Vec<Option<Ran>>) -> anyhow::Result<Proof> {
     let mut proof = Proof::default();
-    for unit in plan.units() {
-        let declared: Vec<Option<&NotApplicable>> = unit
-            .steps
-            .iter()
-            .map(|s| ctx.scenario.not_applicable(&s.id))
-            .collect();
-        let mut ran = if declared.iter().all(Option::is_some) {
-            skip(ctx, unit, |recorder, i| {
+    for (unit, ran) in units.iter().zip(gave) {
+        let Some(ran) = ran else {
+            anyhow::bail!("the runner never started {}", unit.label);
+        };
+        proof.outcomes.extend(ran.outcomes);
+        proof
+            .timelines
+            .extend(ran.timeline.filter(|t| !t.events.is_empty()));
+        proof.version = proof.version.or(ran.version);
+    }
+    Ok(proof)
+}
+
+/// The first unit from `from` on, in plan order, that has not started and
+/// may start now.
+fn startable(
+    units: &[Unit],
+    gave: &[Option<Ran>],
+    running: &[Running<'_>],
+    schedule: Schedule,
+    from: usize,
+) -> Option<usize> {
+    let started = |i: usize| gave[i].is_some() || running.iter().any(|(r, _)| *r == i);
+    let unfinished = |i: usize| gave[i].is_none();
+    (from..units.len()).filter(|&i| !started(i)).find(|&later| {
+        let unit = &units[later];
+        match schedule {
+            Schedule::Serial => running.is_empty() && (0..later).all(|i| !unfinished(i)),
+            Schedule::Concurrent => !(0..later).filter(|&i| unfinished(i)).any(|i| {
+                let earlier = &units[i];
+                if unit.reads_observations() {
+                    return true;
+                }
+                let reads_its_facts = earlier.establishes_ready && unit.reads_ready();
+                reads_its_facts || plan::conflicts(&earlier.holds, &unit.holds)
+            }),
+        }
+    })
+}
+
+/// Where the runner keeps what finished units gave.
+struct Done<'d> {
+    facts: &'d mut Facts,
+    recorded: &'d mut Recorded,
+    gave: &'d mut [Option<Ran>],
+}
+
+/// What every unit's own context is made from: the run's context, but for
+/// its reporter, which is shared in plan order.
+struct Template<'t, 'r> {
+    scenario: &'t Scenario,
+    masker: &'t Masker,
+    probe: &'t Probe,
+    bindings: &'t Bindings,
+    extra_env: &'t [(String, String)],
+    mode: &'t Mode,
+    deps: &'t Dependencies,
+    ordered: &'t Ordered<'r>,
+    total: usize,
+}
+
+impl Template<'_, '_> {
+    /// What `unit` gives without running: NOT APPLICABLE when the scenario
+    /// declares all its steps so, NOT RUN when a precondition does not
+    /// hold; `None` when it runs.
+    fn decide(&self, unit: &Unit, facts: &Facts) -> Option<Ran> {
+        let declared = self.declared(unit);
+        if declared.iter().all(Option::is_some) {
+            return Some(self.skip(unit, |recorder, i| {
                 if let Some(n) = declared[i] {
                     recorder.not_applicable(&n.reason);
                 }
-            })
-        } else if let Some(unmet) = plan::first_unmet(&unit.preconditions, &facts) {
-            skip(ctx, unit, |recorder, _| recorder.unmet(unmet.clone()))
-        } else {
-            let mark = ctx.deps.watch().mark().await;
-            let mut ran = run_unit(ctx, unit, total).await?;
-            attach_views(ctx, &mark, &mut ran.outcomes).await;
-            ran
-        };
+            }));
+        }
+        let unmet = plan::first_unmet(&unit.preconditions, facts)?;
+        Some(self.skip(unit, |recorder, _| recorder.unmet(unmet.clone())))
+    }
+
+    fn declared<'s>(&'s self, unit: &Unit) -> Vec<Option<&'s NotApplicable>> {
+        unit.steps
+            .iter()
+            .map(|s| self.scenario.not_applicable(&s.id))
+            .collect()
+    }
+
+    /// Record what unit `index` gave: its steps declared not applicable,
+    /// the ready gate's facts, its progress lines.
+    fn finish(
+        &self,
+        index: usize,
+        unit: &Unit,
+        mut ran: Ran,
+        done: Done<'_>,
+        shown: &dyn Fn(&StepOutcome) -> StepStatus,
+    ) {
+        let Done {
+            facts,
+            recorded,
+            gave,
+        } = done;
         // A step declared not applicable inside a unit that ran anyway
         // (it shares an instance with steps that apply) is not judged.
+        let declared = self.declared(unit);
         for ((outcome, step), declared) in ran.outcomes.iter_mut().zip(&unit.steps).zip(&declared) {
             if let Some(n) = declared {
-                let mut recorder = StepRecorder::new(ctx.masker, step);
+                let mut recorder = StepRecorder::new(self.masker, step);
                 recorder.not_applicable(&n.reason);
                 *outcome = recorder.finish();
             }
@@ -70,7 +263,7 @@ pub async fn run(
             {
                 facts.observed.push(kind);
             }
-            ctx.recorded.absorb(observed);
+            recorded.absorb(observed);
         }
         facts
             .finished
@@ -88,23 +281,73 @@ pub async fn run(
                 )
             });
         }
+        let mut reporter = self.ordered.unit(index);
         for outcome in &ran.outcomes {
-            ctx.reporter.event(Event::StepFinished {
+            reporter.event(Event::StepFinished {
                 number: outcome.number,
-                total,
+                total: self.total,
                 title: &outcome.title,
                 status: shown(outcome),
                 took: Duration::from_millis(outcome.duration_ms),
                 summary: outcome.summary.as_str(),
             });
         }
-        proof.outcomes.extend(ran.outcomes);
-        proof
-            .timelines
-            .extend(ran.timeline.filter(|t| !t.events.is_empty()));
-        proof.version = proof.version.or(ran.version);
+        self.ordered.finished(index);
+        gave[index] = Some(ran);
     }
-    Ok(proof)
+
+    /// Run unit `index`, whose preconditions hold, with a context of its
+    /// own: its own progress buffer, and its own fault proxies when it
+    /// switches faults.
+    async fn run_unit(&self, index: usize, unit: &Unit, recorded: Recorded) -> anyhow::Result<Ran> {
+        let own = match unit.own_proxies {
+            true => Some(self.deps.with_own_proxies().await?),
+            false => None,
+        };
+        let deps: &Dependencies = own.as_ref().unwrap_or(self.deps);
+        let mut bindings = self.bindings.clone();
+        deps.rebind(&mut bindings);
+        let watch = self.deps.watch();
+        let mark = watch.mark().await;
+        let mut reporter = self.ordered.unit(index);
+        let mut ctx = StepContext {
+            scenario: self.scenario,
+            masker: self.masker,
+            probe: self.probe.clone(),
+            bindings,
+            extra_env: self.extra_env.to_vec(),
+            reporter: &mut reporter,
+            mode: self.mode.clone(),
+            deps,
+            recorded,
+        };
+        let ran = run_unit(&mut ctx, unit, self.total).await;
+        if let Some(own) = own {
+            own.shutdown().await;
+        }
+        let mut ran = ran?;
+        attach_views(self.masker, watch, &mark, &mut ran.outcomes).await;
+        Ok(ran)
+    }
+
+    /// Every step of `unit` recorded without running: `why` marks the
+    /// recorder of the `i`th step NOT RUN or NOT APPLICABLE.
+    fn skip(&self, unit: &Unit, why: impl Fn(&mut StepRecorder<'_>, usize)) -> Ran {
+        let outcomes = unit
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(i, step)| {
+                let mut recorder = StepRecorder::new(self.masker, step);
+                why(&mut recorder, i);
+                recorder.finish()
+            })
+            .collect();
+        Ran {
+            outcomes,
+            ..Ran::default()
+        }
+    }
 }
 
 /// Run one unit whose preconditions hold.
@@ -134,45 +377,30 @@ async fn run_unit(ctx: &mut StepContext<'_>, unit: &Unit, total: usize) -> anyho
     Ok(ran)
 }
 
-/// What the dependencies' servers saw during the unit, on each of its
-/// steps that failed or did not run: the facts an engineer needs to act.
-async fn attach_views(ctx: &StepContext<'_>, mark: &Mark, outcomes: &mut [StepOutcome]) {
+/// What the dependencies' servers saw while the unit ran (units running
+/// beside it included), on each of its steps that failed or did not run:
+/// the facts an engineer needs to act.
+async fn attach_views(
+    masker: &Masker,
+    watch: &DependencyWatch,
+    mark: &Mark,
+    outcomes: &mut [StepOutcome],
+) {
     let needs = |o: &StepOutcome| matches!(o.status, StepStatus::Fail | StepStatus::NotRun);
-    if ctx.deps.watch().is_empty() || !outcomes.iter().any(needs) {
+    if watch.is_empty() || !outcomes.iter().any(needs) {
         return;
     }
-    let views: Vec<DependencyView> = ctx
-        .deps
-        .watch()
+    let views: Vec<DependencyView> = watch
         .since(mark)
         .await
         .into_iter()
         .map(|seen| DependencyView {
             dependency: seen.dependency.to_string(),
             source: seen.source.to_string(),
-            text: Excerpt::of(ctx.masker, &seen.text),
+            text: Excerpt::of(masker, &seen.text),
         })
         .collect();
     for outcome in outcomes.iter_mut().filter(|o| needs(o)) {
         outcome.dependency_views = views.clone();
-    }
-}
-
-/// Every step of `unit` recorded without running: `why` marks the
-/// recorder of the `i`th step NOT RUN or NOT APPLICABLE.
-fn skip(ctx: &StepContext<'_>, unit: &Unit, why: impl Fn(&mut StepRecorder<'_>, usize)) -> Ran {
-    let outcomes = unit
-        .steps
-        .iter()
-        .enumerate()
-        .map(|(i, step)| {
-            let mut recorder = StepRecorder::new(ctx.masker, step);
-            why(&mut recorder, i);
-            recorder.finish()
-        })
-        .collect();
-    Ran {
-        outcomes,
-        ..Ran::default()
     }
 }

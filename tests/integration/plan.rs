@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::proof::{run_reference, run_reference_within, status_of};
+use crate::proof::{run_reference, run_reference_with, run_reference_within, status_of};
 
 const REFERENCE: &str = "scenarios/reference.toml";
 
@@ -240,5 +240,89 @@ fn a_step_declared_not_applicable_inside_a_fault_sequence_is_not_judged() {
     assert!(
         headline.starts_with("17 of 17 required steps passed; 1 not applicable"),
         "{headline}"
+    );
+}
+
+/// The `n` of every finished step's `[n/total] … PASS|FAIL|…` line, in the
+/// order the progress printed them.
+fn finished_numbers(transcript: &str) -> Vec<u32> {
+    transcript
+        .lines()
+        .filter(|l| !l.trim_end().ends_with('…'))
+        .filter_map(|l| {
+            let rest = l.trim_start().strip_prefix('[')?;
+            rest.split_once('/')?.0.parse().ok()
+        })
+        .collect()
+}
+
+#[test]
+fn side_by_side_and_serial_runs_give_the_same_steps_in_plan_order() {
+    let (code, transcript, json, _) = run_reference_with("order-concurrent", REFERENCE, &[]);
+    assert_eq!(code, 0, "{transcript}");
+    let (serial_code, serial_transcript, serial_json, _) =
+        run_reference_with("order-serial", REFERENCE, &["--serial"]);
+    assert_eq!(serial_code, 0, "{serial_transcript}");
+    let steps = |json: &Value| -> Vec<(u64, String, String)> {
+        json["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                (
+                    s["number"].as_u64().unwrap(),
+                    s["id"].as_str().unwrap().to_string(),
+                    s["status"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(steps(&json), steps(&serial_json));
+    let total = steps(&json).len() as u32;
+    let in_order: Vec<u32> = (1..=total).collect();
+    assert_eq!(finished_numbers(&transcript), in_order, "{transcript}");
+    assert_eq!(
+        finished_numbers(&serial_transcript),
+        in_order,
+        "{serial_transcript}"
+    );
+    let timelines = |json: &Value| -> Vec<String> {
+        json["timelines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["dependency"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(timelines(&json), timelines(&serial_json));
+    // Each step keeps its own start and end: side by side, the two fault
+    // sequences overlap; with --serial they do not.
+    let window = |json: &Value, id: &str| -> (String, String) {
+        let step = json["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["id"] == id)
+            .unwrap_or_else(|| panic!("no step {id}"));
+        let at = |k: &str| {
+            step[k]
+                .as_str()
+                .unwrap_or_else(|| panic!("{id}: {k}"))
+                .to_string()
+        };
+        (at("started_at"), at("ended_at"))
+    };
+    let overlap = |json: &Value| {
+        let (a0, a1) = window(json, "postgres-runtime-outage");
+        let (b0, b1) = window(json, "redis-runtime-outage");
+        a0 < b1 && b0 < a1
+    };
+    assert!(
+        overlap(&json),
+        "the fault sequences ran one after the other"
+    );
+    assert!(
+        !overlap(&serial_json),
+        "--serial ran fault sequences side by side"
     );
 }
