@@ -9,7 +9,8 @@ use crate::http::HttpExchange;
 use crate::mask::Masker;
 use crate::mask::encodings::ENCODINGS;
 use crate::outcome::{
-    Action, ActionKind, Check, Excerpt, Latency, NOT_DISCRIMINATING, StepOutcome, StepStatus,
+    Action, ActionKind, Check, Excerpt, Latency, NOT_DISCRIMINATING, Note, NoteKind, StepOutcome,
+    StepStatus,
 };
 use crate::plan::{PlannedStep, Unmet};
 
@@ -29,6 +30,7 @@ pub struct StepRecorder<'m> {
     actions: Vec<Action>,
     log: Option<Excerpt>,
     latency: Option<Latency>,
+    notes: Vec<Note>,
     skipped: Option<Skipped>,
     /// Whether the step captured anything the service produced.
     inspected: bool,
@@ -61,6 +63,7 @@ impl<'m> StepRecorder<'m> {
             actions: Vec::new(),
             log: None,
             latency: None,
+            notes: Vec::new(),
             skipped: None,
             inspected: false,
             revealed: Vec::new(),
@@ -254,6 +257,19 @@ impl<'m> StepRecorder<'m> {
         self.latency = Some(latency);
     }
 
+    /// A fact about `about` beside the checks, resting on the service's
+    /// output line `quote` when given (all masked); it never changes the
+    /// status, but a pass with a [`NoteKind::DependsOnMachine`] note says
+    /// so in its summary.
+    pub fn note(&mut self, about: &str, kind: NoteKind, text: &str, quote: Option<&str>) {
+        self.notes.push(Note {
+            about: self.masker.mask(about),
+            kind,
+            text: self.masker.mask(text),
+            quote: quote.map(|q| self.masker.mask(q)),
+        });
+    }
+
     /// A precondition of the step did not hold: it is NOT RUN, with the
     /// precondition and what was observed, whatever it recorded so far.
     pub fn unmet(&mut self, unmet: Unmet) {
@@ -322,6 +338,7 @@ impl<'m> StepRecorder<'m> {
             log: self.log,
             latency: self.latency,
             dependency_views: Vec::new(),
+            notes: self.notes,
         }
     }
 
@@ -355,14 +372,6 @@ impl<'m> StepRecorder<'m> {
             .filter(|c| !c.discriminates)
             .map(|c| c.expected.as_str())
             .collect();
-        let passed = self.checks.iter().filter(|c| c.passed).count();
-        let total = self.checks.len();
-        if idle.is_empty() {
-            return (
-                StepStatus::Pass,
-                format!("{passed} of {total} checks passed"),
-            );
-        }
         // A step needs a check of its own that could have failed: one that
         // did not discriminate counts for nothing.
         if !self.checks[..own].iter().any(|c| c.passed) {
@@ -374,12 +383,26 @@ impl<'m> StepRecorder<'m> {
                 ),
             );
         }
-        let mut summary = format!(
-            "{passed} of {total} checks passed; {} {NOT_DISCRIMINATING}",
-            idle.join("; ")
-        );
-        if let Some(basis) = &self.basis {
-            summary.push_str(&format!("; {basis}"));
+        let passed = self.checks.iter().filter(|c| c.passed).count();
+        let total = self.checks.len();
+        let mut summary = format!("{passed} of {total} checks passed");
+        if !idle.is_empty() {
+            summary.push_str(&format!("; {} {NOT_DISCRIMINATING}", idle.join("; ")));
+            if let Some(basis) = &self.basis {
+                summary.push_str(&format!("; {basis}"));
+            }
+        }
+        let on_machine: Vec<&str> = self
+            .notes
+            .iter()
+            .filter(|note| note.kind == NoteKind::DependsOnMachine)
+            .map(|note| note.about.as_str())
+            .collect();
+        if !on_machine.is_empty() {
+            summary.push_str(&format!(
+                "; this pass depends on the machine ({}: the service exited after a failed connection)",
+                on_machine.join(", ")
+            ));
         }
         (StepStatus::Pass, summary)
     }
@@ -456,6 +479,28 @@ mod tests {
         r.check("HTTP 503", "HTTP 503", true);
         r.discriminating_check("body names Redis", "no", false, Some("…".into()));
         assert_eq!(r.finish().status, StepStatus::Fail);
+    }
+
+    #[test]
+    fn a_pass_that_depends_on_the_machine_says_so() {
+        let m = Masker::new();
+        let step = PlannedStep::new("x", "X", "x holds", "nothing");
+        let mut recorder = StepRecorder::new(&m, &step);
+        recorder.check("exits", "exited", true);
+        recorder.note("case a", NoteKind::Observed, "made no connection", None);
+        recorder.note(
+            "case b",
+            NoteKind::DependsOnMachine,
+            "fallback",
+            Some("Connection refused"),
+        );
+        let outcome = recorder.finish();
+        assert_eq!(outcome.status, StepStatus::Pass);
+        assert_eq!(
+            outcome.summary.as_str(),
+            "1 of 1 checks passed; this pass depends on the machine (case b: the service exited after a failed connection)"
+        );
+        assert_eq!(outcome.notes.len(), 2);
     }
 
     #[test]

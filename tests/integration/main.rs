@@ -11,6 +11,7 @@ mod ci;
 mod cleanup;
 mod conformance;
 mod discriminate;
+mod failfast;
 mod fastapi;
 mod faults;
 mod parallel;
