@@ -183,7 +183,66 @@ pub struct Action {
 pub struct Check {
     pub expected: Masked,
     pub observed: Masked,
+    /// It held, and it counts: `false` for a check that failed, and for
+    /// one that held but does not discriminate.
     pub passed: bool,
+    /// `false` when the check held on the failure but the healthy answer
+    /// satisfies it too, so it could not have failed: it proves nothing,
+    /// is neither PASS nor FAIL, and does not count as passed.
+    #[serde(
+        default = "discriminates",
+        skip_serializing_if = "discriminates_is_true"
+    )]
+    pub discriminates: bool,
+    /// What in the healthy answer satisfied it (masked), for a check that
+    /// does not discriminate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub healthy: Option<Masked>,
+}
+
+fn discriminates() -> bool {
+    true
+}
+
+fn discriminates_is_true(d: &bool) -> bool {
+    *d
+}
+
+/// How one check ended, as every artifact shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckResult {
+    Pass,
+    Fail,
+    /// It held, but the healthy answer satisfies it too.
+    DoesNotDiscriminate,
+}
+
+/// What every artifact says of a check that does not discriminate.
+pub const NOT_DISCRIMINATING: &str = "does not discriminate: the healthy answer satisfies it too";
+
+impl Check {
+    pub fn result(&self) -> CheckResult {
+        match (self.discriminates, self.passed) {
+            (false, _) => CheckResult::DoesNotDiscriminate,
+            (true, true) => CheckResult::Pass,
+            (true, false) => CheckResult::Fail,
+        }
+    }
+
+    /// Whether it failed (a check that does not discriminate did not).
+    pub fn failed(&self) -> bool {
+        self.result() == CheckResult::Fail
+    }
+}
+
+impl CheckResult {
+    pub fn label(self) -> &'static str {
+        match self {
+            CheckResult::Pass => "PASS",
+            CheckResult::Fail => "FAIL",
+            CheckResult::DoesNotDiscriminate => "DOES NOT DISCRIMINATE",
+        }
+    }
 }
 
 /// Response-time figures for a step that measures them (a load or latency
@@ -248,6 +307,35 @@ pub struct StepOutcome {
     /// failed or did not run (servers gonogo owns only).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dependency_views: Vec<DependencyView>,
+    /// Facts the step observed that are neither checks nor failures: what
+    /// a fail-fast case's service connected to before it exited, or why
+    /// its pass depends on the machine.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<Note>,
+}
+
+/// A fact a step observed beside its checks. It never changes the status:
+/// a reader weighs it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Note {
+    /// What it is about, e.g. the fail-fast case `REDIS_URL unset`.
+    pub about: Masked,
+    pub kind: NoteKind,
+    /// gonogo's own words.
+    pub text: Masked,
+    /// The service's own output line the note rests on, when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quote: Option<Masked>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NoteKind {
+    /// What gonogo saw, e.g. the connections its proxies accepted.
+    Observed,
+    /// The step passed, but the pass depends on the machine it ran on
+    /// (the service exited after a failed connection, not a check).
+    DependsOnMachine,
 }
 
 /// One dependency server's view of a step's time window: its log lines, or

@@ -15,6 +15,7 @@ use super::{
 };
 use crate::deps::Dependency;
 use crate::deps::read_only::{ALLOW_SQL, REFUSE_SQL, Refused, ServerSession};
+use crate::http::HttpExchange;
 use crate::plan::{Hold, PlannedStep, Precondition, Resource};
 use crate::scenario::Scenario;
 use crate::service::{RunningService, Startup};
@@ -62,8 +63,8 @@ impl Exercise for ReadOnly {
             };
             let mut step = StepRecorder::new(ctx.masker, planned);
             let mut timeline = TimelineRecorder::new(ctx.masker, "Postgres (read-only)");
-            if let Some(service) = healthy_instance(ctx, &mut step).await? {
-                let result = fault(ctx, &mut step, &mut timeline, &service).await;
+            if let Some((service, healthy)) = healthy_instance(ctx, &mut step).await? {
+                let result = fault(ctx, &mut step, &mut timeline, &service, &healthy).await;
                 step.log(&service.log_text().await);
                 let _ = service.stop().await;
                 result?;
@@ -77,33 +78,34 @@ impl Exercise for ReadOnly {
     }
 }
 
-/// Start the instance and wait for ready 200; `None` (with the FAIL
-/// recorded and the instance stopped) when it never got there.
+/// Start the instance and wait for ready 200; gives it with that healthy
+/// answer, or `None` (with the FAIL recorded and the instance stopped)
+/// when it never got there.
 async fn healthy_instance(
     ctx: &mut StepContext<'_>,
     step: &mut StepRecorder<'_>,
-) -> anyhow::Result<Option<RunningService>> {
+) -> anyhow::Result<Option<(RunningService, HttpExchange)>> {
     let bindings = ctx.bindings.clone();
     let (service, startup) = launch(ctx, step, "start service", &bindings).await?;
-    let healthy = if matches!(startup, Startup::Answering(_)) {
+    if matches!(startup, Startup::Answering(_)) {
         let (healthy, exchange) =
             until_ready_status(ctx, &service, 200, ctx.scenario.ready.settle).await;
         let ready_path = &ctx.scenario.service.ready_path;
         step.request(&format!("GET {ready_path} before the fault"), &exchange);
-        step.check(
+        let healthy = step.check(
             "ready answers 200 before the fault",
             exchange.summary(),
             healthy.is_some(),
-        )
+        );
+        if healthy {
+            return Ok(Some((service, exchange)));
+        }
     } else {
         step.check(
             "service answers HTTP before the fault",
             startup_text(&startup),
             false,
-        )
-    };
-    if healthy {
-        return Ok(Some(service));
+        );
     }
     step.log(&service.log_text().await);
     let _ = service.stop().await;
@@ -117,6 +119,7 @@ async fn fault(
     step: &mut StepRecorder<'_>,
     timeline: &mut TimelineRecorder<'_>,
     service: &RunningService,
+    healthy: &HttpExchange,
 ) -> anyhow::Result<()> {
     let target = ctx.dependency(KEY);
     let Some(endpoint) = target.postgres() else {
@@ -130,7 +133,7 @@ async fn fault(
     let watched = match &refused {
         Ok(refused) => {
             record_refused(step, timeline, refused, began);
-            Ok(watch_outage(ctx, step, timeline, service, target).await)
+            Ok(watch_outage(ctx, step, timeline, service, target, healthy).await)
         }
         Err(e) => Err(anyhow::anyhow!("make postgres refuse writes: {e:#}")),
     };
@@ -195,6 +198,7 @@ async fn watch_outage(
     timeline: &mut TimelineRecorder<'_>,
     service: &RunningService,
     target: &Dependency,
+    healthy: &HttpExchange,
 ) -> bool {
     let window = ctx.scenario.faults.detection_window;
     let ready_path = &ctx.scenario.service.ready_path;
@@ -215,7 +219,9 @@ async fn watch_outage(
                 format!("first 503 after {} ms", at.as_millis()),
                 true,
             );
-            super::faults::names_check(step, &exchange, target);
+            // The names only: `[faults] expect` describes an outage, and a
+            // database that refuses writes may say so in other words.
+            super::discriminate::failure_semantics(step, &exchange, Some(healthy), target, &[]);
             true
         }
         None => {

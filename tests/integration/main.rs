@@ -10,6 +10,8 @@ mod attest;
 mod ci;
 mod cleanup;
 mod conformance;
+mod discriminate;
+mod failfast;
 mod fastapi;
 mod faults;
 mod parallel;
