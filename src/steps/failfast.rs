@@ -73,33 +73,76 @@ impl Exercise for FailFast {
     fn run<'a>(&'a self, ctx: &'a mut StepContext<'_>, steps: &'a [PlannedStep]) -> StepFuture<'a> {
         Box::pin(async move {
             let mut step = StepRecorder::new(ctx.masker, &steps[0]);
-            for case in &ctx.scenario.failfast.cases {
-                run_case(ctx, &mut step, case).await?;
+            let cases = &ctx.scenario.failfast.cases;
+            for case in cases {
+                ctx.detail(&format!("case: {}", case.name));
+            }
+            // The cases are independent (each has its own port and proxies
+            // of its own): they run side by side, and are recorded in
+            // their order.
+            let shared: &StepContext<'_> = ctx;
+            let seen =
+                super::join_all(cases.iter().map(|case| observe(shared, case)).collect()).await;
+            for (case, seen) in cases.iter().zip(seen) {
+                record(ctx, &mut step, case, seen?);
             }
             Ok(Ran::one(step.finish()))
         })
     }
 }
 
-/// Start the service with `case`'s configuration and watch it: it must exit
-/// non-zero within the deadline, never answering HTTP meanwhile.
-async fn run_case(
-    ctx: &mut StepContext<'_>,
-    step: &mut StepRecorder<'_>,
-    case: &FailFastCase,
-) -> anyhow::Result<()> {
+/// What one case's instance did.
+struct Seen {
+    /// `None` if it still ran at the deadline; `Some(None)` if a signal
+    /// ended it.
+    exit: Option<Option<i32>>,
+    /// Its first HTTP answer, if any.
+    answered: Option<String>,
+    took: Duration,
+    /// What it connected to, in words.
+    connected: String,
+    log: String,
+    invocation: String,
+}
+
+/// Start the service with `case`'s configuration and watch it until it
+/// exits or the deadline passes.
+async fn observe(ctx: &StepContext<'_>, case: &FailFastCase) -> anyhow::Result<Seen> {
     let spec = &ctx.scenario.service;
     let deadline = ctx.scenario.failfast.deadline;
     let proxies = CaseProxies::start(ctx.deps.iter()).await?;
     let mut bindings = ctx.bindings_with_port(&ctx.bindings)?;
     proxies.bind(&mut bindings);
     let launch = ServiceLaunch::build(spec, &bindings, &ctx.extra_env, &case.unset, &case.set)?;
-    ctx.detail(&format!("case: {}", case.name));
     let started = Instant::now();
     let mut service = RunningService::spawn(&launch)?;
     let (exit, answered) = watch(ctx, &mut service, deadline).await;
     let took = started.elapsed();
     let connected = proxies.finish(started).await;
+    let log = service.log_text().await;
+    let _ = service.stop().await;
+    Ok(Seen {
+        exit,
+        answered,
+        took,
+        connected,
+        log,
+        invocation: launch.display(),
+    })
+}
+
+/// Record what `case`'s instance did: it must have exited non-zero within
+/// the deadline, never answering HTTP meanwhile.
+fn record(ctx: &StepContext<'_>, step: &mut StepRecorder<'_>, case: &FailFastCase, seen: Seen) {
+    let deadline = ctx.scenario.failfast.deadline;
+    let Seen {
+        exit,
+        answered,
+        took,
+        connected,
+        log,
+        invocation,
+    } = seen;
     let observed_exit = match exit {
         Some(Some(code)) => format!("exited with code {code} after {} ms", took.as_millis()),
         Some(None) => format!("killed by a signal after {} ms", took.as_millis()),
@@ -108,8 +151,6 @@ async fn run_case(
             took.as_millis()
         ),
     };
-    let log = service.log_text().await;
-    let _ = service.stop().await;
     let ending = if exit.is_some() {
         "before it exited"
     } else {
@@ -136,7 +177,7 @@ async fn run_case(
     }
     step.process(
         &format!("strict start with {}", case.name),
-        &launch.display(),
+        &invocation,
         exit.flatten(),
         &format!("{log}gonogo: {observed_exit}\n"),
         took,
@@ -159,7 +200,6 @@ async fn run_case(
             }),
         answered.is_none(),
     );
-    Ok(())
 }
 
 /// One fault proxy per dependency, for one case alone.

@@ -131,6 +131,31 @@ impl<'a> StepContext<'a> {
     }
 }
 
+/// Run every future of `all` at once, on this task; gives their outputs in
+/// their order.
+pub async fn join_all<F: Future>(all: Vec<F>) -> Vec<F::Output> {
+    let mut all: Vec<Pin<Box<F>>> = all.into_iter().map(Box::pin).collect();
+    let mut outputs: Vec<Option<F::Output>> = all.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (future, output) in all.iter_mut().zip(outputs.iter_mut()) {
+            if output.is_none() {
+                match future.as_mut().poll(cx) {
+                    std::task::Poll::Ready(value) => *output = Some(value),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    outputs.into_iter().flatten().collect()
+}
+
 /// The future an [`Exercise`] gives.
 pub type StepFuture<'a> = Pin<Box<dyn Future<Output = anyhow::Result<Ran>> + 'a>>;
 
