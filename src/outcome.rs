@@ -248,6 +248,35 @@ pub struct StepOutcome {
     /// failed or did not run (servers gonogo owns only).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dependency_views: Vec<DependencyView>,
+    /// Facts the step observed that are neither checks nor failures: what
+    /// a fail-fast case's service connected to before it exited, or why
+    /// its pass depends on the machine.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<Note>,
+}
+
+/// A fact a step observed beside its checks. It never changes the status:
+/// a reader weighs it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Note {
+    /// What it is about, e.g. the fail-fast case `REDIS_URL unset`.
+    pub about: Masked,
+    pub kind: NoteKind,
+    /// gonogo's own words.
+    pub text: Masked,
+    /// The service's own output line the note rests on, when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quote: Option<Masked>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NoteKind {
+    /// What gonogo saw, e.g. the connections its proxies accepted.
+    Observed,
+    /// The step passed, but the pass depends on the machine it ran on
+    /// (the service exited after a failed connection, not a check).
+    DependsOnMachine,
 }
 
 /// One dependency server's view of a step's time window: its log lines, or

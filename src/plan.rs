@@ -55,6 +55,10 @@ pub enum Precondition {
     /// The ready gate saw the service healthy: ready answered the status
     /// and body `[ready]` expects.
     ReadyHealthy,
+    /// The ready gate's instance answered HTTP at all (healthy or not):
+    /// a step that starts an instance of its own and waits for it to
+    /// answer would otherwise spend the whole startup timeout again.
+    Answers,
     /// gonogo's fault proxy is between the service and this dependency.
     Faultable { dependency: String },
     /// gonogo owns this dependency's server and may change it (a
@@ -142,6 +146,9 @@ pub enum Ready {
     Healthy,
     /// It never did; what it answered instead.
     Unhealthy(String),
+    /// The service never answered HTTP at all: it exited, or stayed
+    /// silent through the startup timeout; what was seen.
+    NeverAnswered(String),
     /// The ready gate did not run (yet); why.
     Unknown(String),
 }
@@ -183,6 +190,7 @@ impl Precondition {
             }
             Precondition::Database => "a connection to the service's database".into(),
             Precondition::ReadyHealthy => "a healthy service".into(),
+            Precondition::Answers => "a service instance that answers HTTP".into(),
             Precondition::Faultable { dependency } => {
                 format!("gonogo's fault proxy between the service and {dependency}")
             }
@@ -216,8 +224,18 @@ impl Precondition {
             ),
             Precondition::ReadyHealthy => match &facts.ready {
                 Ready::Healthy => Ok(()),
-                Ready::Unhealthy(seen) => unmet(format!("the ready gate never saw one: {seen}")),
+                Ready::Unhealthy(seen) | Ready::NeverAnswered(seen) => {
+                    unmet(format!("the ready gate never saw one: {seen}"))
+                }
                 Ready::Unknown(why) => unmet(format!("the ready gate did not run: {why}")),
+            },
+            // Unknown (the gate not run, or declared not applicable) does
+            // not rule the step out: it then finds out for itself.
+            Precondition::Answers => match &facts.ready {
+                Ready::NeverAnswered(seen) => {
+                    unmet(format!("the ready gate's instance never did: {seen}"))
+                }
+                _ => Ok(()),
             },
             Precondition::Configured {
                 unmet: Some(observed),
@@ -228,6 +246,14 @@ impl Precondition {
             } if !facts.observed.contains(observation) => unmet(facts.why_unobserved(from)),
             _ => Ok(()),
         }
+    }
+}
+
+impl Precondition {
+    /// Whether it reads what the ready gate established, so that it can
+    /// only be checked once the gate has finished.
+    pub fn reads_ready(&self) -> bool {
+        matches!(self, Precondition::ReadyHealthy | Precondition::Answers)
     }
 }
 
@@ -345,6 +371,38 @@ mod tests {
         assert_eq!(
             unmet.to_string(),
             "needs a healthy service; the ready gate never saw one: HTTP 404 in 2 ms"
+        );
+    }
+
+    #[test]
+    fn a_service_that_never_answered_rules_out_a_second_wait() {
+        let p = Precondition::Answers;
+        assert!(p.reads_ready() && Precondition::ReadyHealthy.reads_ready());
+        assert!(p.check(&facts(true, Ready::Healthy)).is_ok());
+        assert!(
+            p.check(&facts(true, Ready::Unhealthy("HTTP 503".into())))
+                .is_ok()
+        );
+        assert!(
+            p.check(&facts(true, Ready::Unknown("declared".into())))
+                .is_ok()
+        );
+        let silent = facts(
+            true,
+            Ready::NeverAnswered("the service did not answer HTTP within 20000 ms".into()),
+        );
+        assert_eq!(
+            p.check(&silent).unwrap_err().to_string(),
+            "needs a service instance that answers HTTP; the ready gate's instance never did: the service did not answer HTTP within 20000 ms"
+        );
+        assert!(
+            Precondition::ReadyHealthy
+                .check(&silent)
+                .unwrap_err()
+                .to_string()
+                .starts_with(
+                    "needs a healthy service; the ready gate never saw one: the service did not"
+                )
         );
     }
 

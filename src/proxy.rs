@@ -11,11 +11,16 @@
 //! on the next scheduler tick; [`FaultProxy::apply`] also waits until it has.
 //! The guard owns the listener and every connection: dropping it aborts them,
 //! [`FaultProxy::shutdown`] stops them and waits until every socket is closed.
+//!
+//! It also counts what it accepted ([`FaultProxy::accepted`]): how many
+//! connections and when the first came, so a step can say whether (and how
+//! soon) the service reached the dependency at all.
 
 use std::fmt;
 use std::future;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -87,6 +92,34 @@ struct Applied {
     bind_error: Option<String>,
 }
 
+/// The connections a proxy accepted since it started, whatever became of
+/// them (a connection that arrived while the port was closing counts too).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Accepted {
+    pub connections: usize,
+    /// When the first one was accepted.
+    pub first_at: Option<std::time::Instant>,
+}
+
+/// Where the accept loop counts what it accepted.
+#[derive(Clone, Debug, Default)]
+struct AcceptedCount(Arc<Mutex<Accepted>>);
+
+impl AcceptedCount {
+    fn add(&self) {
+        // The value is two plain fields, consistent after any panic.
+        let mut accepted = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        accepted.connections += 1;
+        accepted
+            .first_at
+            .get_or_insert_with(std::time::Instant::now);
+    }
+
+    fn get(&self) -> Accepted {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
 /// A running fault proxy: a guard that owns the listening port and every
 /// proxied connection.
 ///
@@ -100,6 +133,7 @@ pub struct FaultProxy {
     control: watch::Sender<Control>,
     applied: watch::Receiver<Applied>,
     open: watch::Sender<usize>,
+    accepted: AcceptedCount,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
@@ -129,6 +163,7 @@ impl FaultProxy {
             bind_error: None,
         });
         let (open, _) = watch::channel(0);
+        let accepted = AcceptedCount::default();
         let (stop, stop_rx) = oneshot::channel();
         let accept = Acceptor {
             local_addr,
@@ -136,6 +171,7 @@ impl FaultProxy {
             control: control_rx,
             applied: applied_tx,
             open: open.clone(),
+            accepted: accepted.clone(),
         };
         let task = tokio::spawn(accept.run(listener, stop_rx));
         Ok(FaultProxy {
@@ -145,6 +181,7 @@ impl FaultProxy {
             control,
             applied,
             open,
+            accepted,
             stop: Some(stop),
             task: Some(task),
         })
@@ -184,6 +221,11 @@ impl FaultProxy {
     /// Client connections the proxy holds right now, blackholed ones included.
     pub fn open_connections(&self) -> usize {
         *self.open.borrow()
+    }
+
+    /// The connections accepted since the proxy started.
+    pub fn accepted(&self) -> Accepted {
+        self.accepted.get()
     }
 
     /// Switches the fault and waits until it is in force: the port is closed
@@ -282,6 +324,7 @@ struct Acceptor {
     control: watch::Receiver<Control>,
     applied: watch::Sender<Applied>,
     open: watch::Sender<usize>,
+    accepted: AcceptedCount,
 }
 
 impl Acceptor {
@@ -344,6 +387,7 @@ impl Acceptor {
     }
 
     fn admit(&self, client: TcpStream, connections: &mut JoinSet<()>) {
+        self.accepted.add();
         // The current value, not the last one this loop acted on: a switch may
         // have landed since, and must hold for this connection too.
         let control = *self.control.borrow();
@@ -815,6 +859,32 @@ mod tests {
             );
             assert_eq!(proxy.open_connections(), 0);
             assert_eq!(echo.accepted(), 1);
+            Ok(())
+        })
+        .await
+    }
+
+    #[tokio::test]
+    async fn it_counts_what_it_accepted_and_when_the_first_came() -> io::Result<()> {
+        bounded(async {
+            let echo = Echo::start().await?;
+            let started = std::time::Instant::now();
+            let proxy = FaultProxy::start("counted", echo.addr).await?;
+            assert_eq!(proxy.accepted(), Accepted::default());
+            let _first = flowing(&proxy).await?;
+            let _second = flowing(&proxy).await?;
+            let accepted = proxy.accepted();
+            assert_eq!(accepted.connections, 2);
+            assert!(accepted.first_at.is_some_and(|at| at >= started));
+            // The count spans faults: the port closed and opened again.
+            proxy.apply(Fault::Down).await?;
+            proxy.apply(Fault::None).await?;
+            let _third = TcpStream::connect(proxy.local_addr()).await?;
+            eventually("the third connection counted", || {
+                proxy.accepted().connections == 3
+            })
+            .await;
+            assert_eq!(proxy.accepted().first_at, accepted.first_at);
             Ok(())
         })
         .await

@@ -10,6 +10,9 @@ const DEFAULT_HOST: &str = "127.0.0.1";
 const DEFAULT_PROBE_TIMEOUT_MS: u64 = 2000;
 /// The contract forbids probe deadlines above 5 s, so larger values are clamped.
 const MAX_PROBE_TIMEOUT_MS: u64 = 5000;
+/// Where the `strict-redis-fallback` flaw looks for Redis when `REDIS_URL`
+/// is unset (`REDIS_FALLBACK_URL` overrides it), as many services do.
+const DEFAULT_REDIS_FALLBACK: &str = "redis://127.0.0.1:6379";
 
 /// A deliberate defect, switched on by name through `REFERENCE_FLAW`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,10 +40,12 @@ pub enum Flaw {
     HugeReadyBody,
     EndlessReadyBody,
     PostgresProbeReadsOnly,
+    NeverAnswers,
+    StrictRedisFallback,
 }
 
 impl Flaw {
-    pub const ALL: [Flaw; 23] = [
+    pub const ALL: [Flaw; 25] = [
         Flaw::ReadyIgnoresRedis,
         Flaw::Ready500,
         Flaw::StrictBootsWithoutRedis,
@@ -64,6 +69,8 @@ impl Flaw {
         Flaw::HugeReadyBody,
         Flaw::EndlessReadyBody,
         Flaw::PostgresProbeReadsOnly,
+        Flaw::NeverAnswers,
+        Flaw::StrictRedisFallback,
     ];
 
     pub fn name(self) -> &'static str {
@@ -91,6 +98,8 @@ impl Flaw {
             Flaw::HugeReadyBody => "huge-ready-body",
             Flaw::EndlessReadyBody => "endless-ready-body",
             Flaw::PostgresProbeReadsOnly => "postgres-probe-reads-only",
+            Flaw::NeverAnswers => "never-answers",
+            Flaw::StrictRedisFallback => "strict-redis-fallback",
         }
     }
 
@@ -99,7 +108,7 @@ impl Flaw {
     }
 
     /// Flaws handled before the configuration exists (see `main.rs`).
-    pub const EARLY: [&'static str; 1] = ["strict-serves-before-failing"];
+    pub const EARLY: [&'static str; 2] = ["strict-serves-before-failing", "strict-connects-first"];
 }
 
 /// The set of flaws switched on for this process; empty for the correct service.
@@ -176,6 +185,9 @@ pub struct Config {
     pub strict: Option<String>,
     pub database_url: Option<String>,
     pub redis_url: Option<String>,
+    /// Set when `REDIS_URL` was unset in strict mode and the
+    /// `strict-redis-fallback` flaw put this URL in its place.
+    pub redis_fallback: Option<String>,
     pub probe_timeout: Duration,
     /// Set when `PROBE_TIMEOUT_MS` asked for more than the contract allows.
     pub probe_timeout_clamped_from: Option<u64>,
@@ -234,13 +246,23 @@ impl Config {
                 problem,
             })?;
 
+        // Flaw: a missing REDIS_URL is not refused; a default stands in.
+        let mut redis_url = get("REDIS_URL");
+        let mut redis_fallback = None;
+        if redis_url.is_none() && strict.is_some() && flaws.has(Flaw::StrictRedisFallback) {
+            let url = get("REDIS_FALLBACK_URL").unwrap_or_else(|| DEFAULT_REDIS_FALLBACK.into());
+            redis_url = Some(url.clone());
+            redis_fallback = Some(url);
+        }
+
         let config = Config {
             host: get("HOST").unwrap_or_else(|| DEFAULT_HOST.to_owned()),
             port,
             env,
             strict,
             database_url: get("DATABASE_URL"),
-            redis_url: get("REDIS_URL"),
+            redis_url,
+            redis_fallback,
             probe_timeout: Duration::from_millis(probe_ms),
             probe_timeout_clamped_from: (requested_ms != probe_ms).then_some(requested_ms),
             flaws,
@@ -456,6 +478,22 @@ mod tests {
         let strict = ("CI_STRICT", "1");
         let no_redis = ("REFERENCE_FLAW", "strict-boots-without-redis");
         assert!(load(&[strict, PG, no_redis]).is_ok());
+        let fallback = ("REFERENCE_FLAW", "strict-redis-fallback");
+        let config = load(&[strict, PG, fallback]).unwrap();
+        assert_eq!(
+            config.redis_fallback.as_deref(),
+            Some(DEFAULT_REDIS_FALLBACK)
+        );
+        assert_eq!(config.redis_url, config.redis_fallback);
+        let elsewhere = ("REDIS_FALLBACK_URL", "redis://127.0.0.1:1");
+        let config = load(&[strict, PG, fallback, elsewhere]).unwrap();
+        assert_eq!(config.redis_url.as_deref(), Some("redis://127.0.0.1:1"));
+        assert!(
+            load(&[strict, PG, REDIS, fallback])
+                .unwrap()
+                .redis_fallback
+                .is_none()
+        );
         let sqlite = ("REFERENCE_FLAW", "strict-accepts-sqlite");
         assert!(
             load(&[

@@ -83,7 +83,11 @@ async fn main() -> ExitCode {
     let config = match Config::from_env() {
         Ok(config) => config,
         Err(e) => {
-            if matches!(e, ConfigError::Strict { .. }) && serves_before_failing() {
+            if matches!(e, ConfigError::Strict { .. }) && early_flaw("strict-connects-first") {
+                connect_first().await;
+            }
+            if matches!(e, ConfigError::Strict { .. }) && early_flaw("strict-serves-before-failing")
+            {
                 late_failure().await;
             }
             eprintln!("error: {e}");
@@ -103,15 +107,39 @@ async fn main() -> ExitCode {
     }
 }
 
-/// Flaw `strict-serves-before-failing`: the configuration check runs after
-/// the listener opens, so a broken instance answers traffic before it dies.
-/// Read straight from the environment because the configuration that would
-/// carry it is exactly what failed.
-fn serves_before_failing() -> bool {
+/// Whether `REFERENCE_FLAW` names this flaw of the ones that act before
+/// the configuration exists (`strict-serves-before-failing`: the check runs
+/// after the listener opens; `strict-connects-first`: after a database
+/// connection). Read straight from the environment because the
+/// configuration that would carry it is exactly what failed.
+fn early_flaw(name: &str) -> bool {
     std::env::var("REFERENCE_FLAW")
         .unwrap_or_default()
         .split(',')
-        .any(|f| f.trim() == "strict-serves-before-failing")
+        .any(|f| f.trim() == name)
+}
+
+/// Flaw `strict-connects-first`: open (and close) a Postgres connection
+/// from `DATABASE_URL` before the configuration check refuses to start, as
+/// a service whose database setup runs at import time does. Bounded: 2 s.
+async fn connect_first() {
+    use sqlx::Connection;
+    let Some(url) = std::env::var("DATABASE_URL")
+        .ok()
+        .filter(|u| config::DatabaseScheme::of(u) == config::DatabaseScheme::Postgres)
+    else {
+        return;
+    };
+    let url = config::postgres_url_for_sqlx(&url);
+    let connect = sqlx::PgConnection::connect(&url);
+    match tokio::time::timeout(std::time::Duration::from_secs(2), connect).await {
+        Ok(Ok(connection)) => {
+            eprintln!("boot: database connected (before the configuration check)");
+            let _ = connection.close().await;
+        }
+        Ok(Err(_)) => eprintln!("boot: database unreachable (before the configuration check)"),
+        Err(_) => eprintln!("boot: database connect timed out (before the configuration check)"),
+    }
 }
 
 /// Answer every request with 200 for half a second, then return.

@@ -36,16 +36,14 @@ pub async fn serve(config: Config) -> ExitCode {
 
     log_config(&config);
     let deps = Deps::new(&config);
-    let slow_start = config.flaws.has(Flaw::SlowStart);
-    if slow_start {
-        eprintln!(
-            "flaw slow-start: waiting {} s before listening",
-            SLOW_START_DELAY.as_secs()
-        );
+    if let Err(code) = check_redis_fallback(&config, &deps).await {
+        return code;
     }
+    let slow_start = config.flaws.has(Flaw::SlowStart);
     tokio::select! {
         () = async {
             if slow_start {
+                eprintln!("flaw slow-start: waiting {} s before listening", SLOW_START_DELAY.as_secs());
                 tokio::time::sleep(SLOW_START_DELAY).await;
             }
             boot_checks(&deps).await;
@@ -67,6 +65,10 @@ pub async fn serve(config: Config) -> ExitCode {
     match listener.local_addr() {
         Ok(addr) => eprintln!("listening on http://{addr}"),
         Err(_) => eprintln!("listening on http://{}:{}", config.host, config.port),
+    }
+
+    if config.flaws.has(Flaw::NeverAnswers) {
+        return never_answer(listener, &mut shutdown, deps).await;
     }
 
     let state = Arc::new(AppState::new(&config, deps));
@@ -103,6 +105,58 @@ pub async fn serve(config: Config) -> ExitCode {
         return ExitCode::FAILURE;
     }
     code
+}
+
+/// Flaw `strict-redis-fallback`: the stand-in Redis is checked at boot,
+/// so the service exits after a failed connection rather than after a
+/// configuration check: it passes fail-fast only where nothing listens.
+async fn check_redis_fallback(config: &Config, deps: &Deps) -> Result<(), ExitCode> {
+    let (Some(_), Some(url)) = (&config.strict, &config.redis_fallback) else {
+        return Ok(());
+    };
+    eprintln!("boot: REDIS_URL unset; falling back to {}", mask_url(url));
+    match deps.probe_redis().await {
+        ProbeOutcome::Connected => {
+            eprintln!("boot: redis PING ok (fallback)");
+            Ok(())
+        }
+        outcome => {
+            let error = outcome.error().unwrap_or_default().to_owned();
+            eprintln!(
+                "error: could not connect to Redis at {}: {}",
+                mask_url(url),
+                error.strip_prefix("PING failed: ").unwrap_or(&error)
+            );
+            deps.close().await;
+            Err(ExitCode::FAILURE)
+        }
+    }
+}
+
+/// Flaw `never-answers`: accept every connection and hold it open, reading
+/// and writing nothing, until a shutdown signal (a hung event loop, a
+/// deadlocked worker pool).
+async fn never_answer(
+    listener: TcpListener,
+    shutdown: &mut std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
+    deps: Deps,
+) -> ExitCode {
+    eprintln!("flaw never-answers: accepting connections, answering none");
+    let mut held = Vec::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                if let Ok((socket, _)) = accepted {
+                    held.push(socket);
+                }
+            }
+            () = shutdown.as_mut() => break,
+        }
+    }
+    drop(held);
+    deps.close().await;
+    eprintln!("shutdown: complete");
+    ExitCode::SUCCESS
 }
 
 fn log_config(config: &Config) {

@@ -32,7 +32,7 @@ use serde::Serialize;
 
 use super::Evidence;
 use super::appendix::{self, Shown};
-use crate::outcome::{StepOutcome, StepStatus};
+use crate::outcome::{Note, NoteKind, StepOutcome, StepStatus};
 use crate::waiver::{WaiverRecord, WaiverState};
 
 /// The built-in template, compiled into the binary.
@@ -115,6 +115,8 @@ struct StepView<'a> {
     shown: Vec<Shown>,
     /// The waiver that applied to the step, or that had expired for it.
     waiver: Option<&'a WaiverRecord>,
+    /// Its notes saying that a pass depends on the machine.
+    on_machine: Vec<&'a Note>,
 }
 
 /// How many steps the first screen lists as failed and as not proven.
@@ -124,6 +126,8 @@ struct Counts {
     /// NOT RUN, WAIVED, and any other status that is neither PASS nor
     /// FAIL (such as NOT APPLICABLE).
     not_proven: usize,
+    /// Notes, on steps that passed, saying the pass depends on the machine.
+    on_machine: usize,
 }
 
 /// The template's context: the evidence, its steps as [`StepView`]s, and
@@ -140,6 +144,11 @@ fn context(evidence: &Evidence) -> Value {
             waiver: evidence.waivers.iter().find(|w| {
                 w.step == step.id && matches!(w.state, WaiverState::Applied | WaiverState::Expired)
             }),
+            on_machine: step
+                .notes
+                .iter()
+                .filter(|n| step.status == StepStatus::Pass && n.kind == NoteKind::DependsOnMachine)
+                .collect(),
         })
         .collect();
     let counts = Counts {
@@ -153,6 +162,7 @@ fn context(evidence: &Evidence) -> Value {
             .iter()
             .filter(|s| !matches!(s.status, StepStatus::Pass | StepStatus::Fail))
             .count(),
+        on_machine: steps.iter().map(|s| s.on_machine.len()).sum(),
     };
     minijinja::context! {
         steps => Value::from(minijinja::value::Serde(&steps)),
@@ -385,6 +395,50 @@ mod tests {
             "{block}"
         );
         assert!(!first_screen(&report).contains("NOAUTH"), "{report}");
+    }
+
+    /// A step's notes sit under its checks: the facts as text, the
+    /// service's own line in a code span.
+    #[test]
+    fn notes_follow_the_checks_and_quote_the_service_inert() {
+        let masker = crate::mask::Masker::new();
+        let mut evidence = crate::evidence::sample::evidence();
+        let note = |kind, text: &str, quote: Option<&str>| crate::outcome::Note {
+            about: masker.mask("REDIS_URL unset"),
+            kind,
+            text: masker.mask(text),
+            quote: quote.map(|q| masker.mask(q)),
+        };
+        evidence.steps[1].notes = vec![
+            note(
+                crate::outcome::NoteKind::Observed,
+                "the service made no connection to any dependency before it exited",
+                None,
+            ),
+            note(
+                crate::outcome::NoteKind::DependsOnMachine,
+                "this pass depends on the machine",
+                Some("*Connection refused* <b>"),
+            ),
+        ];
+        let report = render(&evidence, None).unwrap();
+        // Step 2 of the sample failed: its notes stay in its block.
+        assert!(!first_screen(&report).contains("depend on the machine"));
+        evidence.steps[0].notes = evidence.steps[1].notes.clone();
+        let report = render(&evidence, None).unwrap();
+        assert!(
+            first_screen(&report).contains("**Passes that depend on the machine** (a fact for the reader, not a failure)\n\n- Step 1, REDIS_URL unset: this pass depends on the machine\n"),
+            "{report}"
+        );
+        let block = report
+            .split("<summary>Step 2 — ")
+            .nth(1)
+            .and_then(|rest| rest.split("</details>").next())
+            .expect("a step 2 block");
+        assert!(
+            block.contains("|\n\n- REDIS_URL unset: the service made no connection to any dependency before it exited\n- REDIS_URL unset: **this pass depends on the machine**; its output: `*Connection refused* <b>`\n\n"),
+            "{block}"
+        );
     }
 
     /// GitHub and GitLab render Markdown inside `<details>` only with a

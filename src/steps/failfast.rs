@@ -1,11 +1,26 @@
 //! Fail-fast: in strict mode the service must exit non-zero within the
 //! deadline, without ever answering HTTP, when its configuration is missing
 //! or wrong (`REDIS_URL` unset, `DATABASE_URL` unset, sqlite URL).
+//!
+//! Each case runs the service with fault proxies of its own in front of
+//! every dependency, so what they accepted is that case's alone, even when
+//! cases run side by side. Beside its checks, each case notes what the
+//! service connected to before it exited, and whether its exit came from
+//! a failed connection (see [`super::failed_connection`]): such a pass
+//! depends on the machine, since a fallback like `localhost:6379` is
+//! refused only where nothing listens there.
 
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
+
+use super::failed_connection;
 use super::{Exercise, Ran, StepContext, StepFuture, StepRecorder, Unit, instance_holds};
+use crate::deps::Dependency;
+use crate::deps::dependency::PROXY_HOST;
+use crate::outcome::NoteKind;
 use crate::plan::{PlannedStep, Precondition};
+use crate::proxy::FaultProxy;
 use crate::scenario::{FailFastCase, Scenario};
 use crate::service::{RunningService, ServiceLaunch};
 
@@ -75,13 +90,16 @@ async fn run_case(
 ) -> anyhow::Result<()> {
     let spec = &ctx.scenario.service;
     let deadline = ctx.scenario.failfast.deadline;
-    let bindings = ctx.bindings_with_port(&ctx.bindings)?;
+    let proxies = CaseProxies::start(ctx.deps.iter()).await?;
+    let mut bindings = ctx.bindings_with_port(&ctx.bindings)?;
+    proxies.bind(&mut bindings);
     let launch = ServiceLaunch::build(spec, &bindings, &ctx.extra_env, &case.unset, &case.set)?;
     ctx.detail(&format!("case: {}", case.name));
     let started = Instant::now();
     let mut service = RunningService::spawn(&launch)?;
     let (exit, answered) = watch(ctx, &mut service, deadline).await;
     let took = started.elapsed();
+    let connected = proxies.finish(started).await;
     let observed_exit = match exit {
         Some(Some(code)) => format!("exited with code {code} after {} ms", took.as_millis()),
         Some(None) => format!("killed by a signal after {} ms", took.as_millis()),
@@ -92,6 +110,30 @@ async fn run_case(
     };
     let log = service.log_text().await;
     let _ = service.stop().await;
+    let ending = if exit.is_some() {
+        "before it exited"
+    } else {
+        "before gonogo stopped it"
+    };
+    step.note(
+        &case.name,
+        NoteKind::Observed,
+        &format!("{connected} {ending}"),
+        None,
+    );
+    let exited_non_zero = matches!(exit, Some(Some(code)) if code != 0);
+    if exited_non_zero && let Some(failed) = failed_connection::find(ctx.masker.mask(&log).as_str())
+    {
+        step.note(
+            &case.name,
+            NoteKind::DependsOnMachine,
+            &format!(
+                "this pass depends on the machine: the service exited after a failed connection ({}), not after a configuration check; a fallback such as localhost:6379 passes only where nothing listens there",
+                failed.meaning
+            ),
+            Some(&failed.line),
+        );
+    }
     step.process(
         &format!("strict start with {}", case.name),
         &launch.display(),
@@ -106,7 +148,7 @@ async fn run_case(
             deadline.as_secs_f64()
         ),
         observed_exit.clone(),
-        matches!(exit, Some(Some(code)) if code != 0) || matches!(exit, Some(None)),
+        exited_non_zero || matches!(exit, Some(None)),
     );
     step.check(
         format!("{}: never answers HTTP", case.name),
@@ -118,6 +160,63 @@ async fn run_case(
         answered.is_none(),
     );
     Ok(())
+}
+
+/// One fault proxy per dependency, for one case alone.
+struct CaseProxies<'d> {
+    all: Vec<(&'d Dependency, FaultProxy)>,
+}
+
+impl<'d> CaseProxies<'d> {
+    /// A fresh proxy to each dependency's server.
+    async fn start(deps: impl Iterator<Item = &'d Dependency>) -> anyhow::Result<CaseProxies<'d>> {
+        let mut all = Vec::new();
+        for dep in deps {
+            let proxy = FaultProxy::start(&dep.key, dep.proxy.upstream())
+                .await
+                .with_context(|| format!("start a fail-fast proxy to {}", dep.key))?;
+            all.push((dep, proxy));
+        }
+        Ok(CaseProxies { all })
+    }
+
+    /// Point every dependency's placeholders at this case's proxy.
+    fn bind(&self, bindings: &mut crate::scenario::placeholders::Bindings) {
+        for (dep, proxy) in &self.all {
+            dep.bind(bindings, PROXY_HOST, proxy.local_addr().port());
+        }
+    }
+
+    /// What the service connected to, counted from `started`, in words:
+    /// "the service connected to Postgres (1 connection, 120 ms after
+    /// start)", or "made no connection to any dependency"; then stop
+    /// every proxy.
+    async fn finish(self, started: Instant) -> String {
+        let mut seen = Vec::new();
+        for (dep, proxy) in self.all {
+            let accepted = proxy.accepted();
+            proxy.shutdown().await;
+            if accepted.connections == 0 {
+                continue;
+            }
+            let after = accepted
+                .first_at
+                .map(|at| at.saturating_duration_since(started).as_millis())
+                .unwrap_or_default();
+            seen.push(match accepted.connections {
+                1 => format!("{} (1 connection, {after} ms after start)", dep.display),
+                n => format!(
+                    "{} ({n} connections, the first {after} ms after start)",
+                    dep.display
+                ),
+            });
+        }
+        if seen.is_empty() {
+            "the service made no connection to any dependency".into()
+        } else {
+            format!("the service connected to {}", seen.join(" and "))
+        }
+    }
 }
 
 /// Knock on the port until the service exits or `deadline` passes; gives

@@ -23,6 +23,7 @@ pub mod read_only;
 pub mod ready;
 pub mod shutdown;
 
+mod failed_connection;
 mod instance;
 mod ordered;
 mod recorder;
@@ -176,7 +177,8 @@ pub struct Unit {
     /// What it holds while it runs (see [`crate::plan::conflicts`]).
     pub holds: Vec<Hold>,
     /// Whether this unit is the ready gate, whose outcome the
-    /// [`Precondition::ReadyHealthy`] of later units reads.
+    /// [`Precondition::ReadyHealthy`] (and [`Precondition::Answers`]) of
+    /// later units reads.
     pub establishes_ready: bool,
     /// Whether the runner starts fault proxies for this unit alone (see
     /// [`own_proxy_holds`]): a unit that switches faults gets them, so its
@@ -228,7 +230,7 @@ impl Unit {
     /// Whether a precondition of the unit reads what the ready gate
     /// established, so it cannot start before the gate finished.
     pub fn reads_ready(&self) -> bool {
-        self.preconditions.contains(&Precondition::ReadyHealthy)
+        self.preconditions.iter().any(Precondition::reads_ready)
     }
 
     /// Whether a precondition of the unit reads what earlier units
@@ -477,6 +479,9 @@ mod tests {
         assert!(ready.establishes_ready);
         assert!(unit(&plan, "negative-proof").reads_ready());
         assert!(unit(&plan, "redis-runtime-outage").reads_ready());
+        // Shutdown waits for the gate too: it is NOT RUN when the gate's
+        // instance never answered HTTP.
+        assert!(unit(&plan, "graceful-shutdown").reads_ready());
         // A server-wide fault reaches every instance, whatever its proxy.
         let read_only = unit(&plan, read_only::ID);
         for other in [

@@ -86,7 +86,12 @@ async fn ready_gate(ctx: &mut StepContext<'_>, planned: &PlannedStep) -> anyhow:
         ask_ready_and_version(ctx, &mut step, &service.url("")).await
     } else {
         let seen = format!("the service {}", startup_text(&startup));
-        (Ready::Unhealthy(seen), None)
+        let ready = match startup {
+            // Someone else's answer on the port: the service may answer too.
+            Startup::Foreign { .. } => Ready::Unhealthy(seen),
+            _ => Ready::NeverAnswered(seen),
+        };
+        (ready, None)
     };
     if ready == Ready::Healthy && ctx.scenario.kubernetes.is_some() {
         observed.push(healthy_answers(ctx, &service.url("")).await);

@@ -8,7 +8,9 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use crate::http::HttpExchange;
 use crate::mask::Masker;
 use crate::mask::encodings::ENCODINGS;
-use crate::outcome::{Action, ActionKind, Check, Excerpt, Latency, StepOutcome, StepStatus};
+use crate::outcome::{
+    Action, ActionKind, Check, Excerpt, Latency, Note, NoteKind, StepOutcome, StepStatus,
+};
 use crate::plan::{PlannedStep, Unmet};
 
 /// The credential-hygiene check every step that captured the service's
@@ -27,6 +29,7 @@ pub struct StepRecorder<'m> {
     actions: Vec<Action>,
     log: Option<Excerpt>,
     latency: Option<Latency>,
+    notes: Vec<Note>,
     skipped: Option<Skipped>,
     /// Whether the step captured anything the service produced.
     inspected: bool,
@@ -56,6 +59,7 @@ impl<'m> StepRecorder<'m> {
             actions: Vec::new(),
             log: None,
             latency: None,
+            notes: Vec::new(),
             skipped: None,
             inspected: false,
             revealed: Vec::new(),
@@ -218,6 +222,19 @@ impl<'m> StepRecorder<'m> {
         self.latency = Some(latency);
     }
 
+    /// A fact about `about` beside the checks, resting on the service's
+    /// output line `quote` when given (all masked); it never changes the
+    /// status, but a pass with a [`NoteKind::DependsOnMachine`] note says
+    /// so in its summary.
+    pub fn note(&mut self, about: &str, kind: NoteKind, text: &str, quote: Option<&str>) {
+        self.notes.push(Note {
+            about: self.masker.mask(about),
+            kind,
+            text: self.masker.mask(text),
+            quote: quote.map(|q| self.masker.mask(q)),
+        });
+    }
+
     /// A precondition of the step did not hold: it is NOT RUN, with the
     /// precondition and what was observed, whatever it recorded so far.
     pub fn unmet(&mut self, unmet: Unmet) {
@@ -284,6 +301,7 @@ impl<'m> StepRecorder<'m> {
             log: self.log,
             latency: self.latency,
             dependency_views: Vec::new(),
+            notes: self.notes,
         }
     }
 
@@ -308,14 +326,24 @@ impl<'m> StepRecorder<'m> {
                 StepStatus::Fail,
                 format!("expected {}, observed {}", first.expected, first.observed),
             ),
-            None => (
-                StepStatus::Pass,
-                format!(
-                    "{} of {} checks passed",
-                    self.checks.len(),
-                    self.checks.len()
-                ),
-            ),
+            None => {
+                let n = self.checks.len();
+                let on_machine: Vec<&str> = self
+                    .notes
+                    .iter()
+                    .filter(|note| note.kind == NoteKind::DependsOnMachine)
+                    .map(|note| note.about.as_str())
+                    .collect();
+                let summary = if on_machine.is_empty() {
+                    format!("{n} of {n} checks passed")
+                } else {
+                    format!(
+                        "{n} of {n} checks passed; this pass depends on the machine ({}: the service exited after a failed connection)",
+                        on_machine.join(", ")
+                    )
+                };
+                (StepStatus::Pass, summary)
+            }
         }
     }
 }
@@ -352,6 +380,28 @@ fn revelations(revealed: &[(String, String, Vec<&'static str>)]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pass_that_depends_on_the_machine_says_so() {
+        let m = Masker::new();
+        let step = PlannedStep::new("x", "X", "x holds", "nothing");
+        let mut recorder = StepRecorder::new(&m, &step);
+        recorder.check("exits", "exited", true);
+        recorder.note("case a", NoteKind::Observed, "made no connection", None);
+        recorder.note(
+            "case b",
+            NoteKind::DependsOnMachine,
+            "fallback",
+            Some("Connection refused"),
+        );
+        let outcome = recorder.finish();
+        assert_eq!(outcome.status, StepStatus::Pass);
+        assert_eq!(
+            outcome.summary.as_str(),
+            "1 of 1 checks passed; this pass depends on the machine (case b: the service exited after a failed connection)"
+        );
+        assert_eq!(outcome.notes.len(), 2);
+    }
 
     #[test]
     fn a_step_without_checks_fails() {

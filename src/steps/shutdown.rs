@@ -34,9 +34,14 @@ pub fn unit(scenario: &Scenario) -> Option<Unit> {
         ),
         "a service instance gonogo started, sent SIGTERM",
     );
-    let preconditions = vec![Precondition::Launches {
-        because: "it sends SIGTERM to an instance it started".into(),
-    }];
+    // An instance that never answers HTTP cannot be shown to stop
+    // gracefully; the ready gate, which saw that, carries the FAIL.
+    let preconditions = vec![
+        Precondition::Launches {
+            because: "it sends SIGTERM to an instance it started".into(),
+        },
+        Precondition::Answers,
+    ];
     Some(Unit::one(
         step,
         preconditions,

@@ -10,6 +10,7 @@ mod attest;
 mod ci;
 mod cleanup;
 mod conformance;
+mod failfast;
 mod fastapi;
 mod faults;
 mod parallel;

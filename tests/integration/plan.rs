@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::proof::{run_reference, run_reference_with, status_of};
+use crate::proof::{run_reference, run_reference_with, run_reference_within, status_of};
 
 const REFERENCE: &str = "scenarios/reference.toml";
 
@@ -114,6 +114,58 @@ fn a_service_whose_ready_never_reaches_200_runs_nothing_that_needs_it() {
     assert!(
         took < Duration::from_secs(120),
         "the proof took {took:?}: steps that cannot prove anything must not wait"
+    );
+}
+
+#[test]
+fn a_service_that_never_answers_http_ends_in_bounded_time() {
+    // It accepts TCP and never replies: the ready gate waits out the
+    // startup timeout once and fails; nothing else waits for it again.
+    let started = Instant::now();
+    let (code, transcript, json, _) = run_reference_within(
+        "never-answers",
+        REFERENCE,
+        &["--env", "REFERENCE_FLAW=never-answers"],
+        Duration::from_secs(180),
+    );
+    let took = started.elapsed();
+    assert_eq!(code, 1, "{transcript}");
+    assert_eq!(json["verdict"], "NO-GO");
+    assert_eq!(status_of(&json, "ready-gate"), "FAIL", "{transcript}");
+    assert!(
+        summary(&json, "ready-gate").contains("did not answer HTTP within"),
+        "{transcript}"
+    );
+    for dep in ["postgres", "redis"] {
+        for kind in [
+            "runtime-outage",
+            "liveness-isolation",
+            "timeout-discipline",
+            "recovery",
+        ] {
+            let id = format!("{dep}-{kind}");
+            assert_eq!(status_of(&json, &id), "NOT RUN", "{id}: {transcript}");
+            let why = summary(&json, &id);
+            assert!(
+                why.starts_with("needs a healthy service; the ready gate never saw one: the service did not answer HTTP within"),
+                "{id}: {why}"
+            );
+        }
+    }
+    // A second instance would only wait out the startup timeout again.
+    assert_eq!(status_of(&json, "graceful-shutdown"), "NOT RUN");
+    assert!(
+        summary(&json, "graceful-shutdown").starts_with(
+            "needs a service instance that answers HTTP; the ready gate's instance never did: the service did not answer HTTP within"
+        ),
+        "{transcript}"
+    );
+    assert_eq!(step(&json, "latency-slo")["actions"], Value::Array(vec![]));
+    // Strict mode still refuses to start, before the listener exists.
+    assert_eq!(status_of(&json, "fail-fast"), "PASS", "{transcript}");
+    assert!(
+        took < Duration::from_secs(150),
+        "the proof took {took:?}: only the ready gate may wait for a silent service"
     );
 }
 

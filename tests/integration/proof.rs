@@ -33,6 +33,17 @@ pub fn run_reference_with(
     scenario_file: &str,
     args: &[&str],
 ) -> (i32, String, Value, String) {
+    run_reference_within(test, scenario_file, args, LIMIT)
+}
+
+/// [`run_reference_with`], killed after `limit` rather than the usual
+/// bound.
+pub fn run_reference_within(
+    test: &str,
+    scenario_file: &str,
+    args: &[&str],
+    limit: Duration,
+) -> (i32, String, Value, String) {
     reference_service();
     let out = tempfile::tempdir().unwrap();
     let marker = marker(test);
@@ -43,7 +54,7 @@ pub fn run_reference_with(
         .arg("--out")
         .arg(out.path())
         .args(args);
-    let output = run_with_limit(command, LIMIT);
+    let output = run_with_limit(command, limit);
     let code = output.status.code().unwrap_or(-1);
     assert!(
         leftovers(&marker).is_empty(),
@@ -115,6 +126,30 @@ fn reference_service_is_go_with_every_step_passing() {
             .unwrap()
             .contains("reference-service")
     );
+    // Each fail-fast case says, as a fact, that the correct service
+    // reached no dependency before it exited; none is flagged.
+    let failfast = json["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == "fail-fast")
+        .unwrap();
+    let notes = failfast["notes"].as_array().unwrap();
+    assert_eq!(notes.len(), 3, "{notes:?}");
+    for note in notes {
+        assert_eq!(note["kind"], "observed", "{note}");
+        assert_eq!(
+            note["text"],
+            "the service made no connection to any dependency before it exited"
+        );
+    }
+    assert!(
+        !failfast["summary"]
+            .as_str()
+            .unwrap()
+            .contains("depends on the machine")
+    );
+    assert!(!report.contains("depend on the machine"), "{report}");
     let first_screen = &report[..report.find("\n## Appendix").expect("an appendix")];
     assert!(
         first_screen.lines().count() <= 60,
