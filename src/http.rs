@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 /// What happened when gonogo sent one request.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct HttpExchange {
     pub url: String,
     /// `None` when no response arrived (refused, reset, timed out).

@@ -183,7 +183,66 @@ pub struct Action {
 pub struct Check {
     pub expected: Masked,
     pub observed: Masked,
+    /// It held, and it counts: `false` for a check that failed, and for
+    /// one that held but does not discriminate.
     pub passed: bool,
+    /// `false` when the check held on the failure but the healthy answer
+    /// satisfies it too, so it could not have failed: it proves nothing,
+    /// is neither PASS nor FAIL, and does not count as passed.
+    #[serde(
+        default = "discriminates",
+        skip_serializing_if = "discriminates_is_true"
+    )]
+    pub discriminates: bool,
+    /// What in the healthy answer satisfied it (masked), for a check that
+    /// does not discriminate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub healthy: Option<Masked>,
+}
+
+fn discriminates() -> bool {
+    true
+}
+
+fn discriminates_is_true(d: &bool) -> bool {
+    *d
+}
+
+/// How one check ended, as every artifact shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckResult {
+    Pass,
+    Fail,
+    /// It held, but the healthy answer satisfies it too.
+    DoesNotDiscriminate,
+}
+
+/// What every artifact says of a check that does not discriminate.
+pub const NOT_DISCRIMINATING: &str = "does not discriminate: the healthy answer satisfies it too";
+
+impl Check {
+    pub fn result(&self) -> CheckResult {
+        match (self.discriminates, self.passed) {
+            (false, _) => CheckResult::DoesNotDiscriminate,
+            (true, true) => CheckResult::Pass,
+            (true, false) => CheckResult::Fail,
+        }
+    }
+
+    /// Whether it failed (a check that does not discriminate did not).
+    pub fn failed(&self) -> bool {
+        self.result() == CheckResult::Fail
+    }
+}
+
+impl CheckResult {
+    pub fn label(self) -> &'static str {
+        match self {
+            CheckResult::Pass => "PASS",
+            CheckResult::Fail => "FAIL",
+            CheckResult::DoesNotDiscriminate => "DOES NOT DISCRIMINATE",
+        }
+    }
 }
 
 /// Response-time figures for a step that measures them (a load or latency

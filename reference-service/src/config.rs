@@ -42,10 +42,11 @@ pub enum Flaw {
     PostgresProbeReadsOnly,
     NeverAnswers,
     StrictRedisFallback,
+    HealthyBodyNamesAll,
 }
 
 impl Flaw {
-    pub const ALL: [Flaw; 25] = [
+    pub const ALL: [Flaw; 26] = [
         Flaw::ReadyIgnoresRedis,
         Flaw::Ready500,
         Flaw::StrictBootsWithoutRedis,
@@ -71,6 +72,7 @@ impl Flaw {
         Flaw::PostgresProbeReadsOnly,
         Flaw::NeverAnswers,
         Flaw::StrictRedisFallback,
+        Flaw::HealthyBodyNamesAll,
     ];
 
     pub fn name(self) -> &'static str {
@@ -100,6 +102,7 @@ impl Flaw {
             Flaw::PostgresProbeReadsOnly => "postgres-probe-reads-only",
             Flaw::NeverAnswers => "never-answers",
             Flaw::StrictRedisFallback => "strict-redis-fallback",
+            Flaw::HealthyBodyNamesAll => "healthy-body-names-all",
         }
     }
 

@@ -357,6 +357,9 @@ fn respond(state: &AppState, body: ReadyBody) -> Response {
     if !state.flaws.has(Flaw::GaugeStuck) {
         state.ready_gauge.store(ok, Ordering::Relaxed);
     }
+    if state.flaws.has(Flaw::HealthyBodyNamesAll) {
+        return naming_all(state, ok, &body);
+    }
     if !ok && state.flaws.has(Flaw::Ready503Anonymous) {
         // Flaw: the right status, but nothing says which dependency failed.
         return (
@@ -389,6 +392,28 @@ fn echoing(status: StatusCode, body: &ReadyBody, echo: &crate::echo::Echo) -> Re
         response.headers_mut().append(name, value);
     }
     response
+}
+
+/// `healthy-body-names-all`: every answer lists every dependency it checks
+/// by name, and a failure says nothing else: the 503 names them all, so
+/// it cannot tell which one failed, and the healthy 200 names them too.
+fn naming_all(state: &AppState, ok: bool, body: &ReadyBody) -> Response {
+    let checked: Vec<&str> = ["Postgres", "Redis"]
+        .into_iter()
+        .chain(state.deps.extras().iter().map(|d| d.name.as_str()))
+        .collect();
+    if !ok {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({ "status": "fail", "checked": checked })),
+        )
+            .into_response();
+    }
+    let mut json = serde_json::to_value(body).unwrap_or_else(|_| serde_json::json!({}));
+    if let Some(members) = json.as_object_mut() {
+        members.insert("checked".to_owned(), serde_json::json!(checked));
+    }
+    (StatusCode::OK, Json(json)).into_response()
 }
 
 /// `endless-ready-body`: 200 and a JSON body that never ends.

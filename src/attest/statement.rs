@@ -271,6 +271,10 @@ struct ExtensionStep<'a> {
     title: &'a str,
     status: StepStatus,
     summary: &'a Masked,
+    /// The checks that held on the healthy answer too: they proved
+    /// nothing and were not counted as passed.
+    #[serde(rename = "notDiscriminating", skip_serializing_if = "Vec::is_empty")]
+    not_discriminating: Vec<&'a Masked>,
 }
 
 #[derive(Serialize)]
@@ -299,6 +303,12 @@ fn extension(evidence: &Evidence) -> serde_json::Value {
                 title: &s.title,
                 status: s.status,
                 summary: &s.summary,
+                not_discriminating: s
+                    .checks
+                    .iter()
+                    .filter(|c| !c.discriminates)
+                    .map(|c| &c.expected)
+                    .collect(),
             })
             .collect(),
         waivers: evidence

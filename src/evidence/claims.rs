@@ -8,10 +8,29 @@
 //! claim its run recorded (the plan's, with the scenario's numbers), or
 //! else its title.
 
-use crate::outcome::StepOutcome;
+use crate::outcome::{NOT_DISCRIMINATING, StepOutcome};
 
-/// The claim `step` proves when it passes.
+/// The claim `step` proves when it passes, and what of it this run did not
+/// prove: a check that does not discriminate proved nothing.
 pub fn claim(step: &StepOutcome) -> String {
+    let claim = planned_claim(step);
+    let idle: Vec<&str> = step
+        .checks
+        .iter()
+        .filter(|c| !c.discriminates)
+        .map(|c| c.expected.as_str())
+        .collect();
+    if idle.is_empty() {
+        return claim;
+    }
+    format!(
+        "{claim} Not proven by this run: {} ({NOT_DISCRIMINATING}).",
+        idle.join("; ")
+    )
+}
+
+/// The claim of the step's id.
+fn planned_claim(step: &StepOutcome) -> String {
     let fixed = match step.id.as_str() {
         "migration-gate" => Some(
             "The migrations apply cleanly (exit 0) and leave the database at the newest version."
@@ -145,6 +164,21 @@ mod tests {
             claim(&step("payments-api-recovery", "t")).starts_with("When payments-api comes back")
         );
         assert!(claim(&step("latency-slo", "t")).contains("(p95 ≤ 250 ms)"));
+    }
+
+    #[test]
+    fn a_check_that_does_not_discriminate_is_not_claimed() {
+        let mut outage = step("redis-runtime-outage", "t");
+        outage.checks[0].expected = crate::mask::Masker::new().mask("503 body names Redis");
+        outage.checks[0].passed = false;
+        outage.checks[0].discriminates = false;
+        let said = claim(&outage);
+        assert!(
+            said.ends_with(
+                "Not proven by this run: 503 body names Redis (does not discriminate: the healthy answer satisfies it too)."
+            ),
+            "{said}"
+        );
     }
 
     #[test]

@@ -30,7 +30,7 @@ use std::time::Duration;
 use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite};
 
 use super::Evidence;
-use crate::outcome::{StepOutcome, StepStatus};
+use crate::outcome::{CheckResult, NOT_DISCRIMINATING, StepOutcome, StepStatus};
 use crate::waiver::{WaiverRecord, WaiverState};
 
 /// Render `evidence` as JUnit XML.
@@ -117,12 +117,24 @@ fn test_case(scenario: &str, step: &StepOutcome, waiver: Option<&WaiverRecord>) 
         ));
     }
     for check in &step.checks {
-        out.push_str(&format!(
-            "[{}] expected {}; observed {}\n",
-            if check.passed { "pass" } else { "FAIL" },
-            check.expected,
-            check.observed
-        ));
+        out.push_str(&match check.result() {
+            CheckResult::DoesNotDiscriminate => format!(
+                "[{NOT_DISCRIMINATING}; not counted as passed] expected {}; observed {}; {}\n",
+                check.expected,
+                check.observed,
+                check.healthy.as_ref().map_or("", |h| h.as_str())
+            ),
+            result => format!(
+                "[{}] expected {}; observed {}\n",
+                if result == CheckResult::Pass {
+                    "pass"
+                } else {
+                    "FAIL"
+                },
+                check.expected,
+                check.observed
+            ),
+        });
     }
     case.set_system_out(out);
     case
@@ -133,7 +145,7 @@ fn failed_checks(step: &StepOutcome) -> String {
     let failed: Vec<String> = step
         .checks
         .iter()
-        .filter(|c| !c.passed)
+        .filter(|c| c.failed())
         .map(|c| format!("expected: {}\nobserved: {}", c.expected, c.observed))
         .collect();
     if failed.is_empty() {

@@ -112,6 +112,8 @@ struct StepView<'a> {
     /// `claim`, which the flattened outcome already has.
     proves: String,
     checks_passed: usize,
+    /// Checks that held on the healthy answer too (neither PASS nor FAIL).
+    checks_idle: usize,
     shown: Vec<Shown>,
     /// The waiver that applied to the step, or that had expired for it.
     waiver: Option<&'a WaiverRecord>,
@@ -140,6 +142,7 @@ fn context(evidence: &Evidence) -> Value {
             step,
             proves: super::claims::claim(step),
             checks_passed: step.checks.iter().filter(|c| c.passed).count(),
+            checks_idle: step.checks.iter().filter(|c| !c.discriminates).count(),
             shown: appendix::shown(step),
             waiver: evidence.waivers.iter().find(|w| {
                 w.step == step.id && matches!(w.state, WaiverState::Applied | WaiverState::Expired)
@@ -255,6 +258,42 @@ mod tests {
         let fenced = fence("a ``` b".into(), None);
         assert!(fenced.starts_with("````\n"), "{fenced}");
         assert!(fenced.ends_with("\n````"), "{fenced}");
+    }
+
+    #[test]
+    fn a_check_that_does_not_discriminate_never_reads_as_pass() {
+        let mut evidence = crate::evidence::sample::evidence();
+        let m = crate::mask::Masker::new();
+        let step = &mut evidence.steps[0];
+        step.checks.push(crate::outcome::Check {
+            expected: m.mask("503 body names Redis"),
+            observed: m.mask("body mentions Redis"),
+            passed: false,
+            discriminates: false,
+            healthy: Some(
+                m.mask(r#"the healthy HTTP 200 body names Redis too: /checked/1 = "Redis""#),
+            ),
+        });
+        let report = render(&evidence, None).unwrap();
+        assert!(
+            report.contains(
+                r#"| 503 body names Redis | body mentions Redis; the healthy HTTP 200 body names Redis too: /checked/1 = "Redis" | **DOES NOT DISCRIMINATE**: the healthy answer satisfies it too; not counted as passed |"#
+            ),
+            "{report}"
+        );
+        assert!(
+            report.contains("| 1 of 2 (1 not discriminating) |"),
+            "{report}"
+        );
+        assert!(
+            report.contains("Not proven by this run: 503 body names Redis"),
+            "{report}"
+        );
+        let xml = super::super::junit::render(&evidence).unwrap();
+        assert!(
+            xml.contains("[does not discriminate: the healthy answer satisfies it too; not counted as passed] expected 503 body names Redis"),
+            "{xml}"
+        );
     }
 
     #[test]

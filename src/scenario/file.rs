@@ -88,6 +88,10 @@ pub struct FaultsFile {
     pub postgres_names: Option<Vec<String>>,
     /// Words the 503 body may use to name Redis.
     pub redis_names: Option<Vec<String>>,
+    /// What the 503 body shows of each dependency's failure, by dependency
+    /// key: `{ redis = [{ pointer = "/redis", equals = "down" }] }`.
+    #[serde(default)]
+    pub expect: BTreeMap<Spanned<String>, Vec<ExpectFile>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -677,6 +677,22 @@ impl Ctx<'_> {
                 chosen
             }
         };
+        let mut keys: Vec<String> = vec!["postgres".into(), "redis".into()];
+        keys.extend(dependencies.iter().map(|d| d.name.clone()));
+        let mut expect = BTreeMap::new();
+        for (key, list) in &f.expect {
+            if !keys.contains(key.get_ref()) {
+                return Err(self.error_at(
+                    key.span(),
+                    format!(
+                        "unknown dependency `{}` in [faults] expect; choose from {}",
+                        key.get_ref(),
+                        keys.join(", ")
+                    ),
+                ));
+            }
+            expect.insert(key.get_ref().clone(), self.expectations(list)?);
+        }
         Ok(FaultsSpec {
             enabled: f.enabled.unwrap_or(true),
             detection_window: ranges::duration(&f.detection_window, &ranges::DETECTION_WINDOW, at)?,
@@ -692,6 +708,7 @@ impl Ctx<'_> {
                 .redis_names
                 .clone()
                 .unwrap_or_else(|| vec!["Redis".into()]),
+            expect,
         })
     }
 

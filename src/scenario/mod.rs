@@ -135,6 +135,10 @@ pub struct FaultsSpec {
     pub targets: Vec<String>,
     pub postgres_names: Vec<String>,
     pub redis_names: Vec<String>,
+    /// What the 503 body must show of each dependency's outage, by
+    /// dependency key (`[faults] expect`); each is judged on the healthy
+    /// answer too.
+    pub expect: BTreeMap<String, Vec<BodyExpectation>>,
 }
 
 /// A TCP dependency gonogo does not speak, reached through the proxy.

@@ -190,6 +190,9 @@ struct Sequence<'m> {
     window: Option<Window>,
     /// Every fault watched to its end, for the probe judges.
     windows: Vec<FaultWindow>,
+    /// Ready's healthy answer before the fault: what each check about the
+    /// failure is judged against too.
+    healthy: Option<HttpExchange>,
 }
 
 /// One fault as it is being watched: every answer of every probed path,
@@ -288,6 +291,7 @@ async fn sequence(
         timeline: TimelineRecorder::new(ctx.masker, target.display.clone()),
         window: None,
         windows: Vec::new(),
+        healthy: None,
     };
     let service = match start_healthy_instance(ctx, &mut seq).await? {
         Ok(service) => service,
@@ -351,6 +355,7 @@ async fn start_healthy_instance(
         ));
         return Ok(Err(service));
     }
+    seq.healthy = Some(exchange);
     Ok(Ok(service))
 }
 
@@ -490,7 +495,7 @@ fn record_outage(
                 format!("first 503 after {} ms", at.as_millis()),
                 true,
             );
-            names_check(&mut seq.outage, exchange, target);
+            failure_semantics(ctx, &mut seq.outage, exchange, seq.healthy.as_ref(), target);
         }
         None => {
             if let Some(last) = &watch.last_ready {
@@ -637,7 +642,7 @@ async fn blackhole(
         ready.status == Some(503),
     );
     if ready.status == Some(503) {
-        names_check(&mut seq.timeout, &ready, target);
+        failure_semantics(ctx, &mut seq.timeout, &ready, seq.healthy.as_ref(), target);
     }
     live_while_blackholed(seq, &spec.live_path, target, &live);
     seq.timeout.stop_clock();
@@ -736,22 +741,20 @@ fn other_probe_paths(ctx: &StepContext<'_>) -> Vec<String> {
         .collect()
 }
 
-pub(super) fn names_check(
+/// What the 503 says about `target`, judged on the healthy answer too,
+/// with the scenario's `[faults] expect` for it.
+pub(super) fn failure_semantics(
+    ctx: &StepContext<'_>,
     step: &mut StepRecorder<'_>,
     exchange: &HttpExchange,
+    healthy: Option<&HttpExchange>,
     target: &Dependency,
 ) {
-    let body = exchange.body.to_lowercase();
-    let named = target
-        .names
-        .iter()
-        .find(|n| body.contains(&n.to_lowercase()));
-    step.check(
-        format!("503 body names {}", target.names.join(" or ")),
-        match named {
-            Some(n) => format!("body mentions {n}"),
-            None => "body names none of them".to_string(),
-        },
-        named.is_some(),
-    );
+    let expect = ctx
+        .scenario
+        .faults
+        .expect
+        .get(&target.key)
+        .map_or(&[][..], Vec::as_slice);
+    super::discriminate::failure_semantics(step, exchange, healthy, target, expect);
 }

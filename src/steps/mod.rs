@@ -23,6 +23,7 @@ pub mod read_only;
 pub mod ready;
 pub mod shutdown;
 
+mod discriminate;
 mod failed_connection;
 mod instance;
 mod ordered;

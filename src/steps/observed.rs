@@ -28,6 +28,9 @@ pub enum Observed {
     Shutdown(Shutdown),
     Fault(FaultWindow),
     Scrapes(ScrapedPhases),
+    /// The ready gate's healthy answer: what checks about a failure are
+    /// judged against too, by steps that record none of their own.
+    HealthyReady(HttpExchange),
 }
 
 impl Observed {
@@ -38,7 +41,7 @@ impl Observed {
             Observed::Fault(_) => Some(Observation::FaultWindow),
             Observed::Shutdown(_) => Some(Observation::Shutdown),
             Observed::Scrapes(_) => Some(Observation::Scrapes),
-            Observed::Healthy(_) | Observed::HealthyP99 { .. } => None,
+            Observed::Healthy(_) | Observed::HealthyP99 { .. } | Observed::HealthyReady(_) => None,
         }
     }
 }
@@ -48,6 +51,8 @@ impl Observed {
 pub struct Recorded {
     pub kube: Observations,
     pub scrapes: Option<ScrapedPhases>,
+    /// The ready gate's healthy answer, once it saw one.
+    pub healthy_ready: Option<HttpExchange>,
 }
 
 impl Recorded {
@@ -60,6 +65,7 @@ impl Recorded {
                 ..Observations::default()
             },
             scrapes: None,
+            healthy_ready: None,
         }
     }
 
@@ -79,6 +85,7 @@ impl Recorded {
             Observed::Shutdown(s) => kube.shutdown = Some(s),
             Observed::Fault(w) => kube.faults.push(w),
             Observed::Scrapes(s) => self.scrapes = Some(s),
+            Observed::HealthyReady(exchange) => self.healthy_ready = Some(exchange),
         }
     }
 }

@@ -15,6 +15,7 @@ use super::{
 };
 use crate::deps::Dependency;
 use crate::deps::read_only::{ALLOW_SQL, REFUSE_SQL, Refused, ServerSession};
+use crate::http::HttpExchange;
 use crate::plan::{Hold, PlannedStep, Precondition, Resource};
 use crate::scenario::Scenario;
 use crate::service::{RunningService, Startup};
@@ -62,13 +63,13 @@ impl Exercise for ReadOnly {
             };
             let mut step = StepRecorder::new(ctx.masker, planned);
             let mut timeline = TimelineRecorder::new(ctx.masker, "Postgres (read-only)");
-            if let Some(service) = healthy_instance(ctx, &mut step).await? {
+            if let Some((service, healthy)) = healthy_instance(ctx, &mut step).await? {
                 let mut watch = Watch {
                     step: &mut step,
                     timeline: &mut timeline,
                     service: &service,
                 };
-                let result = fault(ctx, &mut watch).await;
+                let result = fault(ctx, &mut watch, &healthy).await;
                 step.log(&service.log_text().await);
                 let _ = service.stop().await;
                 result?;
@@ -82,33 +83,34 @@ impl Exercise for ReadOnly {
     }
 }
 
-/// Start the instance and wait for ready 200; `None` (with the FAIL
-/// recorded and the instance stopped) when it never got there.
+/// Start the instance and wait for ready 200; gives it with that healthy
+/// answer, or `None` (with the FAIL recorded and the instance stopped)
+/// when it never got there.
 async fn healthy_instance(
     ctx: &mut StepContext<'_>,
     step: &mut StepRecorder<'_>,
-) -> anyhow::Result<Option<RunningService>> {
+) -> anyhow::Result<Option<(RunningService, HttpExchange)>> {
     let bindings = ctx.bindings.clone();
     let (service, startup) = launch(ctx, step, "start service", &bindings).await?;
-    let healthy = if matches!(startup, Startup::Answering(_)) {
+    if matches!(startup, Startup::Answering(_)) {
         let (healthy, exchange) =
             until_ready_status(ctx, &service, 200, ctx.scenario.ready.settle).await;
         let ready_path = &ctx.scenario.service.ready_path;
         step.request(&format!("GET {ready_path} before the fault"), &exchange);
-        step.check(
+        let healthy = step.check(
             "ready answers 200 before the fault",
             exchange.summary(),
             healthy.is_some(),
-        )
+        );
+        if healthy {
+            return Ok(Some((service, exchange)));
+        }
     } else {
         step.check(
             "service answers HTTP before the fault",
             startup_text(&startup),
             false,
-        )
-    };
-    if healthy {
-        return Ok(Some(service));
+        );
     }
     step.log(&service.log_text().await);
     let _ = service.stop().await;
@@ -117,7 +119,11 @@ async fn healthy_instance(
 
 /// Refuse writes, watch ready, allow writes, watch ready. Writes are
 /// allowed again whatever happened in between.
-async fn fault(ctx: &mut StepContext<'_>, w: &mut Watch<'_, '_>) -> anyhow::Result<()> {
+async fn fault(
+    ctx: &mut StepContext<'_>,
+    w: &mut Watch<'_, '_>,
+    healthy: &HttpExchange,
+) -> anyhow::Result<()> {
     let target = ctx.dependency(KEY);
     let Some(endpoint) = target.postgres() else {
         anyhow::bail!("the postgres dependency has no server endpoint");
@@ -130,7 +136,7 @@ async fn fault(ctx: &mut StepContext<'_>, w: &mut Watch<'_, '_>) -> anyhow::Resu
     let watched = match &refused {
         Ok(refused) => {
             record_refused(w, refused, began);
-            Ok(watch_outage(ctx, w, target).await)
+            Ok(watch_outage(ctx, w, target, healthy).await)
         }
         Err(e) => Err(anyhow::anyhow!("make postgres refuse writes: {e:#}")),
     };
@@ -184,7 +190,12 @@ fn record_refused(w: &mut Watch<'_, '_>, refused: &Refused, began: Instant) {
 
 /// Ask ready until its first 503 or the detection window; gives whether
 /// it turned 503.
-async fn watch_outage(ctx: &StepContext<'_>, w: &mut Watch<'_, '_>, target: &Dependency) -> bool {
+async fn watch_outage(
+    ctx: &StepContext<'_>,
+    w: &mut Watch<'_, '_>,
+    target: &Dependency,
+    healthy: &HttpExchange,
+) -> bool {
     let window = ctx.scenario.faults.detection_window;
     let ready_path = &ctx.scenario.service.ready_path;
     let (first, exchange) = until_ready_status(ctx, w.service, 503, window).await;
@@ -204,7 +215,9 @@ async fn watch_outage(ctx: &StepContext<'_>, w: &mut Watch<'_, '_>, target: &Dep
                 format!("first 503 after {} ms", at.as_millis()),
                 true,
             );
-            super::faults::names_check(w.step, &exchange, target);
+            // The names only: `[faults] expect` describes an outage, and a
+            // database that refuses writes may say so in other words.
+            super::discriminate::failure_semantics(w.step, &exchange, Some(healthy), target, &[]);
             true
         }
         None => {

@@ -57,10 +57,11 @@ async fn ready_gate(ctx: &mut StepContext<'_>, planned: &PlannedStep) -> anyhow:
     if let Mode::Target { base_url } = &ctx.mode {
         let base = base_url.clone();
         ctx.detail(&format!("ask the running service at {base}"));
-        let (ready, version) = ask_ready_and_version(ctx, &mut step, &base).await;
+        let (ready, version, answer) = ask_ready_and_version(ctx, &mut step, &base).await;
         let mut ran = ran(step, ready, version);
         if ran.ready == Some(Ready::Healthy) {
             ran.observed.push(healthy_answers(ctx, &base).await);
+            ran.observed.push(Observed::HealthyReady(answer));
         }
         return Ok(ran);
     }
@@ -83,7 +84,12 @@ async fn ready_gate(ctx: &mut StepContext<'_>, planned: &PlannedStep) -> anyhow:
                 cold_start(ctx, &service, startup.took()).await,
             ));
         }
-        ask_ready_and_version(ctx, &mut step, &service.url("")).await
+        let (ready, version, answer) =
+            ask_ready_and_version(ctx, &mut step, &service.url("")).await;
+        if ready == Ready::Healthy {
+            observed.push(Observed::HealthyReady(answer));
+        }
+        (ready, version)
     } else {
         let seen = format!("the service {}", startup_text(&startup));
         let ready = match startup {
@@ -162,13 +168,13 @@ fn ran(step: StepRecorder<'_>, ready: Ready, version: Option<String>) -> Ran {
 }
 
 /// Ready (until healthy or the settle window ends), then the version
-/// endpoint, of the instance at `base`; gives what ready showed and the
-/// version body.
+/// endpoint, of the instance at `base`; gives what ready showed, the
+/// version body and ready's last answer.
 async fn ask_ready_and_version(
     ctx: &StepContext<'_>,
     step: &mut StepRecorder<'_>,
     base: &str,
-) -> (Ready, Option<String>) {
+) -> (Ready, Option<String>, HttpExchange) {
     let spec = &ctx.scenario.service;
     let expected = &ctx.scenario.ready;
     let exchange = poll_ready(ctx, base).await;
@@ -180,8 +186,9 @@ async fn ask_ready_and_version(
         Ready::Unhealthy(unhealthy(&exchange, expected.status, &expected.expect))
     };
     let Some(path) = &spec.version_path else {
-        return (ready, None);
+        return (ready, None, exchange);
     };
+    let answer = exchange;
     let exchange = ctx
         .probe
         .get(&format!("{base}{path}"), spec.request_timeout)
@@ -193,11 +200,11 @@ async fn ask_ready_and_version(
         exchange.status == Some(200),
     );
     if exchange.status != Some(200) {
-        return (ready, None);
+        return (ready, None, answer);
     }
     // Cut to 200 bytes by the runner, after masking: a cut before masking
     // could leave part of a secret behind.
-    (ready, Some(exchange.body.trim().to_string()))
+    (ready, Some(exchange.body.trim().to_string()), answer)
 }
 
 /// Why `exchange` is not healthy, in a few words: its status, or the

@@ -9,7 +9,8 @@ use crate::http::HttpExchange;
 use crate::mask::Masker;
 use crate::mask::encodings::ENCODINGS;
 use crate::outcome::{
-    Action, ActionKind, Check, Excerpt, Latency, Note, NoteKind, StepOutcome, StepStatus,
+    Action, ActionKind, Check, Excerpt, Latency, NOT_DISCRIMINATING, Note, NoteKind, StepOutcome,
+    StepStatus,
 };
 use crate::plan::{PlannedStep, Unmet};
 
@@ -36,6 +37,9 @@ pub struct StepRecorder<'m> {
     /// Where the service revealed which credential in which encodings:
     /// (place, secret, encodings), names only, never values.
     revealed: Vec<(String, String, Vec<&'static str>)>,
+    /// What the step stands on when some of its checks did not
+    /// discriminate (e.g. the status change 200 → 503).
+    basis: Option<String>,
 }
 
 /// Why a step was not run.
@@ -63,6 +67,7 @@ impl<'m> StepRecorder<'m> {
             skipped: None,
             inspected: false,
             revealed: Vec::new(),
+            basis: None,
         }
     }
 
@@ -112,8 +117,38 @@ impl<'m> StepRecorder<'m> {
             expected: self.masker.mask(expected.as_ref()),
             observed: self.masker.mask(observed.as_ref()),
             passed,
+            discriminates: true,
+            healthy: None,
         });
         passed
+    }
+
+    /// A check about failure semantics, judged on the healthy answer too:
+    /// `healthy` says what in the healthy answer satisfies it, or `None`
+    /// when it does not hold there. One that held on both does not
+    /// discriminate: it is recorded as such and does not count as passed.
+    /// Gives whether it counts as passed.
+    pub fn discriminating_check(
+        &mut self,
+        expected: impl AsRef<str>,
+        observed: impl AsRef<str>,
+        passed: bool,
+        healthy: Option<String>,
+    ) -> bool {
+        let counted = self.check(expected, observed, passed);
+        if let (true, Some(healthy), Some(check)) = (passed, healthy, self.checks.last_mut()) {
+            check.passed = false;
+            check.discriminates = false;
+            check.healthy = Some(self.masker.mask(&healthy));
+            return false;
+        }
+        counted
+    }
+
+    /// What the step stands on, said in its summary when some of its
+    /// checks did not discriminate.
+    pub fn basis(&mut self, basis: impl Into<String>) {
+        self.basis = Some(basis.into());
     }
 
     /// A command run to completion (a migration, `current`).
@@ -266,17 +301,19 @@ impl<'m> StepRecorder<'m> {
             expected: self.masker.mask(HYGIENE_EXPECTED),
             observed: self.masker.mask(&observed),
             passed: self.revealed.is_empty(),
+            discriminates: true,
+            healthy: None,
         })
     }
 
     pub fn finish(mut self) -> StepOutcome {
         // The hygiene check joins the step's own checks, but a step must
         // have checked something of its own to pass.
-        let checked_something = !self.checks.is_empty();
+        let own = self.checks.len();
         if let Some(hygiene) = self.hygiene_check() {
             self.checks.push(hygiene);
         }
-        let (status, summary) = self.verdict(checked_something);
+        let (status, summary) = self.verdict(own);
         // A step that did not run took no time of its own.
         let ended = match status {
             StepStatus::NotRun | StepStatus::NotApplicable => self.started,
@@ -306,7 +343,9 @@ impl<'m> StepRecorder<'m> {
     }
 
     /// The status and the one line that says why.
-    fn verdict(&self, checked_something: bool) -> (StepStatus, String) {
+    /// `own` is how many checks the step made itself (the hygiene check
+    /// comes after them).
+    fn verdict(&self, own: usize) -> (StepStatus, String) {
         match &self.skipped {
             Some(Skipped::Unmet(unmet)) => return (StepStatus::NotRun, unmet.to_string()),
             Some(Skipped::NotApplicable(reason)) => {
@@ -317,34 +356,55 @@ impl<'m> StepRecorder<'m> {
             }
             None => {}
         }
-        if !checked_something {
+        if own == 0 {
             // A step that checked nothing proves nothing.
             return (StepStatus::Fail, "no expectation was checked".into());
         }
-        match self.checks.iter().find(|c| !c.passed) {
-            Some(first) => (
+        if let Some(first) = self.checks.iter().find(|c| c.failed()) {
+            return (
                 StepStatus::Fail,
                 format!("expected {}, observed {}", first.expected, first.observed),
-            ),
-            None => {
-                let n = self.checks.len();
-                let on_machine: Vec<&str> = self
-                    .notes
-                    .iter()
-                    .filter(|note| note.kind == NoteKind::DependsOnMachine)
-                    .map(|note| note.about.as_str())
-                    .collect();
-                let summary = if on_machine.is_empty() {
-                    format!("{n} of {n} checks passed")
-                } else {
-                    format!(
-                        "{n} of {n} checks passed; this pass depends on the machine ({}: the service exited after a failed connection)",
-                        on_machine.join(", ")
-                    )
-                };
-                (StepStatus::Pass, summary)
+            );
+        }
+        let idle: Vec<&str> = self
+            .checks
+            .iter()
+            .filter(|c| !c.discriminates)
+            .map(|c| c.expected.as_str())
+            .collect();
+        // A step needs a check of its own that could have failed: one that
+        // did not discriminate counts for nothing.
+        if !self.checks[..own].iter().any(|c| c.passed) {
+            return (
+                StepStatus::Fail,
+                format!(
+                    "no check that could have failed passed; {}: {NOT_DISCRIMINATING}",
+                    idle.join("; ")
+                ),
+            );
+        }
+        let passed = self.checks.iter().filter(|c| c.passed).count();
+        let total = self.checks.len();
+        let mut summary = format!("{passed} of {total} checks passed");
+        if !idle.is_empty() {
+            summary.push_str(&format!("; {} {NOT_DISCRIMINATING}", idle.join("; ")));
+            if let Some(basis) = &self.basis {
+                summary.push_str(&format!("; {basis}"));
             }
         }
+        let on_machine: Vec<&str> = self
+            .notes
+            .iter()
+            .filter(|note| note.kind == NoteKind::DependsOnMachine)
+            .map(|note| note.about.as_str())
+            .collect();
+        if !on_machine.is_empty() {
+            summary.push_str(&format!(
+                "; this pass depends on the machine ({}: the service exited after a failed connection)",
+                on_machine.join(", ")
+            ));
+        }
+        (StepStatus::Pass, summary)
     }
 }
 
@@ -380,6 +440,46 @@ fn revelations(revealed: &[(String, String, Vec<&'static str>)]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_check_that_does_not_discriminate_is_neither_pass_nor_fail() {
+        let m = Masker::new();
+        let step = PlannedStep::new("x", "X", "x holds", "nothing");
+        let mut r = StepRecorder::new(&m, &step);
+        r.check("ready answers 503", "first 503 after 90 ms", true);
+        let counted = r.discriminating_check(
+            "503 body names Redis",
+            "body mentions Redis",
+            true,
+            Some("the healthy HTTP 200 body names Redis too".into()),
+        );
+        assert!(!counted);
+        r.basis("the step stands on the status change 200 → 503 alone");
+        let outcome = r.finish();
+        assert_eq!(outcome.status, StepStatus::Pass);
+        assert_eq!(
+            outcome.summary.as_str(),
+            "1 of 2 checks passed; 503 body names Redis does not discriminate: the healthy answer satisfies it too; the step stands on the status change 200 → 503 alone"
+        );
+        let idle = &outcome.checks[1];
+        assert!(!idle.passed && !idle.discriminates && !idle.failed());
+
+        // With nothing else that could have failed, the step proves nothing.
+        let mut r = StepRecorder::new(&m, &step);
+        r.discriminating_check(
+            "body names Redis",
+            "body mentions Redis",
+            true,
+            Some("…".into()),
+        );
+        assert_eq!(r.finish().status, StepStatus::Fail);
+
+        // A check that failed is a FAIL, whatever the healthy answer says.
+        let mut r = StepRecorder::new(&m, &step);
+        r.check("HTTP 503", "HTTP 503", true);
+        r.discriminating_check("body names Redis", "no", false, Some("…".into()));
+        assert_eq!(r.finish().status, StepStatus::Fail);
+    }
 
     #[test]
     fn a_pass_that_depends_on_the_machine_says_so() {

@@ -10,6 +10,7 @@ mod attest;
 mod ci;
 mod cleanup;
 mod conformance;
+mod discriminate;
 mod failfast;
 mod fastapi;
 mod faults;

@@ -66,6 +66,16 @@ fn unknown_field_is_named() {
 }
 
 #[test]
+fn a_fault_expectation_for_an_unknown_dependency_is_named() {
+    assert_error(
+        "faults-expect",
+        "[service]\ncommand = [\"x\"]\n\n[faults]\nexpect = { redis = [], kafka = [{ pointer = \"/kafka\", equals = \"down\" }] }\n",
+        "5:",
+        "unknown dependency `kafka` in [faults] expect; choose from postgres, redis",
+    );
+}
+
+#[test]
 fn missing_command_is_named() {
     assert_error(
         "missing",
