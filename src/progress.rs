@@ -33,14 +33,7 @@ pub enum Event<'a> {
     StepDetail {
         text: &'a str,
     },
-    StepFinished {
-        number: u32,
-        total: usize,
-        title: &'a str,
-        status: StepStatus,
-        took: Duration,
-        summary: &'a str,
-    },
+    StepFinished(StepEnd<&'a str>),
     Cleanup {
         took: Duration,
     },
@@ -67,6 +60,33 @@ pub enum Event<'a> {
     Warning {
         text: &'a str,
     },
+}
+
+/// How a step ended, for its progress line. The text is `&str` when sent
+/// and `String` while a reporter keeps it for later.
+#[derive(Debug, Clone)]
+pub struct StepEnd<S> {
+    pub number: u32,
+    pub total: usize,
+    pub title: S,
+    pub status: StepStatus,
+    pub took: Duration,
+    pub summary: S,
+}
+
+impl<S> StepEnd<S> {
+    /// The same end with its texts passed through `text` (to keep them, or
+    /// to lend kept ones).
+    pub fn map<'s, T>(&'s self, text: impl Fn(&'s S) -> T) -> StepEnd<T> {
+        StepEnd {
+            number: self.number,
+            total: self.total,
+            title: text(&self.title),
+            status: self.status,
+            took: self.took,
+            summary: text(&self.summary),
+        }
+    }
 }
 
 pub trait Reporter: Send + Sync {
@@ -184,17 +204,14 @@ impl Reporter for TerminalReporter {
                 }
                 format!("        {}", self.paint("2", text))
             }
-            Event::StepFinished {
-                number,
-                total,
-                title,
-                status,
-                took,
-                summary,
-            } => format!(
-                "  [{number}/{total}] {title} {} in {} — {summary}",
-                self.status(status),
-                secs(took)
+            Event::StepFinished(end) => format!(
+                "  [{}/{}] {} {} in {} — {}",
+                end.number,
+                end.total,
+                end.title,
+                self.status(end.status),
+                secs(end.took),
+                end.summary
             ),
             Event::Cleanup { took } => format!(
                 "  {} stopped every process in {}",

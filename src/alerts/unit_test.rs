@@ -379,6 +379,18 @@ mod tests {
         }
     }
 
+    /// The timing of `rule` for a `scrape` s scrape interval and a 1 min
+    /// evaluation interval.
+    fn timing(rule: &AlertRule, scrape: u64) -> Result<Timing, String> {
+        let facts = analyze(&rule.expr)?;
+        Timing::new(
+            rule,
+            &facts,
+            Duration::from_secs(scrape),
+            Duration::from_secs(60),
+        )
+    }
+
     fn sample(name: &str, service: &str, value: f64) -> Sample {
         Sample {
             name: name.into(),
@@ -390,38 +402,17 @@ mod tests {
     #[test]
     fn phases_span_the_windows_in_whole_intervals() {
         let rule = rule();
-        let facts = analyze(&rule.expr).unwrap();
-        let t = Timing::new(
-            &rule,
-            &facts,
-            Duration::from_secs(15),
-            Duration::from_secs(60),
-        )
-        .unwrap();
+        let t = timing(&rule, 15).unwrap();
         // 5m range + 5m for + 4 × 1m evaluations.
         assert_eq!(t.phase, Duration::from_secs(14 * 60));
         assert_eq!(t.samples(), 56);
         assert_eq!(t.fire_by, Duration::from_secs(12 * 60));
         assert_eq!(t.resolve_by, Duration::from_secs(7 * 60));
-        let odd = Timing::new(
-            &rule,
-            &facts,
-            Duration::from_secs(40),
-            Duration::from_secs(60),
-        )
-        .unwrap();
+        let odd = timing(&rule, 40).unwrap();
         assert_eq!(odd.phase.as_secs() % 120, 0, "a multiple of both intervals");
         let mut long = rule.clone();
         long.for_ = Duration::from_secs(3 * 86_400);
-        assert!(
-            Timing::new(
-                &long,
-                &facts,
-                Duration::from_secs(15),
-                Duration::from_secs(60)
-            )
-            .is_err()
-        );
+        assert!(timing(&long, 15).is_err());
     }
 
     #[test]
@@ -470,14 +461,7 @@ mod tests {
     #[test]
     fn assertions_use_static_labels_only() {
         let rule = rule();
-        let facts = analyze(&rule.expr).unwrap();
-        let t = Timing::new(
-            &rule,
-            &facts,
-            Duration::from_secs(15),
-            Duration::from_secs(60),
-        )
-        .unwrap();
+        let t = timing(&rule, 15).unwrap();
         let files = assertions(Path::new("/x/alerts.yml"), &rule, &t, &[], "Redis");
         assert_eq!(files.len(), 3);
         let fires = &files[1];

@@ -82,6 +82,20 @@ impl RedisEndpoint {
         };
         format!("{}://{userinfo}{host}:{port}/{}", self.scheme, self.db)
     }
+
+    /// `AUTH [user] password`, or `None` when the URL has no password.
+    pub fn auth_command(&self) -> Option<Vec<&[u8]>> {
+        let password = self.password.expose();
+        if password.is_empty() {
+            return None;
+        }
+        let mut auth: Vec<&[u8]> = vec![b"AUTH"];
+        if let Some(user) = &self.user {
+            auth.push(user.as_bytes());
+        }
+        auth.push(password.as_bytes());
+        Some(auth)
+    }
 }
 
 #[cfg(test)]

@@ -111,21 +111,33 @@ fn host_of(url: &url::Url) -> anyhow::Result<String> {
     Ok(host.trim_matches(|c| c == '[' || c == ']').to_string())
 }
 
-/// `postgres[ql]://user:password@host:port/database?query`.
-pub fn postgres_endpoint(text: &str) -> anyhow::Result<PostgresEndpoint> {
+/// The URL once its scheme is one of `schemes` (else the error says it
+/// expected `what`), its host, and its password as written (encoded).
+fn split_url(
+    text: &str,
+    schemes: &[&str],
+    what: &str,
+) -> anyhow::Result<(url::Url, String, String)> {
     let url = parse(text)?;
     anyhow::ensure!(
-        matches!(url.scheme(), "postgres" | "postgresql"),
-        "expect a postgresql:// URL, found scheme `{}`",
+        schemes.contains(&url.scheme()),
+        "expect {what}, found scheme `{}`",
         url.scheme()
     );
     let host = host_of(&url)?;
+    let password = url.password().unwrap_or_default().to_string();
+    Ok((url, host, password))
+}
+
+/// `postgres[ql]://user:password@host:port/database?query`.
+pub fn postgres_endpoint(text: &str) -> anyhow::Result<PostgresEndpoint> {
+    let (url, host, password) =
+        split_url(text, &["postgres", "postgresql"], "a postgresql:// URL")?;
     let database = url.path().trim_start_matches('/').to_string();
     anyhow::ensure!(
         !database.is_empty(),
         "find the database name in the URL path"
     );
-    let password = url.password().unwrap_or_default().to_string();
     Ok(PostgresEndpoint {
         host,
         port: url.port().unwrap_or(5432),
@@ -142,14 +154,8 @@ pub fn postgres_endpoint(text: &str) -> anyhow::Result<PostgresEndpoint> {
 
 /// `redis[s]://[user][:password]@host:port[/db]`.
 pub fn redis_endpoint(text: &str) -> anyhow::Result<RedisEndpoint> {
-    let url = parse(text)?;
-    anyhow::ensure!(
-        matches!(url.scheme(), "redis" | "rediss"),
-        "expect a redis:// or rediss:// URL, found scheme `{}`",
-        url.scheme()
-    );
-    let host = host_of(&url)?;
-    let password = url.password().unwrap_or_default().to_string();
+    let (url, host, password) =
+        split_url(text, &["redis", "rediss"], "a redis:// or rediss:// URL")?;
     let db = url.path().trim_start_matches('/');
     Ok(RedisEndpoint {
         scheme: url.scheme().to_string(),
@@ -225,16 +231,18 @@ async fn postgres_login(url: &str, postgres: &PostgresEndpoint) -> anyhow::Resul
     );
     let login = async {
         let mut conn = sqlx::PgConnection::connect(url).await?;
-        let one: i32 = sqlx::query_scalar("SELECT 1").fetch_one(&mut conn).await?;
+        let _: i32 = sqlx::query_scalar("SELECT 1").fetch_one(&mut conn).await?;
         let _ = conn.close().await;
-        Ok::<_, sqlx::Error>(one)
+        Ok::<_, sqlx::Error>(())
     };
-    match tokio::time::timeout(DEADLINE, login).await {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err(sqlx::Error::Database(db))) => anyhow::bail!("{whom}: {}", db.message()),
-        Ok(Err(e)) => anyhow::bail!("{whom}: {e}"),
-        Err(_) => anyhow::bail!("{whom}: no answer within {} s", DEADLINE.as_secs()),
-    }
+    // The server's own message, without sqlx's prefix.
+    let login = async {
+        login.await.map_err(|e| match e {
+            sqlx::Error::Database(db) => db.message().to_string(),
+            e => e.to_string(),
+        })
+    };
+    within_deadline(&whom, login).await
 }
 
 /// `AUTH` (when there is a password) and `PING`; the error quotes Redis's
@@ -249,18 +257,20 @@ async fn redis_login(redis: &RedisEndpoint) -> anyhow::Result<()> {
     );
     let login = async {
         let mut conn = RespConnection::connect_to(&redis.host, redis.port).await?;
-        let password = redis.password.expose();
-        if !password.is_empty() {
-            let mut auth: Vec<&[u8]> = vec![b"AUTH"];
-            if let Some(user) = &redis.user {
-                auth.push(user.as_bytes());
-            }
-            auth.push(password.as_bytes());
+        if let Some(auth) = redis.auth_command() {
             expect_reply(conn.command(&auth).await?, "OK")?;
         }
         expect_reply(conn.command(&[b"PING"]).await?, "PONG")
     };
-    match tokio::time::timeout(DEADLINE, login).await {
+    within_deadline(&whom, login).await
+}
+
+/// `work` within [`DEADLINE`]; its error, or the silence, names `whom`.
+async fn within_deadline<E: std::fmt::Display>(
+    whom: &str,
+    work: impl Future<Output = Result<(), E>>,
+) -> anyhow::Result<()> {
+    match tokio::time::timeout(DEADLINE, work).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => anyhow::bail!("{whom}: {e}"),
         Err(_) => anyhow::bail!("{whom}: no answer within {} s", DEADLINE.as_secs()),

@@ -156,13 +156,7 @@ async fn ask<T>(
         let mut conn = RespConnection::connect_to(&redis.host, redis.port)
             .await
             .map_err(|e| format!("connect: {e}"))?;
-        let password = redis.password.expose();
-        if !password.is_empty() {
-            let mut auth: Vec<&[u8]> = vec![b"AUTH"];
-            if let Some(user) = &redis.user {
-                auth.push(user.as_bytes());
-            }
-            auth.push(password.as_bytes());
+        if let Some(auth) = redis.auth_command() {
             match conn
                 .command(&auth)
                 .await

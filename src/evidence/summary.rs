@@ -75,7 +75,7 @@ pub fn render(evidence: &Evidence, links: &SummaryLinks) -> String {
             step.number,
             cell(&step.title),
             step.status.label(),
-            duration(step.duration_ms),
+            super::appendix::ms(step.duration_ms),
             cell(step.summary.as_str())
         );
     }
@@ -167,14 +167,6 @@ fn cell(text: &str) -> String {
         .replace("\r\n", " ")
         .replace('\n', " ");
     if flat.is_empty() { "—".into() } else { flat }
-}
-
-fn duration(ms: u64) -> String {
-    if ms < 1000 {
-        format!("{ms} ms")
-    } else {
-        format!("{:.2} s", ms as f64 / 1000.0)
-    }
 }
 
 #[cfg(test)]

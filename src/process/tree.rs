@@ -269,62 +269,87 @@ fn still_alive(set: &BTreeSet<Identity>) -> BTreeSet<Identity> {
 /// forked meanwhile. Blocks the calling thread; gives the processes that
 /// could not be ended (normally none).
 pub fn end_blocking(targets: &[Identity], grace: Duration, spare: Spare<'_>) -> Vec<Identity> {
-    // The usual case, cheaply: everything already went with its group.
-    if !targets.iter().any(Identity::alive) {
+    let Some(mut ending) = Ending::start(targets, grace, spare) else {
         return Vec::new();
-    }
-    let targets: BTreeSet<Identity> = targets.iter().copied().collect();
-    let mut ending = widen(&targets, spare);
-    if ending.is_empty() {
-        return Vec::new();
-    }
-    signal_all(&ending, libc::SIGTERM);
-    let deadline = Instant::now() + grace;
-    while !still_alive(&ending).is_empty() && Instant::now() < deadline {
+    };
+    while ending.wait_more() {
         std::thread::sleep(POLL);
     }
-    for _ in 0..KILL_ROUNDS {
-        ending = widen(&ending.union(&targets).copied().collect(), spare);
-        if ending.is_empty() {
-            break;
-        }
-        signal_all(&ending, libc::SIGKILL);
-        let deadline = Instant::now() + KILL_WAIT;
-        while !still_alive(&ending).is_empty() && Instant::now() < deadline {
-            std::thread::sleep(POLL);
-        }
-    }
-    still_alive(&ending).into_iter().collect()
+    ending.left()
 }
 
 /// [`end_blocking`] for async callers: waits with the runtime's timer.
 pub async fn end(targets: &[Identity], grace: Duration, spare: Spare<'_>) -> Vec<Identity> {
-    // The usual case, cheaply: everything already went with its group.
-    if !targets.iter().any(Identity::alive) {
+    let Some(mut ending) = Ending::start(targets, grace, spare) else {
         return Vec::new();
-    }
-    let targets: BTreeSet<Identity> = targets.iter().copied().collect();
-    let mut ending = widen(&targets, spare);
-    if ending.is_empty() {
-        return Vec::new();
-    }
-    signal_all(&ending, libc::SIGTERM);
-    let deadline = Instant::now() + grace;
-    while !still_alive(&ending).is_empty() && Instant::now() < deadline {
+    };
+    while ending.wait_more() {
         tokio::time::sleep(POLL).await;
     }
-    for _ in 0..KILL_ROUNDS {
-        ending = widen(&ending.union(&targets).copied().collect(), spare);
-        if ending.is_empty() {
-            break;
+    ending.left()
+}
+
+/// The signals and deadlines of [`end_blocking`] and [`end`], which differ
+/// only in how they wait between polls.
+struct Ending<'s> {
+    targets: BTreeSet<Identity>,
+    ending: BTreeSet<Identity>,
+    spare: Spare<'s>,
+    deadline: Instant,
+    kill_rounds_left: usize,
+}
+
+impl<'s> Ending<'s> {
+    /// Sends `SIGTERM`; `None` when there is nothing to end.
+    fn start(targets: &[Identity], grace: Duration, spare: Spare<'s>) -> Option<Ending<'s>> {
+        // The usual case, cheaply: everything already went with its group.
+        if !targets.iter().any(Identity::alive) {
+            return None;
         }
-        signal_all(&ending, libc::SIGKILL);
-        let deadline = Instant::now() + KILL_WAIT;
-        while !still_alive(&ending).is_empty() && Instant::now() < deadline {
-            tokio::time::sleep(POLL).await;
+        let targets: BTreeSet<Identity> = targets.iter().copied().collect();
+        let ending = widen(&targets, spare);
+        if ending.is_empty() {
+            return None;
+        }
+        signal_all(&ending, libc::SIGTERM);
+        Some(Ending {
+            targets,
+            ending,
+            spare,
+            deadline: Instant::now() + grace,
+            kill_rounds_left: KILL_ROUNDS,
+        })
+    }
+
+    /// Whether to poll again after a pause: something is still alive before
+    /// the deadline. Past it, sends the next `SIGKILL` round to what is
+    /// left or was forked meanwhile; `false` once nothing is left to signal
+    /// or the rounds are spent.
+    fn wait_more(&mut self) -> bool {
+        loop {
+            if !still_alive(&self.ending).is_empty() && Instant::now() < self.deadline {
+                return true;
+            }
+            if self.kill_rounds_left == 0 {
+                return false;
+            }
+            self.kill_rounds_left -= 1;
+            self.ending = widen(
+                &self.ending.union(&self.targets).copied().collect(),
+                self.spare,
+            );
+            if self.ending.is_empty() {
+                return false;
+            }
+            signal_all(&self.ending, libc::SIGKILL);
+            self.deadline = Instant::now() + KILL_WAIT;
         }
     }
-    still_alive(&ending).into_iter().collect()
+
+    /// What could not be ended.
+    fn left(self) -> Vec<Identity> {
+        still_alive(&self.ending).into_iter().collect()
+    }
 }
 
 #[cfg(test)]

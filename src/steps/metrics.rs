@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use super::observed::Observed;
-use super::timeline::TimelineRecorder;
+use super::timeline::{TimelineRecorder, Watch};
 use super::{
     Exercise, Ran, StepContext, StepFuture, StepRecorder, Unit, own_proxy_holds, start_healthy,
     until_ready_status,
@@ -18,7 +18,6 @@ use crate::plan::{PlannedStep, Precondition};
 use crate::prometheus;
 use crate::proxy::Fault;
 use crate::scenario::{MetricsSpec, Scenario};
-use crate::service::RunningService;
 
 pub const ID: &str = "metrics-gauge";
 pub const TITLE: &str = "Readiness gauge follows ready (metrics)";
@@ -103,9 +102,13 @@ async fn metrics(ctx: &mut StepContext<'_>, planned: &PlannedStep) -> anyhow::Re
         return Ok(Ran::one(step.finish()));
     };
     let mut scrapes = Vec::new();
+    let mut watch = Watch {
+        step: &mut step,
+        timeline: &mut timeline,
+        service: &service,
+    };
     for phase in &PHASES {
-        let (held, samples) =
-            observe(ctx, &mut step, &mut timeline, &service, target, phase).await?;
+        let (held, samples) = observe(ctx, &mut watch, target, phase).await?;
         scrapes.extend(samples);
         // A gauge at 0 during an outage proves nothing about a service
         // that was not healthy first: then the dependency is left alone.
@@ -138,9 +141,7 @@ async fn metrics(ctx: &mut StepContext<'_>, planned: &PlannedStep) -> anyhow::Re
 /// samples when the endpoint answered 200.
 async fn observe(
     ctx: &StepContext<'_>,
-    step: &mut StepRecorder<'_>,
-    timeline: &mut TimelineRecorder<'_>,
-    service: &RunningService,
+    w: &mut Watch<'_, '_>,
     target: &Dependency,
     phase: &Phase,
 ) -> anyhow::Result<(bool, Option<Vec<prometheus::Sample>>)> {
@@ -154,11 +155,12 @@ async fn observe(
             Fault::None => "fault cleared",
             _ => "fault down injected",
         };
-        timeline.record(event, &format!("{} proxy: {fault}", target.display));
+        w.timeline
+            .record(event, &format!("{} proxy: {fault}", target.display));
     }
     let window = phase_window(ctx, phase);
-    let (reached, last) = until_ready_status(ctx, service, phase.ready, window).await;
-    timeline.record(
+    let (reached, last) = until_ready_status(ctx, w.service, phase.ready, window).await;
+    w.timeline.record(
         &format!("ready {}", phase.ready),
         &match reached {
             Some(d) => format!("after {} ms", d.as_millis()),
@@ -169,19 +171,21 @@ async fn observe(
             ),
         },
     );
-    let scrape = service
+    let scrape = w
+        .service
         .get(&ctx.probe, &spec.path, ctx.scenario.service.request_timeout)
         .await;
-    step.request(&format!("GET {} {}", spec.path, phase.name), &scrape);
+    w.step
+        .request(&format!("GET {} {}", spec.path, phase.name), &scrape);
     let value = read_gauge(spec, &scrape.body, scrape.status);
-    timeline.record(
+    w.timeline.record(
         &format!("gauge {}", phase.name),
         &match &value {
             Ok(v) => format!("{series} = {v}"),
             Err(e) => e.clone(),
         },
     );
-    let held = step.check(
+    let held = w.step.check(
         format!(
             "{series} = {} {} (ready {})",
             phase.gauge, phase.name, phase.ready

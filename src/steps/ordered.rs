@@ -5,10 +5,8 @@
 //! has finished, so `[n/total]` lines never interleave or go backwards.
 
 use std::sync::Mutex;
-use std::time::Duration;
 
-use crate::outcome::StepStatus;
-use crate::progress::{Event, Reporter};
+use crate::progress::{Event, Reporter, StepEnd};
 
 /// An event a unit reported while it was not first: kept until its turn.
 enum Kept {
@@ -18,14 +16,7 @@ enum Kept {
         title: String,
     },
     Detail(String),
-    Finished {
-        number: u32,
-        total: usize,
-        title: String,
-        status: StepStatus,
-        took: Duration,
-        summary: String,
-    },
+    Finished(StepEnd<String>),
     Warning(String),
 }
 
@@ -44,21 +35,7 @@ impl Kept {
                 title: title.to_string(),
             },
             Event::StepDetail { text } => Kept::Detail(text.to_string()),
-            Event::StepFinished {
-                number,
-                total,
-                title,
-                status,
-                took,
-                summary,
-            } => Kept::Finished {
-                number,
-                total,
-                title: title.to_string(),
-                status,
-                took,
-                summary: summary.to_string(),
-            },
+            Event::StepFinished(ref end) => Kept::Finished(end.map(|text| text.to_string())),
             Event::Warning { text } => Kept::Warning(text.to_string()),
             _ => return None,
         })
@@ -76,21 +53,7 @@ impl Kept {
                 title,
             },
             Kept::Detail(text) => Event::StepDetail { text },
-            Kept::Finished {
-                number,
-                total,
-                title,
-                status,
-                took,
-                summary,
-            } => Event::StepFinished {
-                number: *number,
-                total: *total,
-                title,
-                status: *status,
-                took: *took,
-                summary,
-            },
+            Kept::Finished(end) => Event::StepFinished(end.map(String::as_str)),
             Kept::Warning(text) => Event::Warning { text },
         });
     }
@@ -173,7 +136,10 @@ impl Reporter for UnitReporter<'_, '_> {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
+    use crate::outcome::StepStatus;
 
     /// Keeps the step numbers it was given.
     #[derive(Default)]
@@ -184,7 +150,7 @@ mod tests {
             match event {
                 Event::StepStarted { number, .. } => self.0.push(format!("start {number}")),
                 Event::StepDetail { text } => self.0.push(format!("detail {text}")),
-                Event::StepFinished { number, .. } => self.0.push(format!("end {number}")),
+                Event::StepFinished(end) => self.0.push(format!("end {}", end.number)),
                 _ => {}
             }
         }
@@ -199,14 +165,14 @@ mod tests {
     }
 
     fn ended(number: u32) -> Event<'static> {
-        Event::StepFinished {
+        Event::StepFinished(StepEnd {
             number,
             total: 3,
             title: "t",
             status: StepStatus::Pass,
             took: Duration::ZERO,
             summary: "s",
-        }
+        })
     }
 
     #[test]

@@ -8,7 +8,7 @@
 
 use std::time::Instant;
 
-use super::timeline::TimelineRecorder;
+use super::timeline::{TimelineRecorder, Watch};
 use super::{
     Exercise, Mode, Ran, StepContext, StepFuture, StepRecorder, Unit, instance_holds, launch,
     startup_text, until_ready_status,
@@ -64,7 +64,12 @@ impl Exercise for ReadOnly {
             let mut step = StepRecorder::new(ctx.masker, planned);
             let mut timeline = TimelineRecorder::new(ctx.masker, "Postgres (read-only)");
             if let Some((service, healthy)) = healthy_instance(ctx, &mut step).await? {
-                let result = fault(ctx, &mut step, &mut timeline, &service, &healthy).await;
+                let mut watch = Watch {
+                    step: &mut step,
+                    timeline: &mut timeline,
+                    service: &service,
+                };
+                let result = fault(ctx, &mut watch, &healthy).await;
                 step.log(&service.log_text().await);
                 let _ = service.stop().await;
                 result?;
@@ -116,9 +121,7 @@ async fn healthy_instance(
 /// allowed again whatever happened in between.
 async fn fault(
     ctx: &mut StepContext<'_>,
-    step: &mut StepRecorder<'_>,
-    timeline: &mut TimelineRecorder<'_>,
-    service: &RunningService,
+    w: &mut Watch<'_, '_>,
     healthy: &HttpExchange,
 ) -> anyhow::Result<()> {
     let target = ctx.dependency(KEY);
@@ -127,13 +130,13 @@ async fn fault(
     };
     ctx.detail("Postgres: refuse writes server-wide");
     let mut session = ServerSession::connect(endpoint).await?;
-    step.start_clock();
+    w.step.start_clock();
     let began = Instant::now();
     let refused = session.refuse_writes().await;
     let watched = match &refused {
         Ok(refused) => {
-            record_refused(step, timeline, refused, began);
-            Ok(watch_outage(ctx, step, timeline, service, target, healthy).await)
+            record_refused(w, refused, began);
+            Ok(watch_outage(ctx, w, target, healthy).await)
         }
         Err(e) => Err(anyhow::anyhow!("make postgres refuse writes: {e:#}")),
     };
@@ -142,7 +145,7 @@ async fn fault(
     session.close().await;
     let allowed = allowed.map_err(|e| anyhow::anyhow!("allow writes on postgres again: {e:#}"))?;
     let saw_503 = watched?;
-    step.command(
+    w.step.command(
         "allow writes again",
         ALLOW_SQL,
         None,
@@ -152,29 +155,24 @@ async fn fault(
         ),
         began.elapsed(),
     );
-    timeline.record(
+    w.timeline.record(
         "writes allowed again",
         "default_transaction_read_only reset, configuration reloaded",
     );
     // Without a 503 first, "200 again" could not have failed.
     if saw_503 {
-        watch_recovery(ctx, step, timeline, service).await;
+        watch_recovery(ctx, w).await;
     }
-    step.stop_clock();
+    w.step.stop_clock();
     Ok(())
 }
 
-fn record_refused(
-    step: &mut StepRecorder<'_>,
-    timeline: &mut TimelineRecorder<'_>,
-    refused: &Refused,
-    began: Instant,
-) {
+fn record_refused(w: &mut Watch<'_, '_>, refused: &Refused, began: Instant) {
     let sessions = match refused.sessions_ended {
         1 => "1 session".to_string(),
         n => format!("{n} sessions"),
     };
-    step.command(
+    w.step.command(
         "refuse writes server-wide",
         REFUSE_SQL,
         None,
@@ -184,7 +182,7 @@ fn record_refused(
         ),
         began.elapsed(),
     );
-    timeline.record(
+    w.timeline.record(
         "writes refused",
         &format!("default_transaction_read_only = on server-wide; {sessions} ended"),
     );
@@ -194,45 +192,43 @@ fn record_refused(
 /// it turned 503.
 async fn watch_outage(
     ctx: &StepContext<'_>,
-    step: &mut StepRecorder<'_>,
-    timeline: &mut TimelineRecorder<'_>,
-    service: &RunningService,
+    w: &mut Watch<'_, '_>,
     target: &Dependency,
     healthy: &HttpExchange,
 ) -> bool {
     let window = ctx.scenario.faults.detection_window;
     let ready_path = &ctx.scenario.service.ready_path;
-    let (first, exchange) = until_ready_status(ctx, service, 503, window).await;
+    let (first, exchange) = until_ready_status(ctx, w.service, 503, window).await;
     let expected = format!(
         "ready answers 503 within {} s of Postgres refusing writes",
         window.as_secs_f64()
     );
     match first {
         Some(at) => {
-            timeline.record("first 503", &exchange.summary());
-            step.request(
+            w.timeline.record("first 503", &exchange.summary());
+            w.step.request(
                 &format!("GET {ready_path} while Postgres refuses writes"),
                 &exchange,
             );
-            step.check(
+            w.step.check(
                 expected,
                 format!("first 503 after {} ms", at.as_millis()),
                 true,
             );
             // The names only: `[faults] expect` describes an outage, and a
             // database that refuses writes may say so in other words.
-            super::discriminate::failure_semantics(step, &exchange, Some(healthy), target, &[]);
+            super::discriminate::failure_semantics(w.step, &exchange, Some(healthy), target, &[]);
             true
         }
         None => {
             // The odd answer (a 500, a 200 that never turned) is a fact
             // the timeline keeps, as in the fault sequences.
-            timeline.record("ready answer", &exchange.summary());
-            step.request(
+            w.timeline.record("ready answer", &exchange.summary());
+            w.step.request(
                 &format!("GET {ready_path} while Postgres refuses writes (last answer)"),
                 &exchange,
             );
-            step.check(
+            w.step.check(
                 expected,
                 format!(
                     "no 503 within {} s; last answer: {}: a ready that only reads does not see a database that refuses writes (seed 000 asks for read and write sentinels)",
@@ -247,23 +243,18 @@ async fn watch_outage(
 }
 
 /// Ask ready until 200 or the recovery window.
-async fn watch_recovery(
-    ctx: &StepContext<'_>,
-    step: &mut StepRecorder<'_>,
-    timeline: &mut TimelineRecorder<'_>,
-    service: &RunningService,
-) {
+async fn watch_recovery(ctx: &StepContext<'_>, w: &mut Watch<'_, '_>) {
     let window = ctx.scenario.faults.recovery_window;
     let ready_path = &ctx.scenario.service.ready_path;
-    let (back, exchange) = until_ready_status(ctx, service, 200, window).await;
+    let (back, exchange) = until_ready_status(ctx, w.service, 200, window).await;
     if back.is_some() {
-        timeline.record("first 200 again", &exchange.summary());
+        w.timeline.record("first 200 again", &exchange.summary());
     }
-    step.request(
+    w.step.request(
         &format!("GET {ready_path} after writes are allowed again"),
         &exchange,
     );
-    step.check(
+    w.step.check(
         format!(
             "ready returns to 200 within {} s once writes are allowed",
             window.as_secs_f64()

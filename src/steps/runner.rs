@@ -31,7 +31,7 @@ use crate::http::Probe;
 use crate::mask::Masker;
 use crate::outcome::{DependencyView, Excerpt, FaultTimeline, StepOutcome, StepStatus};
 use crate::plan::{self, Facts, Ready};
-use crate::progress::{Event, Reporter};
+use crate::progress::{Event, Reporter, StepEnd};
 use crate::scenario::placeholders::Bindings;
 use crate::scenario::{NotApplicable, Scenario};
 
@@ -283,14 +283,14 @@ impl Template<'_, '_> {
         }
         let mut reporter = self.ordered.unit(index);
         for outcome in &ran.outcomes {
-            reporter.event(Event::StepFinished {
+            reporter.event(Event::StepFinished(StepEnd {
                 number: outcome.number,
                 total: self.total,
                 title: &outcome.title,
                 status: shown(outcome),
                 took: Duration::from_millis(outcome.duration_ms),
                 summary: outcome.summary.as_str(),
-            });
+            }));
         }
         self.ordered.finished(index);
         gave[index] = Some(ran);

@@ -5,8 +5,18 @@ use std::time::Instant;
 
 use chrono::{SecondsFormat, Utc};
 
+use super::StepRecorder;
 use crate::mask::Masker;
 use crate::outcome::{FaultTimeline, TimelineEvent};
+use crate::service::RunningService;
+
+/// A step watching its service while a dependency is broken: the step's
+/// record (requests, checks), the fault timeline, and the instance.
+pub struct Watch<'w, 'm> {
+    pub step: &'w mut StepRecorder<'m>,
+    pub timeline: &'w mut TimelineRecorder<'m>,
+    pub service: &'w RunningService,
+}
 
 /// A timeline under construction, anchored at its first event.
 pub struct TimelineRecorder<'m> {

@@ -35,7 +35,7 @@ pub use self::template::Template;
 pub use self::user::ServerUser;
 use super::{
     PostgresEndpoint, ProviderGuard, ProviderKind, ProvisionOptions, Provisioned, ROLE,
-    RedisEndpoint,
+    RedisEndpoint, Secret,
 };
 use crate::process::{ChildGuard, OutputCapture, StopReport};
 
@@ -237,6 +237,106 @@ impl Embedded {
     }
 }
 
+/// A ready server's process, log, port, password and version: what
+/// [`EmbeddedPostgres`] and [`EmbeddedRedis`] share (both deref to it).
+#[derive(Debug)]
+pub struct Server {
+    guard: ChildGuard,
+    log: OutputCapture,
+    port: u16,
+    password: Secret,
+    version: String,
+}
+
+impl Server {
+    /// The TCP port on 127.0.0.1.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The password its clients log in with.
+    pub fn password(&self) -> &Secret {
+        &self.password
+    }
+
+    /// The server version, e.g. `PostgreSQL 15.18` or `Redis 7.0.15`.
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
+    /// The server's pid.
+    pub fn pid(&self) -> u32 {
+        self.guard.pid()
+    }
+
+    /// The server log so far (unmasked).
+    pub fn log(&self) -> &OutputCapture {
+        &self.log
+    }
+
+    /// Stops the server (its stop signal, then `SIGKILL` after the grace
+    /// period).
+    pub async fn shutdown(self) -> std::io::Result<StopReport> {
+        self.guard.stop().await
+    }
+
+    /// Leaves the server running (for `--keep`).
+    pub fn detach(self) {
+        self.guard.detach();
+    }
+}
+
+/// The account that runs a server (`given`, else [`ServerUser::choose`])
+/// and a fresh password for it, once `root` is checked reachable for it.
+fn user_and_password(
+    root: &Path,
+    given: Option<&ServerUser>,
+) -> anyhow::Result<(ServerUser, Secret)> {
+    let user = match given {
+        Some(user) => user.clone(),
+        None => ServerUser::choose()?,
+    };
+    let password = Secret::generate().context("generate a password")?;
+    ensure_traversable(root, &user)?;
+    Ok((user, password))
+}
+
+/// Starts a server with `start` (given the port and the password) on a
+/// port from `next_port`, trying the
+/// next port when another process took it first (up to
+/// [`PORT_ATTEMPTS`]). Gives the ready server and the number of attempts.
+async fn start_on_free_port(
+    next_port: &mut impl FnMut() -> io::Result<u16>,
+    password: Secret,
+    version: String,
+    mut start: impl AsyncFnMut(u16, &Secret) -> anyhow::Result<(ChildGuard, OutputCapture)>,
+) -> anyhow::Result<(Server, u32)> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let port = next_port().context("find a free port")?;
+        match start(port, &password).await {
+            Ok((guard, log)) => {
+                let server = Server {
+                    guard,
+                    log,
+                    port,
+                    password,
+                    version,
+                };
+                return Ok((server, attempt));
+            }
+            // Another process took the port first: try the next one.
+            Err(error)
+                if attempt < PORT_ATTEMPTS
+                    && error
+                        .downcast_ref::<StartError>()
+                        .is_some_and(StartError::port_in_use) => {}
+            Err(error) => return Err(error),
+        }
+    }
+}
+
 /// Creates `path` with `mode` (exactly, whatever the umask) and hands it to
 /// `user`.
 fn private_dir(path: &Path, mode: u32, user: &ServerUser) -> anyhow::Result<()> {
@@ -408,4 +508,56 @@ pub async fn start(options: &ProvisionOptions) -> anyhow::Result<Provisioned> {
         redis,
         guard: ProviderGuard::Embedded(Box::new(embedded)),
     })
+}
+
+/// The port-clash tests both servers share.
+#[cfg(test)]
+mod clash {
+    use std::io;
+    use std::path::Path;
+
+    use super::{PORT_ATTEMPTS, Server, TempRoot};
+
+    /// Starts a server whose first port is taken by another socket; it
+    /// must start on the second. Gives it, and the root it lives in.
+    pub async fn starts_on_the_second_port<S: std::ops::Deref<Target = Server>>(
+        start: impl AsyncFnOnce(&Path, &mut dyn FnMut() -> io::Result<u16>) -> anyhow::Result<S>,
+    ) -> (S, TempRoot) {
+        let taken = std::net::TcpListener::bind(("127.0.0.1", 0)).expect("bind a port");
+        let taken_port = taken.local_addr().expect("local addr").port();
+        let mut ports = vec![taken_port];
+        let root = TempRoot::create().expect("temp root");
+        let mut next = || ports.pop().map_or_else(crate::process::free_port, Ok);
+        let server = start(root.path(), &mut next)
+            .await
+            .expect("the server starts on the second port");
+        assert_ne!(server.port(), taken_port);
+        (server, root)
+    }
+
+    /// Starts a server whose every port is taken: it gives up after
+    /// [`PORT_ATTEMPTS`] ports, saying `server` exited and quoting its log.
+    pub async fn gives_up_on_taken_ports<S: std::fmt::Debug>(
+        server: &str,
+        start: impl AsyncFnOnce(&Path, &mut dyn FnMut() -> io::Result<u16>) -> anyhow::Result<S>,
+    ) {
+        let taken = std::net::TcpListener::bind(("127.0.0.1", 0)).expect("bind a port");
+        let taken_port = taken.local_addr().expect("local addr").port();
+        let root = TempRoot::create().expect("temp root");
+        let mut tried = 0;
+        let mut next = || {
+            tried += 1;
+            Ok(taken_port)
+        };
+        let error = start(root.path(), &mut next)
+            .await
+            .expect_err("every port is taken");
+        let message = format!("{error:#}");
+        assert_eq!(tried, PORT_ATTEMPTS);
+        assert!(
+            message.contains(&format!("{server} exited before it was ready")),
+            "{message}"
+        );
+        assert!(message.contains("Address already in use"), "{message}");
+    }
 }

@@ -49,7 +49,7 @@ use tokio::process::Command;
 use super::binaries::{BinarySearch, PostgresBinaries, version_output};
 use super::template::{self, Stored, Template};
 use super::user::ServerUser;
-use super::{PORT_ATTEMPTS, StartError};
+use super::{Server, StartError};
 use crate::deps::Secret;
 pub use crate::deps::{BOOTSTRAP_DATABASE, ROLE};
 use crate::process::{
@@ -180,17 +180,23 @@ pub struct PostgresTimings {
     pub attempts: u32,
 }
 
-/// A running, ready Postgres server. Dropping it stops the server.
+/// A running, ready Postgres server. Dropping it stops the server. Its
+/// port, password (of [`ROLE`]), version, pid and log (stderr) are the
+/// [`Server`]'s.
 #[derive(Debug)]
 pub struct EmbeddedPostgres {
-    guard: ChildGuard,
-    log: OutputCapture,
-    port: u16,
-    password: Secret,
+    server: Server,
     database: String,
-    version: String,
     timings: PostgresTimings,
     data_dir: PathBuf,
+}
+
+impl std::ops::Deref for EmbeddedPostgres {
+    type Target = Server;
+
+    fn deref(&self) -> &Server {
+        &self.server
+    }
 }
 
 impl EmbeddedPostgres {
@@ -198,8 +204,8 @@ impl EmbeddedPostgres {
     pub fn url(&self) -> Secret {
         Secret::new(format!(
             "postgresql://{ROLE}:{}@127.0.0.1:{}/{}",
-            self.password.expose(),
-            self.port,
+            self.password().expose(),
+            self.port(),
             self.database
         ))
     }
@@ -208,28 +214,15 @@ impl EmbeddedPostgres {
     pub fn redacted_url(&self) -> String {
         format!(
             "postgresql://{ROLE}:{}@127.0.0.1:{}/{}",
-            self.password, self.port, self.database
+            self.password(),
+            self.port(),
+            self.database
         )
-    }
-
-    /// The TCP port on 127.0.0.1.
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
-    /// The password of [`ROLE`].
-    pub fn password(&self) -> &Secret {
-        &self.password
     }
 
     /// The app's database.
     pub fn database(&self) -> &str {
         &self.database
-    }
-
-    /// The server version, e.g. `PostgreSQL 15.18`.
-    pub fn version(&self) -> &str {
-        &self.version
     }
 
     /// From spawning the server to ready (excluding `initdb` or the copy).
@@ -242,29 +235,19 @@ impl EmbeddedPostgres {
         &self.timings
     }
 
-    /// The postmaster's pid.
-    pub fn pid(&self) -> u32 {
-        self.guard.pid()
-    }
-
     /// The cluster's data directory.
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
     }
 
-    /// The server log so far (stderr, unmasked).
-    pub fn log(&self) -> &OutputCapture {
-        &self.log
-    }
-
     /// Stops the server (fast shutdown, then `SIGKILL` after the grace period).
     pub async fn shutdown(self) -> std::io::Result<StopReport> {
-        self.guard.stop().await
+        self.server.shutdown().await
     }
 
     /// Leaves the server running (for `--keep`).
     pub fn detach(self) {
-        self.guard.detach();
+        self.server.detach();
     }
 }
 
@@ -295,29 +278,38 @@ fn check_socket_path(socket_dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A run's cluster: where it lives, the binaries and the account that
+/// make and serve it, and the options.
+struct Cluster<'a> {
+    binaries: &'a PostgresBinaries,
+    /// `<root>/pg`.
+    home: &'a Path,
+    data_dir: &'a Path,
+    socket_dir: &'a Path,
+    /// `postgres --version`'s output.
+    version_text: &'a str,
+    user: &'a ServerUser,
+    options: &'a PostgresOptions,
+}
+
 /// Make the data directory: a copy of the cached template when there is
 /// one, else `initdb` (storing the result as the template when a cache is
 /// given). Gives where the cluster came from and how long storing took.
 async fn prepare_cluster(
     template: Option<&Template>,
-    binaries: &PostgresBinaries,
-    home: &Path,
-    data_dir: &Path,
-    version_text: &str,
-    user: &ServerUser,
-    options: &PostgresOptions,
+    cluster: &Cluster<'_>,
 ) -> anyhow::Result<(ClusterSource, Option<Duration>)> {
     Ok(match template {
         Some(template) if template.exists() => {
-            template.copy_to(data_dir, user).await?;
+            template.copy_to(cluster.data_dir, cluster.user).await?;
             (ClusterSource::Template, None)
         }
         _ => {
-            make_cluster(binaries, home, data_dir, version_text, user, options).await?;
+            make_cluster(cluster).await?;
             let storing = Instant::now();
             let stored = match template {
                 Some(template) => {
-                    let _: Stored = template.store(data_dir).await?;
+                    let _: Stored = template.store(cluster.data_dir).await?;
                     Some(storing.elapsed())
                 }
                 None => None,
@@ -325,39 +317,6 @@ async fn prepare_cluster(
             (ClusterSource::Initdb, stored)
         }
     })
-}
-
-/// Start the server on a free port, trying the next one when another
-/// process takes it first. Gives the guard, its log, the port and the
-/// number of attempts.
-async fn serve(
-    binaries: &PostgresBinaries,
-    data_dir: &Path,
-    socket_dir: &Path,
-    user: &ServerUser,
-    options: &PostgresOptions,
-    next_port: &mut impl FnMut() -> std::io::Result<u16>,
-) -> anyhow::Result<(ChildGuard, OutputCapture, u16, u32)> {
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let port = next_port().context("find a free port")?;
-        let mut guard = spawn_server(
-            &binaries.postgres,
-            data_dir,
-            socket_dir,
-            port,
-            user,
-            options,
-        )?;
-        let log = OutputCapture::attach(&mut guard);
-        match wait_ready(&mut guard, &log, port, options.ready_timeout).await {
-            Ok(()) => return Ok((guard, log, port, attempt)),
-            // Another process took the port first: try the next one.
-            Err(error) if error.port_in_use() && attempt < PORT_ATTEMPTS => {}
-            Err(error) => return Err(error.into()),
-        }
-    }
 }
 
 /// [`start`] with the port source injected, so tests can force a port clash.
@@ -369,53 +328,52 @@ async fn start_on_ports(
     let begun = Instant::now();
     check_database_name(&options.database)?;
     let binaries = PostgresBinaries::find(&options.binaries)?;
-    let user = match &options.user {
-        Some(user) => user.clone(),
-        None => ServerUser::choose()?,
-    };
-    let password = Secret::generate().context("generate a password")?;
     let home = root.join("pg");
     let data_dir = home.join("data");
     let socket_dir = home.join("sock");
     check_socket_path(&socket_dir)?;
-    super::ensure_traversable(root, &user)?;
+    let (user, password) = super::user_and_password(root, options.user.as_ref())?;
     super::private_dir(&home, 0o700, &user)?;
     super::private_dir(&socket_dir, 0o700, &user)?;
 
     let version_text = version_output(&binaries.postgres).await?;
-    let version = short_version(&version_text);
+    let cluster = Cluster {
+        binaries: &binaries,
+        home: &home,
+        data_dir: &data_dir,
+        socket_dir: &socket_dir,
+        version_text: &version_text,
+        user: &user,
+        options,
+    };
     let template = options
         .template_cache
         .as_deref()
         .map(|cache| Template::locate(cache, &version_text, &binaries.initdb, &recipe()));
 
     let preparing = Instant::now();
-    let (source, store_template) = prepare_cluster(
-        template.as_ref(),
-        &binaries,
-        &home,
-        &data_dir,
-        &version_text,
-        &user,
-        options,
-    )
-    .await?;
+    let (source, store_template) = prepare_cluster(template.as_ref(), &cluster).await?;
     let prepare = preparing.elapsed();
 
-    let (guard, log, port, attempt) = serve(
-        &binaries,
-        &data_dir,
-        &socket_dir,
-        &user,
-        options,
-        &mut next_port,
-    )
-    .await?;
-    let ready = guard.started_at().elapsed();
+    let version = short_version(&version_text);
+    let (server, attempts) =
+        super::start_on_free_port(&mut next_port, password, version, async |port, _| {
+            let mut guard = spawn_server(&cluster, port)?;
+            let log = OutputCapture::attach(&mut guard);
+            wait_ready(&mut guard, &log, port, options.ready_timeout).await?;
+            Ok((guard, log))
+        })
+        .await?;
+    let ready = server.guard.started_at().elapsed();
 
     let setup = tokio::time::timeout(
         options.ready_timeout,
-        set_up(&socket_dir, port, &password, &options.database),
+        set_up(
+            &socket_dir,
+            server.port,
+            &server.password,
+            &options.database,
+        ),
     )
     .await
     .map_err(|_| {
@@ -426,12 +384,8 @@ async fn start_on_ports(
     })??;
 
     Ok(EmbeddedPostgres {
-        guard,
-        log,
-        port,
-        password,
+        server,
         database: options.database.clone(),
-        version,
         timings: PostgresTimings {
             source,
             prepare,
@@ -440,7 +394,7 @@ async fn start_on_ports(
             set_password: setup.set_password,
             database: setup.database,
             total: begun.elapsed(),
-            attempts: attempt,
+            attempts,
         },
         data_dir,
     })
@@ -457,24 +411,22 @@ fn recipe() -> String {
 
 /// Step 1 of the recipe (module docs): `initdb`, `pg_hba.conf`, and the
 /// app database, without ever starting a server.
-async fn make_cluster(
-    binaries: &PostgresBinaries,
-    home: &Path,
-    data_dir: &Path,
-    version_text: &str,
-    user: &ServerUser,
-    options: &PostgresOptions,
-) -> anyhow::Result<()> {
-    let mut command = Command::new(&binaries.initdb);
+async fn make_cluster(cluster: &Cluster<'_>) -> anyhow::Result<()> {
+    let mut command = Command::new(&cluster.binaries.initdb);
     command
         .arg("-D")
-        .arg(data_dir)
+        .arg(cluster.data_dir)
         .args(INITDB_ARGS)
-        .current_dir(home);
-    user.apply(&mut command);
-    let finished = ChildGuard::run("initdb", command, kill_guard(), options.ready_timeout)
-        .await
-        .context("run initdb")?;
+        .current_dir(cluster.home);
+    cluster.user.apply(&mut command);
+    let finished = ChildGuard::run(
+        "initdb",
+        command,
+        kill_guard(),
+        cluster.options.ready_timeout,
+    )
+    .await
+    .context("run initdb")?;
     anyhow::ensure!(
         finished.status.success(),
         "initdb exited with {}; its output:\n{}",
@@ -482,14 +434,16 @@ async fn make_cluster(
         finished.output.last_lines(super::LOG_LINES_IN_ERRORS)
     );
 
-    let hba = data_dir.join("pg_hba.conf");
+    let hba = cluster.data_dir.join("pg_hba.conf");
     std::fs::write(&hba, PG_HBA).with_context(|| format!("write `{}`", hba.display()))?;
-    user.chown(&hba)
-        .with_context(|| format!("hand `{}` to {}", hba.display(), user.name))?;
+    cluster
+        .user
+        .chown(&hba)
+        .with_context(|| format!("hand `{}` to {}", hba.display(), cluster.user.name))?;
 
     // `STRATEGY = FILE_COPY` (Postgres 15 and later) copies files instead of
     // logging every page, which keeps the template's WAL small.
-    let major = version_number(version_text)
+    let major = version_number(cluster.version_text)
         .and_then(|number| number.split('.').next())
         .and_then(|major| major.parse::<u32>().ok())
         .unwrap_or(0);
@@ -499,11 +453,11 @@ async fn make_cluster(
         ""
     };
     single_user(
-        &binaries.postgres,
-        data_dir,
+        &cluster.binaries.postgres,
+        cluster.data_dir,
         &format!("CREATE DATABASE {BOOTSTRAP_DATABASE}{strategy}\n"),
-        user,
-        options.ready_timeout,
+        cluster.user,
+        cluster.options.ready_timeout,
     )
     .await
     .context("create the app database in single-user mode")
@@ -561,31 +515,24 @@ async fn single_user(
 }
 
 /// Spawns the postmaster on `port`, logging to its (captured) stderr.
-fn spawn_server(
-    postgres: &Path,
-    data_dir: &Path,
-    socket_dir: &Path,
-    port: u16,
-    user: &ServerUser,
-    options: &PostgresOptions,
-) -> anyhow::Result<ChildGuard> {
-    let mut command = Command::new(postgres);
+fn spawn_server(cluster: &Cluster<'_>, port: u16) -> anyhow::Result<ChildGuard> {
+    let mut command = Command::new(&cluster.binaries.postgres);
     command
         .arg("-D")
-        .arg(data_dir)
+        .arg(cluster.data_dir)
         .arg("-p")
         .arg(port.to_string())
         .arg("-k")
-        .arg(socket_dir)
+        .arg(cluster.socket_dir)
         .args(["-c", "listen_addresses=127.0.0.1"])
         .args(["-c", "logging_collector=off"]);
     for setting in SERVER_SETTINGS {
         command.args(["-c", setting]);
     }
-    command.current_dir(data_dir);
+    command.current_dir(cluster.data_dir);
     piped_output(&mut command);
-    user.apply(&mut command);
-    ChildGuard::spawn("postgres", command, options.guard).context("spawn postgres")
+    cluster.user.apply(&mut command);
+    ChildGuard::spawn("postgres", command, cluster.options.guard).context("spawn postgres")
 }
 
 /// Ready means: the log says so, and the TCP port accepts connections.
@@ -697,8 +644,7 @@ fn short_version(output: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::{PostgresOptions, short_version, start_on_ports};
-    use crate::deps::embedded::TempRoot;
-    use crate::process::free_port;
+    use crate::deps::embedded::clash;
 
     #[test]
     fn shortens_the_version() {
@@ -711,16 +657,10 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn retries_when_the_port_is_taken() {
-        let taken = std::net::TcpListener::bind(("127.0.0.1", 0)).expect("bind a port");
-        let taken_port = taken.local_addr().expect("local addr").port();
-        let mut ports = vec![taken_port];
-        let root = TempRoot::create().expect("temp root");
-        let postgres = start_on_ports(root.path(), &PostgresOptions::default(), || {
-            ports.pop().map_or_else(free_port, Ok)
+        let (postgres, _root) = clash::starts_on_the_second_port(async |root, ports| {
+            start_on_ports(root, &PostgresOptions::default(), ports).await
         })
-        .await
-        .expect("postgres starts on the second port");
-        assert_ne!(postgres.port(), taken_port);
+        .await;
         assert_eq!(postgres.timings().attempts, 2);
         let log = postgres.log().snapshot();
         assert!(
@@ -733,22 +673,9 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn gives_up_when_every_port_is_taken_and_quotes_the_log() {
-        let taken = std::net::TcpListener::bind(("127.0.0.1", 0)).expect("bind a port");
-        let taken_port = taken.local_addr().expect("local addr").port();
-        let root = TempRoot::create().expect("temp root");
-        let mut tried = 0;
-        let error = start_on_ports(root.path(), &PostgresOptions::default(), || {
-            tried += 1;
-            Ok(taken_port)
+        clash::gives_up_on_taken_ports("postgres", async |root, ports| {
+            start_on_ports(root, &PostgresOptions::default(), ports).await
         })
-        .await
-        .expect_err("every port is taken");
-        let message = format!("{error:#}");
-        assert_eq!(tried, crate::deps::embedded::PORT_ATTEMPTS);
-        assert!(
-            message.contains("postgres exited before it was ready"),
-            "{message}"
-        );
-        assert!(message.contains("Address already in use"), "{message}");
+        .await;
     }
 }

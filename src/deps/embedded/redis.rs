@@ -15,7 +15,7 @@ use tokio::process::Command;
 
 use super::binaries::{BinarySearch, version_output};
 use super::user::ServerUser;
-use super::{PORT_ATTEMPTS, StartError, StartTimings};
+use super::{Server, StartError, StartTimings};
 use crate::deps::Secret;
 use crate::deps::resp::{RespConnection, RespValue};
 use crate::process::{ChildGuard, GuardOptions, OutputCapture, Signal, StopReport, free_port};
@@ -54,15 +54,20 @@ impl Default for RedisOptions {
     }
 }
 
-/// A running, ready Redis server. Dropping it stops the server.
+/// A running, ready Redis server. Dropping it stops the server. Its port,
+/// password, version, pid and log are the [`Server`]'s.
 #[derive(Debug)]
 pub struct EmbeddedRedis {
-    guard: ChildGuard,
-    log: OutputCapture,
-    port: u16,
-    password: Secret,
-    version: String,
+    server: Server,
     timings: StartTimings,
+}
+
+impl std::ops::Deref for EmbeddedRedis {
+    type Target = Server;
+
+    fn deref(&self) -> &Server {
+        &self.server
+    }
 }
 
 impl EmbeddedRedis {
@@ -70,29 +75,14 @@ impl EmbeddedRedis {
     pub fn url(&self) -> Secret {
         Secret::new(format!(
             "redis://:{}@127.0.0.1:{}/0",
-            self.password.expose(),
-            self.port
+            self.password().expose(),
+            self.port()
         ))
     }
 
     /// [`url`](EmbeddedRedis::url) with the password replaced by `***`.
     pub fn redacted_url(&self) -> String {
-        format!("redis://:{}@127.0.0.1:{}/0", self.password, self.port)
-    }
-
-    /// The TCP port on 127.0.0.1.
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
-    /// The `requirepass` password.
-    pub fn password(&self) -> &Secret {
-        &self.password
-    }
-
-    /// The server version, e.g. `Redis 7.0.15`.
-    pub fn version(&self) -> &str {
-        &self.version
+        format!("redis://:{}@127.0.0.1:{}/0", self.password(), self.port())
     }
 
     /// From spawning the server to ready.
@@ -105,24 +95,14 @@ impl EmbeddedRedis {
         &self.timings
     }
 
-    /// The server's pid.
-    pub fn pid(&self) -> u32 {
-        self.guard.pid()
-    }
-
-    /// The server log so far (stdout and stderr, unmasked).
-    pub fn log(&self) -> &OutputCapture {
-        &self.log
-    }
-
     /// Stops the server (`SIGTERM`, then `SIGKILL` after the grace period).
     pub async fn shutdown(self) -> std::io::Result<StopReport> {
-        self.guard.stop().await
+        self.server.shutdown().await
     }
 
     /// Leaves the server running (for `--keep`).
     pub fn detach(self) {
-        self.guard.detach();
+        self.server.detach();
     }
 }
 
@@ -139,46 +119,29 @@ async fn start_on_ports(
 ) -> anyhow::Result<EmbeddedRedis> {
     let begun = Instant::now();
     let binary = options.binaries.find("redis-server")?;
-    let user = match &options.user {
-        Some(user) => user.clone(),
-        None => ServerUser::choose()?,
-    };
-    let password = Secret::generate().context("generate a password")?;
+    let (user, password) = super::user_and_password(root, options.user.as_ref())?;
     let dir = root.join("redis");
-    super::ensure_traversable(root, &user)?;
     super::private_dir(&dir, 0o700, &user)?;
     let prepared = begun.elapsed();
+    let version = short_version(&version_output(&binary).await?);
 
-    let mut attempt = 0;
-    let (guard, log, port, ready) = loop {
-        attempt += 1;
-        let port = next_port().context("find a free port")?;
-        let config = config(port, &password, &dir);
-        let mut guard = spawn_server(&binary, &dir, &config, &user, options).await?;
-        let log = OutputCapture::attach(&mut guard);
-        match wait_ready(&mut guard, &log, port, &password, options.ready_timeout).await {
-            Ok(()) => {
-                let ready = guard.started_at().elapsed();
-                break (guard, log, port, ready);
-            }
-            // Another process took the port first: try the next one.
-            Err(error) if error.port_in_use() && attempt < PORT_ATTEMPTS => {}
-            Err(error) => return Err(error.into()),
-        }
-    };
-    let version = version_output(&binary).await?;
-
+    let (server, attempts) =
+        super::start_on_free_port(&mut next_port, password, version, async |port, password| {
+            let config = config(port, password, &dir);
+            let mut guard = spawn_server(&binary, &dir, &config, &user, options).await?;
+            let log = OutputCapture::attach(&mut guard);
+            wait_ready(&mut guard, &log, port, password, options.ready_timeout).await?;
+            Ok((guard, log))
+        })
+        .await?;
+    let ready = server.guard.started_at().elapsed();
     Ok(EmbeddedRedis {
-        guard,
-        log,
-        port,
-        password,
-        version: short_version(&version),
+        server,
         timings: StartTimings {
             prepare: prepared,
             ready,
             total: begun.elapsed(),
-            attempts: attempt,
+            attempts,
         },
     })
 }
@@ -278,7 +241,7 @@ fn short_version(output: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::{RedisOptions, short_version, start_on_ports};
-    use crate::deps::embedded::TempRoot;
+    use crate::deps::embedded::{TempRoot, clash};
     use crate::process::free_port;
 
     #[test]
@@ -291,39 +254,20 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn retries_when_the_port_is_taken() {
-        let taken = std::net::TcpListener::bind(("127.0.0.1", 0)).expect("bind a port");
-        let taken_port = taken.local_addr().expect("local addr").port();
-        let mut ports = vec![taken_port];
-        let root = TempRoot::create().expect("temp root");
-        let redis = start_on_ports(root.path(), &RedisOptions::default(), || {
-            ports.pop().map_or_else(free_port, Ok)
+        let (redis, _root) = clash::starts_on_the_second_port(async |root, ports| {
+            start_on_ports(root, &RedisOptions::default(), ports).await
         })
-        .await
-        .expect("redis starts on the second port");
-        assert_ne!(redis.port(), taken_port);
+        .await;
         assert_eq!(redis.timings().attempts, 2);
         redis.shutdown().await.expect("stop redis");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn gives_up_when_every_port_is_taken_and_quotes_the_log() {
-        let taken = std::net::TcpListener::bind(("127.0.0.1", 0)).expect("bind a port");
-        let taken_port = taken.local_addr().expect("local addr").port();
-        let root = TempRoot::create().expect("temp root");
-        let mut tried = 0;
-        let error = start_on_ports(root.path(), &RedisOptions::default(), || {
-            tried += 1;
-            Ok(taken_port)
+        clash::gives_up_on_taken_ports("redis-server", async |root, ports| {
+            start_on_ports(root, &RedisOptions::default(), ports).await
         })
-        .await
-        .expect_err("every port is taken");
-        let message = format!("{error:#}");
-        assert_eq!(tried, crate::deps::embedded::PORT_ATTEMPTS);
-        assert!(
-            message.contains("redis-server exited before it was ready"),
-            "{message}"
-        );
-        assert!(message.contains("Address already in use"), "{message}");
+        .await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
