@@ -407,13 +407,19 @@ pub const PORT_RANGE: std::ops::RangeInclusive<u16> = 20000..=32000;
 /// (which fails if anything listens on the port on any IPv4 address).
 /// Another process may still take it before the caller binds it: callers
 /// retry on "address in use", and the service's start-up wait proves who
-/// answers ([`crate::sockets`]).
+/// answers ([`crate::sockets`]). This process never hands out the same
+/// port twice, so units running side by side never get the same port
+/// before either has bound it.
 pub fn free_port() -> io::Result<u16> {
+    static HANDED_OUT: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
     let span = u32::from(PORT_RANGE.end() - PORT_RANGE.start()) + 1;
     for _ in 0..64 {
         let offset = getrandom::u32().map_err(|e| io::Error::other(e.to_string()))? % span;
         let port = PORT_RANGE.start() + u16::try_from(offset).expect("offset < span <= u16::MAX");
-        if TcpListener::bind(("0.0.0.0", port)).is_ok() {
+        let mut handed = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+        if !handed.contains(&port) && TcpListener::bind(("0.0.0.0", port)).is_ok() {
+            handed.insert(port);
             return Ok(port);
         }
     }
