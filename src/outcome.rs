@@ -348,6 +348,10 @@ pub struct DependencyView {
     /// `INFO clients`.
     pub source: String,
     pub text: Excerpt,
+    /// The other units that ran side by side during this step's window:
+    /// the server served them too, so some lines may be theirs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alongside: Vec<String>,
 }
 
 /// The fault timeline of one dependency.

@@ -420,6 +420,7 @@ mod tests {
                 truncated: false,
                 kept_bytes: None,
             },
+            alongside: vec!["Postgres runtime faults (steps 8-11)".into()],
         }];
         let report = render(&evidence, None).unwrap();
         let block = report
@@ -429,7 +430,7 @@ mod tests {
             .expect("a step 2 block");
         assert!(
             block.contains(
-                "\nWhat Redis saw during this step (error replies):\n```\nNOAUTH 3 <script>\n```\n\n"
+                "\nWhat Redis saw during this step (error replies; meanwhile it also served Postgres runtime faults (steps 8-11), so some of this may be theirs):\n```\nNOAUTH 3 <script>\n```\n\n"
             ),
             "{block}"
         );

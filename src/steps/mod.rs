@@ -259,6 +259,17 @@ impl Unit {
         self.preconditions.iter().any(Precondition::reads_ready)
     }
 
+    /// Its name in progress and evidence: its label, with its step
+    /// numbers when it has several steps.
+    pub fn title(&self) -> String {
+        match (self.steps.first(), self.steps.last()) {
+            (Some(first), Some(last)) if first.number != last.number => {
+                format!("{} (steps {}-{})", self.label, first.number, last.number)
+            }
+            _ => self.label.clone(),
+        }
+    }
+
     /// Whether a precondition of the unit reads what earlier units
     /// observed (the conformance steps), so it cannot start before every
     /// earlier unit finished and gave its observations.

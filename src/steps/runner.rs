@@ -17,10 +17,11 @@
 //! conformance steps) starts only once every earlier unit has finished,
 //! and gets its own copy of the record as it stands then.
 
+use std::cell::RefCell;
 use std::future::{Future, poll_fn};
 use std::pin::Pin;
 use std::task::Poll;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::observed::Recorded;
 use super::ordered::Ordered;
@@ -96,6 +97,8 @@ pub async fn run(
         deps,
         ordered: &ordered,
         total: plan.len(),
+        units,
+        windows: RefCell::new(vec![None; units.len()]),
     };
     let mut facts = mode.facts();
     let mut gave: Vec<Option<Ran>> = units.iter().map(|_| None).collect();
@@ -187,6 +190,9 @@ fn startable(
     })
 }
 
+/// When a unit started and, once it has, ended.
+type Window = (Instant, Option<Instant>);
+
 /// Where the runner keeps what finished units gave.
 struct Done<'d> {
     facts: &'d mut Facts,
@@ -206,6 +212,9 @@ struct Template<'t, 'r> {
     deps: &'t Dependencies,
     ordered: &'t Ordered<'r>,
     total: usize,
+    units: &'t [Unit],
+    /// When each unit that ran started and (once done) ended.
+    windows: RefCell<Vec<Option<Window>>>,
 }
 
 impl Template<'_, '_> {
@@ -309,6 +318,8 @@ impl Template<'_, '_> {
         deps.rebind(&mut bindings);
         let watch = self.deps.watch();
         let mark = watch.mark().await;
+        let started = Instant::now();
+        self.windows.borrow_mut()[index] = Some((started, None));
         let mut reporter = self.ordered.unit(index);
         let mut ctx = StepContext {
             scenario: self.scenario,
@@ -326,8 +337,26 @@ impl Template<'_, '_> {
             own.shutdown().await;
         }
         let mut ran = ran?;
-        attach_views(self.masker, watch, &mark, &mut ran.outcomes).await;
+        let alongside = self.alongside(index, started, Instant::now());
+        self.windows.borrow_mut()[index] = Some((started, Some(Instant::now())));
+        attach_views(self.masker, watch, &mark, &mut ran.outcomes, &alongside).await;
         Ok(ran)
+    }
+
+    /// The other units that ran at some time between `started` and
+    /// `ended`, as progress names them.
+    fn alongside(&self, index: usize, started: Instant, ended: Instant) -> Vec<String> {
+        let windows = self.windows.borrow();
+        windows
+            .iter()
+            .enumerate()
+            .filter(|(other, _)| *other != index)
+            .filter_map(|(other, window)| {
+                let (from, to) = (*window)?;
+                let overlaps = from < ended && to.is_none_or(|to| to > started);
+                overlaps.then(|| self.units[other].title())
+            })
+            .collect()
     }
 
     /// Every step of `unit` recorded without running: `why` marks the
@@ -352,15 +381,10 @@ impl Template<'_, '_> {
 
 /// Run one unit whose preconditions hold.
 async fn run_unit(ctx: &mut StepContext<'_>, unit: &Unit, total: usize) -> anyhow::Result<Ran> {
-    let (first, last) = match (unit.steps.first(), unit.steps.last()) {
-        (Some(first), Some(last)) => (first.number, last.number),
-        _ => anyhow::bail!("the plan has a unit without steps: {}", unit.label),
+    let Some(first) = unit.steps.first().map(|s| s.number) else {
+        anyhow::bail!("the plan has a unit without steps: {}", unit.label);
     };
-    let title = if first == last {
-        unit.label.clone()
-    } else {
-        format!("{} (steps {first}-{last})", unit.label)
-    };
+    let title = unit.title();
     ctx.reporter.event(Event::StepStarted {
         number: first,
         total,
@@ -385,6 +409,7 @@ async fn attach_views(
     watch: &DependencyWatch,
     mark: &Mark,
     outcomes: &mut [StepOutcome],
+    alongside: &[String],
 ) {
     let needs = |o: &StepOutcome| matches!(o.status, StepStatus::Fail | StepStatus::NotRun);
     if watch.is_empty() || !outcomes.iter().any(needs) {
@@ -398,6 +423,7 @@ async fn attach_views(
             dependency: seen.dependency.to_string(),
             source: seen.source.to_string(),
             text: Excerpt::of(masker, &seen.text),
+            alongside: alongside.to_vec(),
         })
         .collect();
     for outcome in outcomes.iter_mut().filter(|o| needs(o)) {

@@ -326,3 +326,57 @@ fn side_by_side_and_serial_runs_give_the_same_steps_in_plan_order() {
         "--serial ran fault sequences side by side"
     );
 }
+
+/// A failed step's dependency view covers its whole window: side by side,
+/// the server also served the units running beside it, and the evidence
+/// says which; one after another, nothing ran beside it.
+#[test]
+fn a_dependency_view_names_the_units_that_ran_beside_the_step() {
+    let flaw = ["--env", "REFERENCE_FLAW=ready-ignores-redis"];
+    let (code, transcript, json, report) =
+        run_reference_with("views-side-by-side", REFERENCE, &flaw);
+    assert_eq!(code, 1, "{transcript}");
+    let views = |json: &Value| -> Vec<Value> {
+        let step = json["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["id"] == "redis-runtime-outage")
+            .expect("the Redis outage step")
+            .clone();
+        assert_eq!(step["status"], "FAIL", "{step}");
+        step["dependency_views"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    };
+    let side_by_side = views(&json);
+    assert!(!side_by_side.is_empty(), "{json}");
+    for view in &side_by_side {
+        let alongside: Vec<&str> = view["alongside"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no alongside in {view}"))
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        assert!(
+            alongside.contains(&"Postgres runtime faults (steps 8-11)"),
+            "{alongside:?}"
+        );
+        assert!(
+            !alongside
+                .iter()
+                .any(|a| a.starts_with("Redis runtime faults"))
+        );
+    }
+    assert!(report.contains("so some of this may be theirs"), "{report}");
+    let mut serial = flaw.to_vec();
+    serial.push("--serial");
+    let (code, transcript, json, _) = run_reference_with("views-serial", REFERENCE, &serial);
+    assert_eq!(code, 1, "{transcript}");
+    let one_after_another = views(&json);
+    assert!(!one_after_another.is_empty(), "{json}");
+    for view in &one_after_another {
+        assert!(view.get("alongside").is_none(), "{view}");
+    }
+}
