@@ -296,6 +296,15 @@ mod tests {
         );
     }
 
+    /// The appendix block of step `n` in `report`.
+    fn step_block(report: &str, n: u32) -> &str {
+        report
+            .split(&format!("<summary>Step {n} — "))
+            .nth(1)
+            .and_then(|rest| rest.split("</details>").next())
+            .unwrap_or_else(|| panic!("no step {n} block"))
+    }
+
     #[test]
     fn waivers_and_release_appear_in_the_report() {
         let report = render(&crate::evidence::sample::evidence(), None).unwrap();
@@ -423,11 +432,7 @@ mod tests {
             alongside: vec!["Postgres runtime faults (steps 8-11)".into()],
         }];
         let report = render(&evidence, None).unwrap();
-        let block = report
-            .split("<summary>Step 2 — ")
-            .nth(1)
-            .and_then(|rest| rest.split("</details>").next())
-            .expect("a step 2 block");
+        let block = step_block(&report, 2);
         assert!(
             block.contains(
                 "\nWhat Redis saw during this step (error replies; meanwhile it also served Postgres runtime faults (steps 8-11), so some of this may be theirs):\n```\nNOAUTH 3 <script>\n```\n\n"
@@ -470,11 +475,7 @@ mod tests {
             first_screen(&report).contains("**Passes that depend on the machine** (a fact for the reader, not a failure)\n\n- Step 1, REDIS_URL unset: this pass depends on the machine\n"),
             "{report}"
         );
-        let block = report
-            .split("<summary>Step 2 — ")
-            .nth(1)
-            .and_then(|rest| rest.split("</details>").next())
-            .expect("a step 2 block");
+        let block = step_block(&report, 2);
         assert!(
             block.contains("|\n\n- REDIS_URL unset: the service made no connection to any dependency before it exited\n- REDIS_URL unset: **this pass depends on the machine**; its output: `*Connection refused* <b>`\n\n"),
             "{block}"

@@ -337,8 +337,9 @@ impl Template<'_, '_> {
             own.shutdown().await;
         }
         let mut ran = ran?;
-        let alongside = self.alongside(index, started, Instant::now());
-        self.windows.borrow_mut()[index] = Some((started, Some(Instant::now())));
+        let ended = Instant::now();
+        let alongside = self.alongside(index, started, ended);
+        self.windows.borrow_mut()[index] = Some((started, Some(ended)));
         attach_views(self.masker, watch, &mark, &mut ran.outcomes, &alongside).await;
         Ok(ran)
     }

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use crate::proof::step;
 use crate::support::{gonogo, marker, repo, run_with_limit, stderr, stdout};
 
 #[test]
@@ -212,16 +213,6 @@ fn fixture_proof(
         format!("{}{}", stdout(&output), stderr(&output)),
         json,
     )
-}
-
-/// The step `id` of the evidence.
-fn step<'j>(json: &'j serde_json::Value, id: &str) -> &'j serde_json::Value {
-    json["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["id"] == id)
-        .unwrap_or_else(|| panic!("no step {id}"))
 }
 
 /// The failed checks of a step whose expectation starts with `rule`, as

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::proof::status_of;
+use crate::proof::{status_of, step};
 use crate::support::{
     evidence_dir, gonogo, leftovers, marker, reference_service, run_with_limit, stderr, stdout,
 };
@@ -81,15 +81,6 @@ reason = "not what this test proves"
         read("report.md"),
         read("junit.xml"),
     )
-}
-
-fn step<'a>(json: &'a Value, id: &str) -> &'a Value {
-    json["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["id"] == id)
-        .unwrap_or_else(|| panic!("no step {id}"))
 }
 
 /// The check of `step` whose expectation is `expected`.

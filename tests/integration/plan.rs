@@ -6,18 +6,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::proof::{run_reference, run_reference_with, run_reference_within, status_of};
+use crate::proof::{run_reference, run_reference_with, run_reference_within, status_of, step};
 
 const REFERENCE: &str = "scenarios/reference.toml";
-
-fn step<'a>(json: &'a Value, id: &str) -> &'a Value {
-    json["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["id"] == id)
-        .unwrap_or_else(|| panic!("no step {id}"))
-}
 
 fn summary(json: &Value, id: &str) -> String {
     step(json, id)["summary"].as_str().unwrap().to_string()
@@ -298,12 +289,7 @@ fn side_by_side_and_serial_runs_give_the_same_steps_in_plan_order() {
     // Each step keeps its own start and end: side by side, the two fault
     // sequences overlap; with --serial they do not.
     let window = |json: &Value, id: &str| -> (String, String) {
-        let step = json["steps"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["id"] == id)
-            .unwrap_or_else(|| panic!("no step {id}"));
+        let step = step(json, id);
         let at = |k: &str| {
             step[k]
                 .as_str()
@@ -337,13 +323,7 @@ fn a_dependency_view_names_the_units_that_ran_beside_the_step() {
         run_reference_with("views-side-by-side", REFERENCE, &flaw);
     assert_eq!(code, 1, "{transcript}");
     let views = |json: &Value| -> Vec<Value> {
-        let step = json["steps"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["id"] == "redis-runtime-outage")
-            .expect("the Redis outage step")
-            .clone();
+        let step = step(json, "redis-runtime-outage");
         assert_eq!(step["status"], "FAIL", "{step}");
         step["dependency_views"]
             .as_array()

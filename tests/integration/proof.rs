@@ -69,16 +69,18 @@ pub fn run_reference_within(
     (code, transcript, json, report)
 }
 
-pub fn status_of(json: &Value, id: &str) -> String {
+/// The step `id` of the evidence.
+pub fn step<'j>(json: &'j Value, id: &str) -> &'j Value {
     json["steps"]
         .as_array()
         .unwrap()
         .iter()
         .find(|s| s["id"] == id)
-        .unwrap_or_else(|| panic!("no step {id}"))["status"]
-        .as_str()
-        .unwrap()
-        .to_string()
+        .unwrap_or_else(|| panic!("no step {id}"))
+}
+
+pub fn status_of(json: &Value, id: &str) -> String {
+    step(json, id)["status"].as_str().unwrap().to_string()
 }
 
 pub fn assert_no_go_at(flaw: Option<&str>, scenario_file: &str, failing: &str) {
