@@ -278,9 +278,13 @@ pub enum Resource {
     /// disturbs no other unit.
     OwnProxy { unit: String, dependency: String },
     /// This dependency's server, beyond the proxy: every instance uses it,
-    /// migrations write its schema, a server-wide fault changes it for
-    /// every client.
+    /// a server-wide fault changes it for every client.
     Server(String),
+    /// What the migrations set up in this dependency's server (its
+    /// schema): the migration gate writes it, every instance that expects
+    /// a migrated service reads it. A fail-fast instance, which must exit
+    /// before using any dependency, does not.
+    Schema(String),
     /// The one running service of target mode, which every request goes to.
     TargetService,
     /// The whole machine: a latency measurement that other load would

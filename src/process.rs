@@ -463,12 +463,29 @@ pub struct OutputSnapshot {
     pub tail: Vec<OutputLine>,
     /// Whether every captured stream has reached end of file.
     pub closed: bool,
+    /// How many lines had arrived (kept or not) when it was taken.
+    pub received: u64,
 }
 
 impl OutputSnapshot {
     /// The kept lines in arrival order.
     pub fn lines(&self) -> impl Iterator<Item = &OutputLine> {
         self.head.iter().chain(&self.tail)
+    }
+
+    /// Only the lines that arrived after the first `mark` (an earlier
+    /// snapshot's `received`); lines omitted from the middle stay
+    /// counted when some of them came after the mark.
+    pub fn since(mut self, mark: u64) -> OutputSnapshot {
+        let first_tail = self.tail.first().map_or(u64::MAX, |l| l.number);
+        let omitted_from = first_tail.saturating_sub(self.omitted);
+        self.omitted = first_tail.saturating_sub(omitted_from.max(mark + 1));
+        if self.tail.is_empty() {
+            self.omitted = 0;
+        }
+        self.head.retain(|l| l.number > mark);
+        self.tail.retain(|l| l.number > mark);
+        self
     }
 
     /// The last `n` kept lines' text, one per line, for error messages.
@@ -544,6 +561,7 @@ impl OutputCapture {
             omitted: buffer.omitted,
             tail: buffer.tail.iter().cloned().collect(),
             closed: buffer.open == 0,
+            received: buffer.received,
         }
     }
 
@@ -936,6 +954,17 @@ mod tests {
         assert_eq!(snapshot.last_lines(2), "line99\nline100");
         assert!(snapshot.tail.iter().all(|l| l.stream == Stream::Stdout));
         assert_eq!(snapshot.tail[4].number, 100);
+        assert_eq!(snapshot.received, 100);
+        // After a mark: only later lines, and only the later omitted ones.
+        let since = snapshot.clone().since(3);
+        assert_eq!(since.head.len(), 2);
+        assert_eq!((since.omitted, since.tail.len()), (90, 5));
+        let since = snapshot.clone().since(50);
+        assert!(since.head.is_empty());
+        assert_eq!((since.omitted, since.tail.len()), (45, 5));
+        let since = snapshot.clone().since(98);
+        assert_eq!((since.omitted, since.tail.len()), (0, 2));
+        assert!(snapshot.since(100).lines().next().is_none());
     }
 
     #[tokio::test]

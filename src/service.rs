@@ -308,12 +308,20 @@ impl RunningService {
 
     /// Everything the service printed so far, one line per line.
     pub async fn log_text(&self) -> String {
+        self.log_since(0).await.0
+    }
+
+    /// What the service printed after its first `mark` lines, one line per
+    /// line, and the mark where this text ends: a step that hands the
+    /// instance on gives the next one that mark, so every line is recorded
+    /// by exactly one step.
+    pub async fn log_since(&self, mark: u64) -> (String, u64) {
         // Give the pipe readers a moment to catch the last lines.
         let _ = self
             .capture
             .wait_closed(tokio::time::Instant::now() + Duration::from_millis(50))
             .await;
-        let snapshot = self.capture.snapshot();
+        let snapshot = self.capture.snapshot().since(mark);
         let mut out = String::new();
         for (i, line) in snapshot.lines().enumerate() {
             if i == snapshot.head.len() && snapshot.omitted > 0 {
@@ -322,7 +330,7 @@ impl RunningService {
             out.push_str(&line.text);
             out.push('\n');
         }
-        out
+        (out, snapshot.received.max(mark))
     }
 
     /// Stop the process group (SIGTERM, then SIGKILL after the grace) and

@@ -108,6 +108,7 @@ pub async fn run(
             mode,
             deps: &deps,
             recorded: steps::observed::Recorded::new(scenario),
+            link: steps::Link::detached(),
         };
         let schedule = match options.serial {
             true => steps::Schedule::Serial,

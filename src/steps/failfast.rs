@@ -15,11 +15,11 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 use super::failed_connection;
-use super::{Exercise, Ran, StepContext, StepFuture, StepRecorder, Unit, instance_holds};
+use super::{Exercise, Ran, StepContext, StepFuture, StepRecorder, Unit};
 use crate::deps::Dependency;
 use crate::deps::dependency::PROXY_HOST;
 use crate::outcome::NoteKind;
-use crate::plan::{PlannedStep, Precondition};
+use crate::plan::{Hold, PlannedStep, Precondition, Resource};
 use crate::proxy::FaultProxy;
 use crate::scenario::{FailFastCase, Scenario};
 use crate::service::{RunningService, ServiceLaunch};
@@ -51,7 +51,18 @@ pub fn unit(scenario: &Scenario) -> Unit {
             unmet: no_cases(scenario),
         },
     ];
-    Unit::one(step, preconditions, instance_holds(scenario), FailFast)
+    Unit::one(step, preconditions, holds(scenario), FailFast)
+}
+
+/// Each case reaches the servers through proxies of its own, and needs no
+/// schema (it must exit before using any dependency): it uses the servers
+/// alone, so it runs beside the migrations, but never beside a server-wide
+/// fault, which could make a service exit that would otherwise not.
+fn holds(scenario: &Scenario) -> Vec<Hold> {
+    crate::deps::dependency::keys(scenario)
+        .into_iter()
+        .map(|key| Hold::uses(Resource::Server(key)))
+        .collect()
 }
 
 /// Why there is no case to run, when there is none.

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use super::{StepContext, StepRecorder};
+use super::{Spare, StepContext, StepRecorder};
 use crate::http::HttpExchange;
 use crate::scenario::BodyExpectation;
 use crate::scenario::placeholders::Bindings;
@@ -59,6 +59,57 @@ pub async fn start_healthy(
     step.log(&service.log_text().await);
     let _ = service.stop().await;
     Ok(None)
+}
+
+/// A healthy instance for the step `user` (e.g. `latency measurement`):
+/// the one an earlier step handed on (see [`super::Link::take`]), recorded
+/// as an action that says whose it is, or else a new one
+/// ([`start_healthy`], which records the FAIL `what` when it does not
+/// answer). Its `log_mark` is where the step's share of its log starts:
+/// the lines the service printed since the last step recorded its log,
+/// idle time included.
+pub async fn take_or_start(
+    ctx: &mut StepContext<'_>,
+    step: &mut StepRecorder<'_>,
+    what: &str,
+    user: &str,
+) -> anyhow::Result<Option<Spare>> {
+    if let Some(mut spare) = ctx.link.take() {
+        let (pid, port) = (spare.service.pid(), spare.service.port);
+        let mut history = format!("started by the {}", spare.started_by);
+        if !spare.used_by.is_empty() {
+            history.push_str(&format!(
+                ", then used by the {}",
+                spare.used_by.join(", then the ")
+            ));
+        }
+        let up = spare.service.started().elapsed();
+        ctx.detail(&format!(
+            "the {}'s instance on port {port}, {history}",
+            spare.started_by
+        ));
+        step.process(
+            &format!("use the instance the {} started", spare.started_by),
+            &format!("# the running service, pid {pid}, port {port}"),
+            None,
+            &format!(
+                "running for {} ms, {history}; healthy when handed on",
+                up.as_millis()
+            ),
+            Duration::ZERO,
+        );
+        spare.used_by.push(user.to_string());
+        return Ok(Some(spare));
+    }
+    let Some(service) = start_healthy(ctx, step, what).await? else {
+        return Ok(None);
+    };
+    Ok(Some(Spare {
+        service,
+        started_by: user.to_string(),
+        used_by: Vec::new(),
+        log_mark: 0,
+    }))
 }
 
 /// Ask ready until it answers `status` or `window` passes; gives how long

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use super::observed::Observed;
 use super::{
-    Exercise, Mode, Ran, StepContext, StepFuture, StepRecorder, Unit, instance_holds, start_healthy,
+    Exercise, Mode, Ran, StepContext, StepFuture, StepRecorder, Unit, instance_holds, take_or_start,
 };
 use crate::outcome::Latency;
 use crate::plan::{Hold, PlannedStep, Precondition, Resource};
@@ -84,12 +84,9 @@ pub fn unit(scenario: &Scenario) -> Option<Unit> {
     let mut holds = instance_holds(scenario);
     holds.push(Hold::uses(Resource::TargetService));
     holds.push(Hold::holds(Resource::Machine));
-    Some(Unit::one(
-        step,
-        vec![Precondition::ReadyHealthy],
-        holds,
-        LatencySlo,
-    ))
+    let mut unit = Unit::one(step, vec![Precondition::ReadyHealthy], holds, LatencySlo);
+    unit.takes_spare = true;
+    Some(unit)
 }
 
 struct LatencySlo;
@@ -109,12 +106,28 @@ async fn latency(ctx: &mut StepContext<'_>, planned: &PlannedStep) -> anyhow::Re
         let stats = measure(ctx, &mut step, url).await?;
         return Ok(with_p99(Ran::one(step.finish()), path, stats));
     }
-    let Some(service) = start_healthy(ctx, &mut step, "service answers HTTP").await? else {
+    let held = take_or_start(
+        ctx,
+        &mut step,
+        "service answers HTTP",
+        "latency measurement",
+    )
+    .await?;
+    let Some(mut held) = held else {
         return Ok(Ran::one(step.finish()));
     };
-    let stats = measure(ctx, &mut step, service.url(&path)).await?;
-    step.log(&service.log_text().await);
-    let _ = service.stop().await;
+    let stats = measure(ctx, &mut step, held.service.url(&path)).await?;
+    let (log, log_mark) = held.service.log_since(held.log_mark).await;
+    step.log(&log);
+    held.log_mark = log_mark;
+    // Handed on to the graceful shutdown only when it answered every
+    // request 200: a step must not inherit trouble another step caused.
+    match stats.is_some() {
+        true => ctx.link.offer(held),
+        false => {
+            let _ = held.service.stop().await;
+        }
+    }
     Ok(with_p99(Ran::one(step.finish()), path, stats))
 }
 

@@ -49,7 +49,13 @@ pub fn unit(scenario: &Scenario, mode: &Mode) -> Unit {
             unmet: no_current.then(|| "external servers (--deps external), and the scenario's migration command has no `current` check".into()),
         });
     }
-    let holds = vec![Hold::holds(Resource::Server("postgres".into()))];
+    // It writes the schema until the migrations are applied (then it
+    // releases its holds: the `current` check only reads), on a server
+    // other clients may use meanwhile.
+    let holds = vec![
+        Hold::holds(Resource::Schema("postgres".into())),
+        Hold::uses(Resource::Server("postgres".into())),
+    ];
     Unit::one(step, preconditions, holds, Migrate)
 }
 
@@ -85,6 +91,9 @@ async fn migrate(ctx: &mut StepContext<'_>, planned: &PlannedStep) -> StepOutcom
             } else {
                 run_expecting_exit_0(ctx, &mut step, &argv, workdir, &vars, *timeout).await;
             }
+            // The migrations are applied (or failed): `current` only reads,
+            // so the units that need the migrated schema may start beside it.
+            ctx.link.release();
             if let Some(current) = current {
                 check_current(ctx, &mut step, current, workdir, &vars, *timeout).await;
             }
@@ -201,6 +210,8 @@ async fn sql_dir(
     } else {
         apply_dir(ctx, step, dir, &url).await
     };
+    // Applied (or not): the rest only reads.
+    ctx.link.release();
     check_sql_current(step, &url, head).await;
 }
 

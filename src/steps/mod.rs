@@ -26,6 +26,7 @@ pub mod shutdown;
 mod discriminate;
 mod failed_connection;
 mod instance;
+mod link;
 mod ordered;
 mod recorder;
 mod runner;
@@ -37,8 +38,10 @@ use std::pin::Pin;
 
 pub use crate::command::{CommandRun, run_command, run_service_command};
 pub use instance::{
-    expect_response, launch, meets, pointer_text, start_healthy, startup_text, until_ready_status,
+    expect_response, launch, meets, pointer_text, start_healthy, startup_text, take_or_start,
+    until_ready_status,
 };
+pub use link::{Gate, Link, Spare};
 pub use recorder::{HYGIENE_EXPECTED, StepRecorder};
 pub use runner::{Proof, Schedule, run};
 
@@ -69,6 +72,10 @@ pub struct StepContext<'a> {
     /// What the steps so far observed for later steps (the runner fills
     /// it from each unit's [`Ran::observed`]).
     pub recorded: observed::Recorded,
+    /// What the unit shares with the runner while it runs: early release
+    /// of its holds, the ready gate's verdict, a healthy instance handed
+    /// on (see [`link`]).
+    pub link: Link,
 }
 
 /// How gonogo reaches the service under test, which decides the steps it
@@ -210,6 +217,15 @@ pub struct Unit {
     /// [`own_proxy_holds`]): a unit that switches faults gets them, so its
     /// faults reach only its own service instance.
     pub own_proxies: bool,
+    /// Whether the unit starts beside the ready gate and waits for its
+    /// verdict itself (see [`Link::gate`]) before judging: its
+    /// preconditions that read the gate are checked then, not before it
+    /// starts.
+    pub defers_ready: bool,
+    /// Whether the unit takes the healthy instance an earlier unit handed
+    /// on (see [`Link::take`]); the runner stops that instance once every
+    /// such unit has finished.
+    pub takes_spare: bool,
     exercise: Box<dyn Exercise>,
 }
 
@@ -228,6 +244,8 @@ impl Unit {
             holds,
             establishes_ready: false,
             own_proxies: false,
+            defers_ready: false,
+            takes_spare: false,
             exercise: Box::new(exercise),
         }
     }
@@ -247,6 +265,8 @@ impl Unit {
             holds,
             establishes_ready: false,
             own_proxies: false,
+            defers_ready: false,
+            takes_spare: false,
             exercise: Box::new(exercise),
         }
     }
@@ -256,7 +276,7 @@ impl Unit {
     /// Whether a precondition of the unit reads what the ready gate
     /// established, so it cannot start before the gate finished.
     pub fn reads_ready(&self) -> bool {
-        self.preconditions.iter().any(Precondition::reads_ready)
+        !self.defers_ready && self.preconditions.iter().any(Precondition::reads_ready)
     }
 
     /// Its name in progress and evidence: its label, with its step
@@ -289,15 +309,16 @@ impl Unit {
 }
 
 /// What a unit that starts service instances on healthy dependencies
-/// holds: every dependency's shared proxy and its server, shared (the
-/// instance reaches each server through its proxy).
+/// holds: every dependency's shared proxy, its server and its schema,
+/// shared (the instance reaches each server through its proxy).
 pub fn instance_holds(scenario: &Scenario) -> Vec<Hold> {
     crate::deps::dependency::keys(scenario)
         .into_iter()
         .flat_map(|key| {
             [
                 Hold::uses(Resource::Proxy(key.clone())),
-                Hold::uses(Resource::Server(key)),
+                Hold::uses(Resource::Server(key.clone())),
+                Hold::uses(Resource::Schema(key)),
             ]
         })
         .collect()
@@ -305,7 +326,7 @@ pub fn instance_holds(scenario: &Scenario) -> Vec<Hold> {
 
 /// What a unit labelled `unit` holds when the runner gives it proxies of
 /// its own and it switches faults on `faulted`'s: that proxy exclusively,
-/// the others shared, and every server shared. No other unit reaches a
+/// the others shared, and every server and schema shared. No other unit reaches a
 /// dependency through these proxies, so the unit's faults disturb no
 /// instance but its own, and it may run beside any unit but the latency
 /// measurement.
@@ -322,7 +343,11 @@ pub fn own_proxy_holds(scenario: &Scenario, unit: &str, faulted: &str) -> Vec<Ho
             } else {
                 Hold::uses(proxy)
             };
-            [proxy, Hold::uses(Resource::Server(key))]
+            [
+                proxy,
+                Hold::uses(Resource::Server(key.clone())),
+                Hold::uses(Resource::Schema(key)),
+            ]
         })
         .collect()
 }
@@ -514,7 +539,19 @@ mod tests {
         let ready = unit(&plan, "ready-gate");
         assert!(conflicts(&migrate.holds, &ready.holds));
         assert!(ready.establishes_ready);
-        assert!(unit(&plan, "negative-proof").reads_ready());
+        // Fail-fast needs no schema: it runs beside the migrations, but
+        // never beside a server-wide fault.
+        let failfast = unit(&plan, "fail-fast");
+        assert!(!conflicts(&migrate.holds, &failfast.holds));
+        // The negative proof starts beside the gate and waits for its
+        // verdict itself before judging.
+        let negative = unit(&plan, "negative-proof");
+        assert!(negative.defers_ready && !negative.reads_ready());
+        assert!(negative.preconditions.contains(&Precondition::ReadyHealthy));
+        assert!(conflicts(&migrate.holds, &negative.holds));
+        // The gate's healthy instance goes to latency, then to shutdown.
+        assert!(unit(&plan, "latency-slo").takes_spare);
+        assert!(unit(&plan, "graceful-shutdown").takes_spare);
         assert!(unit(&plan, "redis-runtime-outage").reads_ready());
         // Shutdown waits for the gate too: it is NOT RUN when the gate's
         // instance never answered HTTP.

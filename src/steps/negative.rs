@@ -9,7 +9,7 @@ use super::{
     launch, startup_text,
 };
 use crate::http::HttpExchange;
-use crate::plan::{PlannedStep, Precondition};
+use crate::plan::{Facts, PlannedStep, Precondition};
 use crate::scenario::Scenario;
 use crate::service::{RunningService, Startup};
 
@@ -20,7 +20,9 @@ pub const TITLE: &str = "Negative proof (Redis broken, ready 503)";
 pub const CLOSED_PORT: u16 = 1;
 
 /// The negative proof: it restarts the service with other settings, and a
-/// 503 only means something from a service whose ready can be healthy.
+/// 503 only means something from a service whose ready can be healthy. It
+/// starts beside the ready gate and judges what it saw once the gate has
+/// finished: NOT RUN when the gate saw no healthy service.
 pub fn unit(scenario: &Scenario) -> Unit {
     let negative = &scenario.negative;
     let step = PlannedStep::new(
@@ -42,7 +44,9 @@ pub fn unit(scenario: &Scenario) -> Unit {
         },
         Precondition::ReadyHealthy,
     ];
-    Unit::one(step, preconditions, instance_holds(scenario), Negative)
+    let mut unit = Unit::one(step, preconditions, instance_holds(scenario), Negative);
+    unit.defers_ready = true;
+    unit
 }
 
 struct Negative;
@@ -81,21 +85,59 @@ async fn negative(ctx: &mut StepContext<'_>, planned: &PlannedStep) -> anyhow::R
         startup_text(&startup),
         matches!(startup, Startup::Answering(_)),
     );
-    if up {
-        observe(ctx, &mut step, &service).await;
-    }
+    let answers = match up {
+        true => Some(observe(ctx, &service).await),
+        false => None,
+    };
     step.log(&service.log_text().await);
     let _ = service.stop().await;
+    // Only now is what the gate saw known: the 503 means something only
+    // from a service whose ready can be healthy.
+    let gate = ctx.link.gate().await;
+    let healthy = match gate {
+        Some(gate) => {
+            let facts = Facts {
+                ready: gate.ready,
+                ..ctx.mode.facts()
+            };
+            if let Err(unmet) = Precondition::ReadyHealthy.check(&facts) {
+                let mut skipped = StepRecorder::new(ctx.masker, planned);
+                skipped.unmet(unmet);
+                return Ok(Ran::one(skipped.finish()));
+            }
+            gate.healthy
+        }
+        // Run on its own (no runner): the record of earlier steps.
+        None => ctx.recorded.healthy_ready.clone(),
+    };
+    if let Some((first, again)) = answers {
+        judge(ctx, &mut step, &first, &again, healthy.as_ref());
+    }
     Ok(Ran::one(step.finish()))
 }
 
-/// Ask ready: it must answer as `[negative]` expects, name Redis, and
-/// still answer so after the observation window.
-async fn observe(ctx: &StepContext<'_>, step: &mut StepRecorder<'_>, service: &RunningService) {
+/// Ask ready, then again after the observation window; gives both answers.
+async fn observe(ctx: &StepContext<'_>, service: &RunningService) -> (HttpExchange, HttpExchange) {
+    let first = ready(ctx, service).await;
+    // A service that says 503 once and 200 a moment later is still
+    // routing traffic to a broken instance.
+    tokio::time::sleep(ctx.scenario.negative.observe).await;
+    let again = ready(ctx, service).await;
+    (first, again)
+}
+
+/// Ready must have answered as `[negative]` expects, named Redis, and
+/// still answered so after the observation window.
+fn judge(
+    ctx: &StepContext<'_>,
+    step: &mut StepRecorder<'_>,
+    first: &HttpExchange,
+    again: &HttpExchange,
+    healthy: Option<&HttpExchange>,
+) {
     let spec = &ctx.scenario.service;
     let negative = &ctx.scenario.negative;
-    let first = ready(ctx, service).await;
-    step.request(&format!("GET {}", spec.ready_path), &first);
+    step.request(&format!("GET {}", spec.ready_path), first);
     step.check(
         format!("HTTP {}", negative.status),
         first.summary(),
@@ -103,12 +145,11 @@ async fn observe(ctx: &StepContext<'_>, step: &mut StepRecorder<'_>, service: &R
     );
     // What the body says of the failure could have failed only if the
     // ready gate's healthy answer does not say it too.
-    let healthy = ctx.recorded.healthy_ready.as_ref();
-    let pointers = discriminate::pointer_checks(step, &first, healthy, &negative.expect);
+    let pointers = discriminate::pointer_checks(step, first, healthy, &negative.expect);
     let named = discriminate::names_check(
         step,
         format!("body names {}", negative.body_names),
-        &first,
+        first,
         healthy,
         std::slice::from_ref(&negative.body_names),
     );
@@ -118,14 +159,10 @@ async fn observe(ctx: &StepContext<'_>, step: &mut StepRecorder<'_>, service: &R
             negative.status
         ));
     }
-    // A service that says 503 once and 200 a moment later is still
-    // routing traffic to a broken instance.
-    tokio::time::sleep(negative.observe).await;
-    let again = ready(ctx, service).await;
     let observe = negative.observe.as_secs_f64();
     step.request(
         &format!("GET {} again after {observe} s", spec.ready_path),
-        &again,
+        again,
     );
     step.check(
         format!("still HTTP {} {observe} s later", negative.status),

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use super::observed::{Observed, answer, probe_paths};
 use super::{
-    Exercise, Mode, Ran, StepContext, StepFuture, StepRecorder, Unit, expect_response,
+    Exercise, Mode, Ran, Spare, StepContext, StepFuture, StepRecorder, Unit, expect_response,
     instance_holds, launch, meets, pointer_text, startup_text,
 };
 use crate::http::HttpExchange;
@@ -102,8 +102,20 @@ async fn ready_gate(ctx: &mut StepContext<'_>, planned: &PlannedStep) -> anyhow:
     if ready == Ready::Healthy && ctx.scenario.kubernetes.is_some() {
         observed.push(healthy_answers(ctx, &service.url("")).await);
     }
-    step.log(&service.log_text().await);
-    let _ = service.stop().await;
+    let (log, log_mark) = service.log_since(0).await;
+    step.log(&log);
+    if ready == Ready::Healthy {
+        // Kept for the latency measurement and the graceful shutdown; the
+        // runner stops it once neither is left to take it.
+        ctx.link.offer(Spare {
+            log_mark,
+            service,
+            started_by: "ready gate".into(),
+            used_by: Vec::new(),
+        });
+    } else {
+        let _ = service.stop().await;
+    }
     let mut ran = ran(step, ready, version);
     ran.observed = observed;
     Ok(ran)

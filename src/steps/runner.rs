@@ -16,13 +16,22 @@
 //! one record as each unit finishes; a unit that reads them (the
 //! conformance steps) starts only once every earlier unit has finished,
 //! and gets its own copy of the record as it stands then.
+//!
+//! Through its [`Link`] a running unit may release its holds before it
+//! finishes (the migration gate, once the migrations are applied), wait
+//! for the ready gate's verdict itself (a unit that [`Unit::defers_ready`]
+//! starts beside the gate), and hand on a healthy instance; the runner
+//! stops a handed-on instance once every unit that [`Unit::takes_spare`]
+//! has finished.
 
 use std::cell::RefCell;
 use std::future::{Future, poll_fn};
 use std::pin::Pin;
+use std::rc::Rc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
+use super::link::{Gate, Link, Shared};
 use super::observed::Recorded;
 use super::ordered::Ordered;
 use super::{Mode, Plan, Ran, StepContext, StepRecorder, Unit};
@@ -64,6 +73,10 @@ type Running<'p> = (
     Pin<Box<dyn Future<Output = anyhow::Result<Ran>> + 'p>>,
 );
 
+/// Work the runner does beside the units: stopping an instance no unit
+/// will take.
+type Chore = Pin<Box<dyn Future<Output = ()>>>;
+
 /// Run `plan` with `ctx` as every unit's template (each unit gets its own
 /// context and progress buffer). `shown` gives the status the live
 /// progress shows for a finished step (WAIVED where a valid waiver covers
@@ -85,8 +98,10 @@ pub async fn run(
         mode,
         deps,
         recorded,
+        link: _,
     } = ctx;
     let ordered = Ordered::new(&mut **reporter, units.len());
+    let shared = Shared::new();
     let template = Template {
         scenario,
         masker,
@@ -99,13 +114,17 @@ pub async fn run(
         total: plan.len(),
         units,
         windows: RefCell::new(vec![None; units.len()]),
+        shared: shared.clone(),
     };
     let mut facts = mode.facts();
     let mut gave: Vec<Option<Ran>> = units.iter().map(|_| None).collect();
     let mut running: Vec<Running<'_>> = Vec::new();
+    let mut chores: Vec<Chore> = Vec::new();
+    let mut releases = 0;
     loop {
         let mut next = 0;
-        while let Some(index) = startable(units, &gave, &running, schedule, next) {
+        let released = |i: usize| schedule == Schedule::Concurrent && shared.released(i);
+        while let Some(index) = startable(units, &gave, &running, &released, schedule, next) {
             next = index + 1;
             match template.decide(&units[index], &facts) {
                 Some(skipped) => {
@@ -127,15 +146,11 @@ pub async fn run(
         if running.is_empty() {
             break;
         }
-        let (at, result) = poll_fn(|cx| {
-            for (at, (_, unit)) in running.iter_mut().enumerate() {
-                if let Poll::Ready(result) = unit.as_mut().poll(cx) {
-                    return Poll::Ready((at, result));
-                }
-            }
-            Poll::Pending
-        })
-        .await;
+        let event = next_event(&mut running, &mut chores, &shared, releases).await;
+        releases = shared.releases();
+        let Some((at, result)) = event else {
+            continue;
+        };
         let (index, _) = running.swap_remove(at);
         let done = Done {
             facts: &mut facts,
@@ -143,8 +158,55 @@ pub async fn run(
             gave: &mut gave,
         };
         template.finish(index, &units[index], result?, done, shown);
+        chores.extend(unwanted_spare(units, &gave, &shared));
+    }
+    chores.extend(shared.take_spare().map(stop_spare));
+    for chore in chores {
+        chore.await;
     }
     assemble(units, gave)
+}
+
+/// Wait until a running unit finishes (its place in `running`, and what it
+/// gave) or one releases its holds (`None`: look again at what may start),
+/// doing the chores meanwhile.
+async fn next_event(
+    running: &mut [Running<'_>],
+    chores: &mut Vec<Chore>,
+    shared: &Shared,
+    releases: usize,
+) -> Option<(usize, anyhow::Result<Ran>)> {
+    poll_fn(|cx| {
+        chores.retain_mut(|chore| chore.as_mut().poll(cx).is_pending());
+        for (at, (_, unit)) in running.iter_mut().enumerate() {
+            if let Poll::Ready(result) = unit.as_mut().poll(cx) {
+                return Poll::Ready(Some((at, result)));
+            }
+        }
+        match shared.releases() > releases {
+            true => Poll::Ready(None),
+            false => Poll::Pending,
+        }
+    })
+    .await
+}
+
+/// Stopping the instance handed on, once every unit that could take it
+/// has finished.
+fn unwanted_spare(units: &[Unit], gave: &[Option<Ran>], shared: &Shared) -> Option<Chore> {
+    let takers_done = units
+        .iter()
+        .zip(gave)
+        .all(|(unit, gave)| !unit.takes_spare || gave.is_some());
+    takers_done
+        .then(|| shared.take_spare().map(stop_spare))
+        .flatten()
+}
+
+fn stop_spare(spare: super::Spare) -> Chore {
+    Box::pin(async move {
+        let _ = spare.service.stop().await;
+    })
 }
 
 /// The proof from what each unit gave, in plan order.
@@ -164,11 +226,14 @@ fn assemble(units: &[Unit], gave: Vec<Option<Ran>>) -> anyhow::Result<Proof> {
 }
 
 /// The first unit from `from` on, in plan order, that has not started and
-/// may start now.
+/// may start now. An earlier unit that `released` its holds still
+/// counts as unfinished for what it establishes (the gate's verdict,
+/// observations), but conflicts with nothing.
 fn startable(
     units: &[Unit],
     gave: &[Option<Ran>],
     running: &[Running<'_>],
+    released: &dyn Fn(usize) -> bool,
     schedule: Schedule,
     from: usize,
 ) -> Option<usize> {
@@ -184,7 +249,8 @@ fn startable(
                     return true;
                 }
                 let reads_its_facts = earlier.establishes_ready && unit.reads_ready();
-                reads_its_facts || plan::conflicts(&earlier.holds, &unit.holds)
+                let conflicts = !released(i) && plan::conflicts(&earlier.holds, &unit.holds);
+                reads_its_facts || conflicts
             }),
         }
     })
@@ -215,6 +281,8 @@ struct Template<'t, 'r> {
     units: &'t [Unit],
     /// When each unit that ran started and (once done) ended.
     windows: RefCell<Vec<Option<Window>>>,
+    /// What every unit's link shares with the runner.
+    shared: Rc<Shared>,
 }
 
 impl Template<'_, '_> {
@@ -230,7 +298,14 @@ impl Template<'_, '_> {
                 }
             }));
         }
-        let unmet = plan::first_unmet(&unit.preconditions, facts)?;
+        // A unit that waits for the gate itself checks those later.
+        let now: Vec<plan::Precondition> = unit
+            .preconditions
+            .iter()
+            .filter(|p| !(unit.defers_ready && p.reads_ready()))
+            .cloned()
+            .collect();
+        let unmet = plan::first_unmet(&now, facts)?;
         Some(self.skip(unit, |recorder, _| recorder.unmet(unmet.clone())))
     }
 
@@ -289,6 +364,10 @@ impl Template<'_, '_> {
                         .map_or(String::new(), |o| o.summary.to_string()),
                 )
             });
+            self.shared.publish_gate(Gate {
+                ready: facts.ready.clone(),
+                healthy: recorded.healthy_ready.clone(),
+            });
         }
         let mut reporter = self.ordered.unit(index);
         for outcome in &ran.outcomes {
@@ -331,6 +410,7 @@ impl Template<'_, '_> {
             mode: self.mode.clone(),
             deps,
             recorded,
+            link: Link::new(index, self.shared.clone()),
         };
         let ran = run_unit(&mut ctx, unit, self.total).await;
         if let Some(own) = own {

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use super::observed::Observed;
 use super::{
-    Exercise, Ran, StepContext, StepFuture, StepRecorder, Unit, instance_holds, start_healthy,
+    Exercise, Ran, StepContext, StepFuture, StepRecorder, Unit, instance_holds, take_or_start,
 };
 use crate::kube;
 use crate::plan::{PlannedStep, Precondition};
@@ -42,12 +42,9 @@ pub fn unit(scenario: &Scenario) -> Option<Unit> {
         },
         Precondition::Answers,
     ];
-    Some(Unit::one(
-        step,
-        preconditions,
-        instance_holds(scenario),
-        Shutdown,
-    ))
+    let mut unit = Unit::one(step, preconditions, instance_holds(scenario), Shutdown);
+    unit.takes_spare = true;
+    Some(unit)
 }
 
 struct Shutdown;
@@ -61,11 +58,11 @@ impl Exercise for Shutdown {
 async fn shutdown(ctx: &mut StepContext<'_>, planned: &PlannedStep) -> anyhow::Result<Ran> {
     let spec = ctx.scenario.shutdown.clone();
     let mut step = StepRecorder::new(ctx.masker, planned);
-    let Some(mut service) =
-        start_healthy(ctx, &mut step, "service answers HTTP before SIGTERM").await?
-    else {
+    let what = "service answers HTTP before SIGTERM";
+    let Some(held) = take_or_start(ctx, &mut step, what, "graceful shutdown").await? else {
         return Ok(Ran::one(step.finish()));
     };
+    let (mut service, log_mark) = (held.service, held.log_mark);
     let service_spec = &ctx.scenario.service;
     // Let it reach steady state: one ready answer, pools open.
     let _ = service
@@ -103,7 +100,7 @@ async fn shutdown(ctx: &mut StepContext<'_>, planned: &PlannedStep) -> anyhow::R
     if exit.is_none() {
         service.signal_group(libc::SIGKILL);
     }
-    let log = service.log_text().await;
+    let (log, _) = service.log_since(log_mark).await;
     let _ = service.stop().await;
     step.process(
         "kill -TERM <service pid>",

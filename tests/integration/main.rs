@@ -44,6 +44,7 @@ pub fn redactions() -> Vec<(&'static str, &'static str)> {
         (r"date: [A-Za-z]{3}, .* GMT", "date: [HTTP-DATE]"),
         (r"127\.0\.0\.1:\d{2,5}", "127.0.0.1:[PORT]"),
         (r"PORT=\d+", "PORT=[PORT]"),
+        (r"pid \d+, port \d+", "pid [PID], port [PORT]"),
         (r"\d+(\.\d+)? (ms|s)\b", "[DURATION]"),
         (r"(/tmp|/dev/shm)/gonogo-[A-Za-z0-9-]+", "[TMP]"),
         (r"sha256 `[0-9a-f]+`", "sha256 `[SHA]`"),

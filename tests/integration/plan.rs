@@ -311,6 +311,41 @@ fn side_by_side_and_serial_runs_give_the_same_steps_in_plan_order() {
         !overlap(&serial_json),
         "--serial ran fault sequences side by side"
     );
+    // Fail-fast needs no schema: it starts with the migrations. The
+    // negative proof starts beside the ready gate (it judges once the
+    // gate has finished). Neither with --serial.
+    let starts_before_end = |json: &Value, a: &str, b: &str| window(json, a).0 < window(json, b).1;
+    assert!(starts_before_end(&json, "fail-fast", "migration-gate"));
+    assert!(starts_before_end(&json, "negative-proof", "ready-gate"));
+    assert!(!starts_before_end(
+        &serial_json,
+        "fail-fast",
+        "migration-gate"
+    ));
+    assert!(!starts_before_end(
+        &serial_json,
+        "negative-proof",
+        "ready-gate"
+    ));
+    // The ready gate's healthy instance serves the latency measurement,
+    // then the graceful shutdown, either way; each says so.
+    for json in [&json, &serial_json] {
+        let first_action = |id: &str| step(json, id)["actions"][0].clone();
+        let pid = |id: &str| {
+            let action = first_action(id);
+            assert_eq!(
+                action["label"], "use the instance the ready gate started",
+                "{id}: {action}"
+            );
+            action["invocation"].as_str().unwrap().to_string()
+        };
+        assert_eq!(pid("latency-slo"), pid("graceful-shutdown"));
+        let history = first_action("graceful-shutdown")["output"]["head"].to_string();
+        assert!(
+            history.contains("started by the ready gate, then used by the latency measurement"),
+            "{history}"
+        );
+    }
 }
 
 /// A failed step's dependency view covers its whole window: side by side,
