@@ -43,10 +43,11 @@ pub enum Flaw {
     NeverAnswers,
     StrictRedisFallback,
     HealthyBodyNamesAll,
+    LeakSecretsWhenIdle,
 }
 
 impl Flaw {
-    pub const ALL: [Flaw; 26] = [
+    pub const ALL: [Flaw; 27] = [
         Flaw::ReadyIgnoresRedis,
         Flaw::Ready500,
         Flaw::StrictBootsWithoutRedis,
@@ -73,6 +74,7 @@ impl Flaw {
         Flaw::NeverAnswers,
         Flaw::StrictRedisFallback,
         Flaw::HealthyBodyNamesAll,
+        Flaw::LeakSecretsWhenIdle,
     ];
 
     pub fn name(self) -> &'static str {
@@ -103,6 +105,7 @@ impl Flaw {
             Flaw::NeverAnswers => "never-answers",
             Flaw::StrictRedisFallback => "strict-redis-fallback",
             Flaw::HealthyBodyNamesAll => "healthy-body-names-all",
+            Flaw::LeakSecretsWhenIdle => "leak-secrets-when-idle",
         }
     }
 

@@ -17,6 +17,8 @@ use crate::probes::{Deps, MigrationsOutcome, ProbeOutcome};
 
 const SERVICE: &str = "reference-service";
 const SLOW_READY_DELAY: Duration = Duration::from_millis(300);
+/// `leak-secrets-when-idle`: how long after the first healthy answer.
+const IDLE_LEAK_DELAY: Duration = Duration::from_millis(600);
 /// Longer than a readinessProbe's `timeoutSeconds: 1`.
 const VERY_SLOW_READY_DELAY: Duration = Duration::from_millis(1500);
 /// `huge-ready-body`: 10 MB of padding in every ready answer.
@@ -47,6 +49,8 @@ struct ReadyMemory {
     latched_failure: Option<ReadyBody>,
     /// The last logged verdict, so only changes are logged.
     last_logged: Option<String>,
+    /// `leak-secrets-when-idle`: the leak is on its way.
+    idle_leak: bool,
 }
 
 impl AppState {
@@ -352,6 +356,16 @@ fn respond(state: &AppState, body: ReadyBody) -> Response {
         if memory.last_logged.as_deref() != Some(summary.as_str()) {
             eprintln!("ready: {summary}");
             memory.last_logged = Some(summary);
+        }
+        if ok && state.flaws.has(Flaw::LeakSecretsWhenIdle) && !memory.idle_leak {
+            // Flaw: a while after the first healthy answer, when nobody is
+            // asking, it logs its database URL, password included.
+            memory.idle_leak = true;
+            let url = state.database_url.clone().unwrap_or_default();
+            tokio::spawn(async move {
+                tokio::time::sleep(IDLE_LEAK_DELAY).await;
+                eprintln!("idle: pool keeper connected to {url}");
+            });
         }
     }
     if !state.flaws.has(Flaw::GaugeStuck) {

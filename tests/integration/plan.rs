@@ -395,3 +395,30 @@ fn a_dependency_view_names_the_units_that_ran_beside_the_step() {
         assert!(view.get("alongside").is_none(), "{view}");
     }
 }
+
+/// What a handed-on instance prints while no step holds it (after the
+/// ready gate recorded its log, before the latency measurement takes it
+/// over) reaches the step that takes it: a credential logged then is
+/// caught there, not lost between the two.
+#[test]
+fn what_a_handed_on_instance_prints_while_idle_reaches_the_next_step() {
+    let flaw = ["--env", "REFERENCE_FLAW=leak-secrets-when-idle"];
+    let (code, transcript, json, _) = run_reference_with("idle-leak", REFERENCE, &flaw);
+    assert_eq!(code, 1, "{transcript}");
+    let hygiene = |id: &str| -> bool {
+        let checks = step(&json, id)["checks"].as_array().unwrap().clone();
+        let check = checks
+            .iter()
+            .find(|c| c["expected"] == "the service revealed no credential")
+            .unwrap_or_else(|| panic!("{id} has no credential check"));
+        check["passed"].as_bool().unwrap()
+    };
+    assert_eq!(
+        step(&json, "latency-slo")["actions"][0]["label"],
+        "use the instance the ready gate started"
+    );
+    // The flaw logs 600 ms after its first healthy answer: after the gate
+    // recorded its share, while the negative proof's 1 s look went on.
+    assert!(hygiene("ready-gate"), "{transcript}");
+    assert!(!hygiene("latency-slo"), "{transcript}");
+}
