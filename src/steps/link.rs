@@ -84,6 +84,14 @@ impl Shared {
         }
     }
 
+    /// Whether the ready gate has published its verdict.
+    pub fn gate_known(&self) -> bool {
+        self.gate
+            .borrow()
+            .as_ref()
+            .is_some_and(|sender| sender.borrow().is_some())
+    }
+
     /// The instance nobody took, if any.
     pub fn take_spare(&self) -> Option<Spare> {
         self.spare.borrow_mut().take()
@@ -160,7 +168,9 @@ mod tests {
                 healthy: None,
             });
         };
+        assert!(!shared.gate_known());
         let (gate, ()) = tokio::join!(waiting.gate(), published);
+        assert!(shared.gate_known());
         assert_eq!(
             gate.map(|g| g.ready),
             Some(Ready::Unhealthy("HTTP 500".into()))

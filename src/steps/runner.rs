@@ -298,11 +298,13 @@ impl Template<'_, '_> {
                 }
             }));
         }
-        // A unit that waits for the gate itself checks those later.
+        // A unit that waits for the gate itself checks those later, unless
+        // the gate has finished already (then it would start for nothing).
+        let defer = unit.defers_ready && !self.shared.gate_known();
         let now: Vec<plan::Precondition> = unit
             .preconditions
             .iter()
-            .filter(|p| !(unit.defers_ready && p.reads_ready()))
+            .filter(|p| !(defer && p.reads_ready()))
             .cloned()
             .collect();
         let unmet = plan::first_unmet(&now, facts)?;

@@ -160,6 +160,40 @@ fn a_service_that_never_answers_http_ends_in_bounded_time() {
     );
 }
 
+/// The negative proof starts beside the gate and waits for its verdict;
+/// when the gate has already finished (one unit after another), a gate
+/// that saw no healthy service leaves it NOT RUN before it starts an
+/// instance that would only wait out the startup timeout again.
+#[test]
+fn one_after_another_a_silent_gate_starts_no_negative_instance() {
+    let (code, transcript, json, _) = run_reference_within(
+        "never-answers-serial",
+        REFERENCE,
+        &["--env", "REFERENCE_FLAW=never-answers", "--serial"],
+        Duration::from_secs(180),
+    );
+    assert_eq!(code, 1, "{transcript}");
+    assert_eq!(
+        status_of(&json, "negative-proof"),
+        "NOT RUN",
+        "{transcript}"
+    );
+    assert!(
+        summary(&json, "negative-proof").starts_with(
+            "needs a healthy service; the ready gate never saw one: the service did not answer HTTP within"
+        ),
+        "{transcript}"
+    );
+    assert!(
+        !transcript.contains("restart service with REDIS pointed at a closed port"),
+        "{transcript}"
+    );
+    assert_eq!(
+        step(&json, "negative-proof")["actions"],
+        Value::Array(vec![])
+    );
+}
+
 #[test]
 fn ready_that_never_recovers_leaves_the_blackhole_untried() {
     // After the outage ready replays its 503 forever: recovery fails, and a
