@@ -44,10 +44,11 @@ pub enum Flaw {
     StrictRedisFallback,
     HealthyBodyNamesAll,
     LeakSecretsWhenIdle,
+    ExitsWhenIdle,
 }
 
 impl Flaw {
-    pub const ALL: [Flaw; 27] = [
+    pub const ALL: [Flaw; 28] = [
         Flaw::ReadyIgnoresRedis,
         Flaw::Ready500,
         Flaw::StrictBootsWithoutRedis,
@@ -75,6 +76,7 @@ impl Flaw {
         Flaw::StrictRedisFallback,
         Flaw::HealthyBodyNamesAll,
         Flaw::LeakSecretsWhenIdle,
+        Flaw::ExitsWhenIdle,
     ];
 
     pub fn name(self) -> &'static str {
@@ -106,6 +108,7 @@ impl Flaw {
             Flaw::StrictRedisFallback => "strict-redis-fallback",
             Flaw::HealthyBodyNamesAll => "healthy-body-names-all",
             Flaw::LeakSecretsWhenIdle => "leak-secrets-when-idle",
+            Flaw::ExitsWhenIdle => "exits-when-idle",
         }
     }
 

@@ -19,6 +19,8 @@ const SERVICE: &str = "reference-service";
 const SLOW_READY_DELAY: Duration = Duration::from_millis(300);
 /// `leak-secrets-when-idle`: how long after the first healthy answer.
 const IDLE_LEAK_DELAY: Duration = Duration::from_millis(600);
+/// `exits-when-idle`: how long after the first healthy answer.
+const IDLE_EXIT_DELAY: Duration = Duration::from_millis(300);
 /// Longer than a readinessProbe's `timeoutSeconds: 1`.
 const VERY_SLOW_READY_DELAY: Duration = Duration::from_millis(1500);
 /// `huge-ready-body`: 10 MB of padding in every ready answer.
@@ -49,7 +51,8 @@ struct ReadyMemory {
     latched_failure: Option<ReadyBody>,
     /// The last logged verdict, so only changes are logged.
     last_logged: Option<String>,
-    /// `leak-secrets-when-idle`: the leak is on its way.
+    /// `leak-secrets-when-idle`, `exits-when-idle`: the leak or the exit
+    /// is on its way.
     idle_leak: bool,
 }
 
@@ -365,6 +368,15 @@ fn respond(state: &AppState, body: ReadyBody) -> Response {
             tokio::spawn(async move {
                 tokio::time::sleep(IDLE_LEAK_DELAY).await;
                 eprintln!("idle: pool keeper connected to {url}");
+            });
+        }
+        if ok && state.flaws.has(Flaw::ExitsWhenIdle) && !memory.idle_leak {
+            // Flaw: as long after the first healthy answer, it exits.
+            memory.idle_leak = true;
+            tokio::spawn(async {
+                tokio::time::sleep(IDLE_EXIT_DELAY).await;
+                eprintln!("idle: pool keeper lost its connection; exiting");
+                std::process::exit(3);
             });
         }
     }

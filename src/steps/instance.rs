@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::{Spare, StepContext, StepRecorder};
 use crate::http::HttpExchange;
+use crate::outcome::NoteKind;
 use crate::scenario::BodyExpectation;
 use crate::scenario::placeholders::Bindings;
 use crate::service::{RunningService, ServiceLaunch, Startup};
@@ -75,6 +76,10 @@ pub async fn take_or_start(
     user: &str,
 ) -> anyhow::Result<Option<Spare>> {
     if let Some(mut spare) = ctx.link.take() {
+        if let Some(code) = spare.service.exited() {
+            exited_while_idle(step, &spare, code).await;
+            return start_anew(ctx, step, what, user).await;
+        }
         let (pid, port) = (spare.service.pid(), spare.service.port);
         let mut history = format!("started by the {}", spare.started_by);
         if !spare.used_by.is_empty() {
@@ -101,6 +106,38 @@ pub async fn take_or_start(
         spare.used_by.push(user.to_string());
         return Ok(Some(spare));
     }
+    start_anew(ctx, step, what, user).await
+}
+
+/// A healthy instance handed on exited by itself before the step took it:
+/// a fact worth an approver's eye (no claim covers a service that dies
+/// while idle), and its last lines, which no step recorded yet, are
+/// checked for credentials like any other output.
+async fn exited_while_idle(step: &mut StepRecorder<'_>, spare: &Spare, code: Option<i32>) {
+    let (log, _) = spare.service.log_since(spare.log_mark).await;
+    step.log(&log);
+    let last: Vec<&str> = log.lines().rev().take(3).collect();
+    let last: Vec<&str> = last.into_iter().rev().collect();
+    step.note(
+        &format!("the {}'s instance", spare.started_by),
+        NoteKind::Observed,
+        &format!(
+            "it was healthy when the {} handed it on, then exited by itself ({}) before this step took it, with no step asking anything of it (found {} ms after its start); this step started its own",
+            spare.started_by,
+            code.map_or("killed by a signal".into(), |c| format!("exit code {c}")),
+            spare.service.started().elapsed().as_millis()
+        ),
+        (!last.is_empty()).then(|| last.join("\n")).as_deref(),
+    );
+}
+
+/// A new instance for `user` ([`start_healthy`]).
+async fn start_anew(
+    ctx: &mut StepContext<'_>,
+    step: &mut StepRecorder<'_>,
+    what: &str,
+    user: &str,
+) -> anyhow::Result<Option<Spare>> {
     let Some(service) = start_healthy(ctx, step, what).await? else {
         return Ok(None);
     };

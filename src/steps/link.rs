@@ -142,14 +142,10 @@ impl Link {
         *self.shared.spare.borrow_mut() = Some(spare);
     }
 
-    /// The instance an earlier unit handed on, if it is still running.
+    /// The instance an earlier unit handed on, if any (it may have
+    /// exited meanwhile: the taker looks).
     pub fn take(&self) -> Option<Spare> {
-        let mut spare = self.shared.take_spare()?;
-        match spare.service.exited() {
-            None => Some(spare),
-            // It exited meanwhile: nothing to hand on (dropping it reaps it).
-            Some(_) => None,
-        }
+        self.shared.take_spare()
     }
 }
 

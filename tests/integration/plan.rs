@@ -456,3 +456,22 @@ fn what_a_handed_on_instance_prints_while_idle_reaches_the_next_step() {
     assert!(hygiene("ready-gate"), "{transcript}");
     assert!(!hygiene("latency-slo"), "{transcript}");
 }
+
+/// A handed-on instance that exits by itself before the next step takes
+/// it is a fact the evidence keeps (a note, with its last lines), and the
+/// step starts an instance of its own instead.
+#[test]
+fn a_handed_on_instance_that_exits_while_idle_is_noted_and_replaced() {
+    let flaw = ["--env", "REFERENCE_FLAW=exits-when-idle"];
+    let (code, transcript, json, report) = run_reference_with("idle-exit", REFERENCE, &flaw);
+    assert_eq!(code, 1, "{transcript}");
+    let latency = step(&json, "latency-slo");
+    let notes = latency["notes"].to_string();
+    assert!(
+        notes.contains("exited by itself (exit code 3) before this step took it"),
+        "{notes}"
+    );
+    assert!(notes.contains("pool keeper lost its connection"), "{notes}");
+    assert_eq!(latency["actions"][0]["label"], "start service", "{latency}");
+    assert!(report.contains("exited by itself (exit code 3)"));
+}
