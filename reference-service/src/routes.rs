@@ -53,7 +53,7 @@ struct ReadyMemory {
     last_logged: Option<String>,
     /// `leak-secrets-when-idle`, `exits-when-idle`: the leak or the exit
     /// is on its way.
-    idle_leak: bool,
+    idle_flaw_armed: bool,
 }
 
 impl AppState {
@@ -360,19 +360,19 @@ fn respond(state: &AppState, body: ReadyBody) -> Response {
             eprintln!("ready: {summary}");
             memory.last_logged = Some(summary);
         }
-        if ok && state.flaws.has(Flaw::LeakSecretsWhenIdle) && !memory.idle_leak {
+        if ok && state.flaws.has(Flaw::LeakSecretsWhenIdle) && !memory.idle_flaw_armed {
             // Flaw: a while after the first healthy answer, when nobody is
             // asking, it logs its database URL, password included.
-            memory.idle_leak = true;
+            memory.idle_flaw_armed = true;
             let url = state.database_url.clone().unwrap_or_default();
             tokio::spawn(async move {
                 tokio::time::sleep(IDLE_LEAK_DELAY).await;
                 eprintln!("idle: pool keeper connected to {url}");
             });
         }
-        if ok && state.flaws.has(Flaw::ExitsWhenIdle) && !memory.idle_leak {
+        if ok && state.flaws.has(Flaw::ExitsWhenIdle) && !memory.idle_flaw_armed {
             // Flaw: as long after the first healthy answer, it exits.
-            memory.idle_leak = true;
+            memory.idle_flaw_armed = true;
             tokio::spawn(async {
                 tokio::time::sleep(IDLE_EXIT_DELAY).await;
                 eprintln!("idle: pool keeper lost its connection; exiting");

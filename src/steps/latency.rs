@@ -122,11 +122,10 @@ async fn latency(ctx: &mut StepContext<'_>, planned: &PlannedStep) -> anyhow::Re
     held.log_mark = log_mark;
     // Handed on to the graceful shutdown only when it answered every
     // request 200: a step must not inherit trouble another step caused.
-    match stats.is_some() {
-        true => ctx.link.offer(held),
-        false => {
-            let _ = held.service.stop().await;
-        }
+    if stats.is_some() {
+        ctx.link.offer(held);
+    } else {
+        let _ = held.service.stop().await;
     }
     Ok(with_p99(Ran::one(step.finish()), path, stats))
 }

@@ -53,7 +53,8 @@ pub struct Spare {
 pub struct Shared {
     /// The units (by plan index) that released their holds early.
     released: RefCell<Vec<usize>>,
-    gate: RefCell<Option<watch::Sender<Option<Gate>>>>,
+    /// `None` in a detached link: no gate will ever publish.
+    gate: Option<watch::Sender<Option<Gate>>>,
     spare: RefCell<Option<Spare>>,
 }
 
@@ -62,7 +63,7 @@ impl Shared {
         let (gate, _) = watch::channel(None);
         Rc::new(Shared {
             released: RefCell::new(Vec::new()),
-            gate: RefCell::new(Some(gate)),
+            gate: Some(gate),
             spare: RefCell::new(None),
         })
     }
@@ -79,7 +80,7 @@ impl Shared {
 
     /// The ready gate finished: what it established.
     pub fn publish_gate(&self, gate: Gate) {
-        if let Some(sender) = self.gate.borrow().as_ref() {
+        if let Some(sender) = &self.gate {
             sender.send_replace(Some(gate));
         }
     }
@@ -87,9 +88,13 @@ impl Shared {
     /// Whether the ready gate has published its verdict.
     pub fn gate_known(&self) -> bool {
         self.gate
-            .borrow()
             .as_ref()
             .is_some_and(|sender| sender.borrow().is_some())
+    }
+
+    /// Whether an instance is kept for a later unit.
+    pub fn has_spare(&self) -> bool {
+        self.spare.borrow().is_some()
     }
 
     /// The instance nobody took, if any.
@@ -131,7 +136,7 @@ impl Link {
     /// What the ready gate established, once it has finished. `None` when
     /// no gate will ever publish (a detached link).
     pub async fn gate(&self) -> Option<Gate> {
-        let mut receiver = self.shared.gate.borrow().as_ref()?.subscribe();
+        let mut receiver = self.shared.gate.as_ref()?.subscribe();
         let seen = receiver.wait_for(Option::is_some).await.ok()?;
         seen.clone()
     }

@@ -115,16 +115,15 @@ pub async fn run(
         units,
         windows: RefCell::new(vec![None; units.len()]),
         shared: shared.clone(),
+        chores: RefCell::new(Vec::new()),
     };
     let mut facts = mode.facts();
     let mut gave: Vec<Option<Ran>> = units.iter().map(|_| None).collect();
     let mut running: Vec<Running<'_>> = Vec::new();
-    let mut chores: Vec<Chore> = Vec::new();
     let mut releases = 0;
     loop {
         let mut next = 0;
-        let released = |i: usize| schedule == Schedule::Concurrent && shared.released(i);
-        while let Some(index) = startable(units, &gave, &running, &released, schedule, next) {
+        while let Some(index) = template.startable(&gave, &running, schedule, next) {
             next = index + 1;
             match template.decide(&units[index], &facts) {
                 Some(skipped) => {
@@ -143,10 +142,10 @@ pub async fn run(
                 }
             }
         }
-        if running.is_empty() {
+        if running.is_empty() && template.chores.borrow().is_empty() {
             break;
         }
-        let event = next_event(&mut running, &mut chores, &shared, releases).await;
+        let event = next_event(&mut running, &template.chores, &shared, releases).await;
         releases = shared.releases();
         let Some((at, result)) = event else {
             continue;
@@ -158,32 +157,30 @@ pub async fn run(
             gave: &mut gave,
         };
         template.finish(index, &units[index], result?, done, shown);
-        chores.extend(unwanted_spare(units, &gave, &shared));
     }
-    chores.extend(shared.take_spare().map(stop_spare));
-    for chore in chores {
-        chore.await;
-    }
+    template.stop_kept().await;
     assemble(units, gave)
 }
 
 /// Wait until a running unit finishes (its place in `running`, and what it
-/// gave) or one releases its holds (`None`: look again at what may start),
-/// doing the chores meanwhile.
+/// gave), or one releases its holds or a chore is done (`None`: look again
+/// at what may start), doing the chores meanwhile.
 async fn next_event(
     running: &mut [Running<'_>],
-    chores: &mut Vec<Chore>,
+    chores: &RefCell<Vec<Chore>>,
     shared: &Shared,
     releases: usize,
 ) -> Option<(usize, anyhow::Result<Ran>)> {
     poll_fn(|cx| {
+        let mut chores = chores.borrow_mut();
+        let before = chores.len();
         chores.retain_mut(|chore| chore.as_mut().poll(cx).is_pending());
         for (at, (_, unit)) in running.iter_mut().enumerate() {
             if let Poll::Ready(result) = unit.as_mut().poll(cx) {
                 return Poll::Ready(Some((at, result)));
             }
         }
-        match shared.releases() > releases {
+        match shared.releases() > releases || chores.len() < before {
             true => Poll::Ready(None),
             false => Poll::Pending,
         }
@@ -191,18 +188,7 @@ async fn next_event(
     .await
 }
 
-/// Stopping the instance handed on, once every unit that could take it
-/// has finished.
-fn unwanted_spare(units: &[Unit], gave: &[Option<Ran>], shared: &Shared) -> Option<Chore> {
-    let takers_done = units
-        .iter()
-        .zip(gave)
-        .all(|(unit, gave)| !unit.takes_spare || gave.is_some());
-    takers_done
-        .then(|| shared.take_spare().map(stop_spare))
-        .flatten()
-}
-
+/// Stopping an instance handed on that no unit will take.
 fn stop_spare(spare: super::Spare) -> Chore {
     Box::pin(async move {
         let _ = spare.service.stop().await;
@@ -228,12 +214,16 @@ fn assemble(units: &[Unit], gave: Vec<Option<Ran>>) -> anyhow::Result<Proof> {
 /// The first unit from `from` on, in plan order, that has not started and
 /// may start now. An earlier unit that `released` its holds still
 /// counts as unfinished for what it establishes (the gate's verdict,
-/// observations), but conflicts with nothing.
+/// observations), but conflicts with nothing. While an instance is kept
+/// for a later unit (or being stopped), it holds what the unit that
+/// started it held: a unit that conflicts with that (a server-wide fault)
+/// waits, unless it is one that takes the instance.
 fn startable(
     units: &[Unit],
     gave: &[Option<Ran>],
     running: &[Running<'_>],
     released: &dyn Fn(usize) -> bool,
+    kept: Option<&[plan::Hold]>,
     schedule: Schedule,
     from: usize,
 ) -> Option<usize> {
@@ -241,6 +231,9 @@ fn startable(
     let unfinished = |i: usize| gave[i].is_none();
     (from..units.len()).filter(|&i| !started(i)).find(|&later| {
         let unit = &units[later];
+        if kept.is_some_and(|kept| !unit.takes_spare && plan::conflicts(kept, &unit.holds)) {
+            return false;
+        }
         match schedule {
             Schedule::Serial => running.is_empty() && (0..later).all(|i| !unfinished(i)),
             Schedule::Concurrent => !(0..later).filter(|&i| unfinished(i)).any(|i| {
@@ -283,6 +276,8 @@ struct Template<'t, 'r> {
     windows: RefCell<Vec<Option<Window>>>,
     /// What every unit's link shares with the runner.
     shared: Rc<Shared>,
+    /// Stopping instances no unit will take.
+    chores: RefCell<Vec<Chore>>,
 }
 
 impl Template<'_, '_> {
@@ -384,6 +379,42 @@ impl Template<'_, '_> {
         }
         self.ordered.finished(index);
         gave[index] = Some(ran);
+        let takers_done = (self.units.iter().zip(gave.iter()))
+            .all(|(unit, gave)| !unit.takes_spare || gave.is_some());
+        if let Some(spare) = takers_done.then(|| self.shared.take_spare()).flatten() {
+            self.chores.borrow_mut().push(stop_spare(spare));
+        }
+    }
+
+    /// The first unit from `from` on that may start now (see
+    /// [`startable`]).
+    fn startable(
+        &self,
+        gave: &[Option<Ran>],
+        running: &[Running<'_>],
+        schedule: Schedule,
+        from: usize,
+    ) -> Option<usize> {
+        let released = |i: usize| schedule == Schedule::Concurrent && self.shared.released(i);
+        let kept = self.kept();
+        startable(self.units, gave, running, &released, kept, schedule, from)
+    }
+
+    /// Stop the instance still kept, if any, and wait for every stop.
+    async fn stop_kept(&self) {
+        let mut chores = self.chores.take();
+        chores.extend(self.shared.take_spare().map(stop_spare));
+        for chore in chores {
+            chore.await;
+        }
+    }
+
+    /// While an instance is kept for a later unit (or being stopped), what
+    /// it holds: what the ready gate, which started it, held.
+    fn kept(&self) -> Option<&[plan::Hold]> {
+        let alive = self.shared.has_spare() || !self.chores.borrow().is_empty();
+        let gate = self.units.iter().find(|u| u.establishes_ready)?;
+        alive.then_some(&gate.holds[..])
     }
 
     /// Run unit `index`, whose preconditions hold, with a context of its
@@ -511,5 +542,64 @@ async fn attach_views(
         .collect();
     for outcome in outcomes.iter_mut().filter(|o| needs(o)) {
         outcome.dependency_views = views.clone();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{Hold, PlannedStep, Resource};
+    use crate::steps::{Exercise, StepFuture};
+
+    struct Idle;
+
+    impl Exercise for Idle {
+        fn run<'a>(&'a self, _: &'a mut StepContext<'_>, _: &'a [PlannedStep]) -> StepFuture<'a> {
+            Box::pin(async { Ok(Ran::default()) })
+        }
+    }
+
+    fn unit(id: &str, holds: Vec<Hold>, takes_spare: bool) -> Unit {
+        let mut unit = Unit::one(PlannedStep::new(id, id, id, id), Vec::new(), holds, Idle);
+        unit.takes_spare = takes_spare;
+        unit
+    }
+
+    /// A kept instance holds what the gate's instance held until it is
+    /// stopped: a server-wide fault waits for it, a unit that takes it
+    /// does not, and a unit that shares the servers does not either.
+    #[test]
+    fn a_kept_instance_holds_off_a_server_wide_fault_but_not_its_takers() {
+        let server = || Resource::Server("postgres".into());
+        let instance = vec![Hold::uses(server())];
+        let units = vec![
+            unit("graceful-shutdown", instance.clone(), true),
+            unit("postgres-read-only", vec![Hold::holds(server())], false),
+            unit("kubernetes-probes", Vec::new(), false),
+        ];
+        let none = |_: usize| false;
+        let fresh: Vec<Option<Ran>> = vec![None, None, None];
+        let kept = Some(&instance[..]);
+        let concurrent = Schedule::Concurrent;
+        assert_eq!(
+            startable(&units, &fresh, &[], &none, kept, concurrent, 0),
+            Some(0)
+        );
+        // The taker finished, but the instance is still being stopped.
+        let taken = vec![Some(Ran::default()), None, None];
+        assert_eq!(
+            startable(&units, &taken, &[], &none, None, concurrent, 1),
+            Some(1)
+        );
+        assert_eq!(
+            startable(&units, &taken, &[], &none, kept, concurrent, 1),
+            Some(2)
+        );
+        let serial = Schedule::Serial;
+        assert_eq!(startable(&units, &taken, &[], &none, kept, serial, 1), None);
+        assert_eq!(
+            startable(&units, &taken, &[], &none, None, serial, 1),
+            Some(1)
+        );
     }
 }
